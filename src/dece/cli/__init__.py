@@ -1,0 +1,34 @@
+"""The `dece` command. Each sub-command lives in its own module of this package and is listed in
+COMMANDS; a module exposes `register(subparsers)` that adds its parser and sets `func`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dece.errors import DeceError
+
+# module name under dece.cli -> one sub-command each
+COMMANDS: tuple[str, ...] = ("demo",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dece", description="Defend code LMs against backdoors with DeCE.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"dece.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DeceError as err:
+        print(f"dece {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
