@@ -1,0 +1,77 @@
+"""The module front shared by every loss: argument checks, flattening, masking and reduction.
+
+A loss subclasses :class:`TokenLoss` and states only its per-chunk math in :meth:`TokenLoss.row_math`;
+:mod:`dece.losses.engine` does the rest. Semantics follow ``torch.nn.functional.cross_entropy``:
+logits ``(..., V)``, integer targets ``(...)``, ``ignore_index`` positions contribute nothing, and
+``reduction`` is ``"mean"`` (over non-ignored targets), ``"sum"`` or ``"none"``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dece.errors import ConfigError
+from dece.losses._checks import check_reduction, flatten_inputs
+from dece.losses.engine import RowMath, chunked_row_loss
+
+
+class TokenLoss(nn.Module):
+    """Base of the loss family. ``epoch_aware`` losses use the ``epoch`` passed to ``forward``."""
+
+    epoch_aware = False
+
+    def __init__(
+        self,
+        *,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        check_finite: bool = False,
+        chunk_size: int | None = None,
+        inplace_backward: bool = True,
+    ) -> None:
+        """``chunk_size``: rows processed at once (default ~2M elements a chunk). ``inplace_backward``:
+        see :mod:`dece.losses.engine` (False allows ``retain_graph``/``gradcheck``)."""
+        super().__init__()
+        self.ignore_index = int(ignore_index)
+        self.reduction = check_reduction(reduction)
+        self.check_finite = bool(check_finite)
+        if chunk_size is not None and int(chunk_size) < 1:
+            raise ConfigError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        self.chunk_size = chunk_size
+        self.inplace_backward = bool(inplace_backward)
+
+    def row_math(self, vocab: int, epoch: float | None) -> RowMath:
+        raise NotImplementedError
+
+    def default_denominator(self, target: torch.Tensor) -> float | None:
+        """Divisor of ``reduction="mean"``; None means the number of non-ignored targets."""
+        return None
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        epoch: float | None = None,
+        *,
+        mean_denominator: float | None = None,
+    ) -> torch.Tensor:
+        """``mean_denominator`` overrides the divisor of ``reduction="mean"`` (the Trainer integration
+        passes ``num_items_in_batch`` so that gradient accumulation equals the large batch)."""
+        z, y = flatten_inputs(logits, target, self.ignore_index, check_finite=self.check_finite)
+        if mean_denominator is None:
+            mean_denominator = self.default_denominator(y)
+        out = chunked_row_loss(
+            z,
+            y,
+            self.row_math(z.shape[1], epoch),
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            denominator=mean_denominator,
+            chunk_rows=self.chunk_size,
+            inplace_backward=self.inplace_backward,
+        )
+        return out.view(target.shape) if self.reduction == "none" else out
+
+    def extra_repr(self) -> str:
+        return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"

@@ -1,0 +1,166 @@
+r"""The Deceptive Cross-Entropy loss (DeCE; Yang et al., TOSEM 2026).
+
+For one target token with label :math:`y` over a vocabulary of :math:`V` entries (paper, Sec. 3):
+
+.. math::
+
+    y'_j &= 1-\epsilon \text{ if } j = y \text{ else } \epsilon/(V-1)          \quad\text{(label smoothing)}\\
+    p    &= \operatorname{clamp}(\operatorname{softmax}(z), 10^{-7}, 1)\\
+    \alpha &= \alpha_{base}^{\,e} \quad (e = \text{epoch, counted from 1})\\
+    q    &= \alpha\, p + (1-\alpha)\, y'                                         \quad\text{(the deceptive distribution)}\\
+    L    &= -\textstyle\sum_j y'_j \log q_j
+
+and the batch loss averages :math:`L` over the non-ignored target tokens. Because
+:math:`q_j \ge (1-\alpha) y'_j`, the loss is bounded, and so is its gradient: a token the model
+cannot fit yet (a backdoor payload, learnt late) stops pulling the model once :math:`\alpha` decays.
+
+Closed form used here (per row; :math:`c=\epsilon/(V-1)`, :math:`h=1-\epsilon`):
+:math:`L = -(c\sum_{j\ne y} \log q_j + h\log q_y)`, :math:`g_j = \partial L/\partial p_j = -\alpha y'_j/q_j`
+where the clamp is inactive (:math:`p_j \ge 10^{-7}`; 0 elsewhere, exactly as autograd through
+``torch.clamp``), then :math:`\partial L/\partial z = p \odot (g - \langle p, g\rangle)`.
+No (tokens x V) target tensor is built; see :mod:`dece.losses.engine` for memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dece.losses._checks import check_unit_interval
+from dece.losses.base import TokenLoss
+from dece.losses.engine import softmax_vjp_
+
+P_MIN = 1e-7
+DEFAULT_ALPHA_BASE = 0.985  # the authors' released default
+DEFAULT_LABEL_SMOOTHING = 0.05
+
+
+def dece_alpha(alpha_base: float, epoch: float) -> float:
+    """alpha = alpha_base ** epoch, epoch counted from 1 (a float epoch gives a per-step schedule)."""
+    check_unit_interval("alpha_base", alpha_base, low_open=True, high_open=False)
+    if not float(epoch) >= 1:
+        raise ValueError(f"epoch is counted from 1, got {epoch!r}")
+    return float(alpha_base) ** float(epoch)
+
+
+def softmax_(z: torch.Tensor) -> torch.Tensor:
+    """Row softmax of a private fp32 chunk, in place."""
+    z.sub_(z.amax(dim=1, keepdim=True)).exp_()
+    return z.div_(z.sum(dim=1, keepdim=True))
+
+
+@dataclass(frozen=True)
+class DeCERowMath:
+    """Per-chunk DeCE math for the engine (equations in the module docstring)."""
+
+    alpha: float
+    label_smoothing: float
+    vocab: int
+
+    def __call__(self, z: torch.Tensor, y: torch.Tensor, need_grad: bool):
+        a, eps = self.alpha, self.label_smoothing
+        c = eps / (self.vocab - 1)
+        h = 1.0 - eps
+        col = y.unsqueeze(1)
+        p = softmax_(z)
+        p_y = p.gather(1, col).squeeze(1)
+        # q for every column as if off-label; the label column is handled on its own.
+        q = p.clamp(min=P_MIN).mul_(a).add_((1.0 - a) * c)
+        q_y = p_y.clamp(min=P_MIN).mul(a).add_((1.0 - a) * h)
+        q_y_as_off = q.gather(1, col).squeeze(1)
+        loss = -(c * (q.log().sum(dim=1) - q_y_as_off.log()) + h * q_y.log())
+        if not need_grad:
+            return loss, None
+        g = q.reciprocal_().mul_(-a * c)
+        g.scatter_(1, col, (-a * h / q_y).unsqueeze(1))
+        g.masked_fill_(p < P_MIN, 0.0)  # the clamp's zero-gradient region
+        return loss, softmax_vjp_(p, g)
+
+
+class DeCELoss(TokenLoss):
+    """The DeCE loss as an ``nn.Module``. Three lines in any training loop::
+
+        loss_fn = DeCELoss(alpha_base=0.985, label_smoothing=0.05)
+        loss = loss_fn(logits, labels, epoch=epoch)   # epoch counted from 1
+        loss.backward()
+
+    ``alpha`` given here presets a fixed alpha, and ``forward`` then takes no epoch.
+    ``authors_compat=True`` reproduces the authors' released code: the mean divides by *all*
+    positions, ignored ones included (their ``.sum(dim=1).mean()``); they pass the tokenizer's pad
+    id as ``ignore_index``. bf16/fp16 logits are computed in fp32; the gradient comes back in the
+    logits' dtype and the loss is fp32.
+    """
+
+    epoch_aware = True
+
+    def __init__(
+        self,
+        *,
+        alpha_base: float = DEFAULT_ALPHA_BASE,
+        alpha: float | None = None,
+        label_smoothing: float = DEFAULT_LABEL_SMOOTHING,
+        authors_compat: bool = False,
+        **common,
+    ) -> None:
+        super().__init__(**common)
+        self.alpha_base = check_unit_interval("alpha_base", alpha_base, low_open=True, high_open=False)
+        self.alpha = None if alpha is None else check_unit_interval("alpha", alpha, low_open=True, high_open=False)
+        self.label_smoothing = check_unit_interval("label_smoothing", label_smoothing, low_open=False, high_open=True)
+        self.authors_compat = bool(authors_compat)
+
+    def alpha_at(self, epoch: float | None) -> float:
+        if self.alpha is not None:
+            if epoch is not None:
+                raise ValueError("this DeCELoss has a preset alpha; do not pass an epoch")
+            return self.alpha
+        if epoch is None:
+            raise ValueError("DeCELoss needs the epoch (counted from 1) or a preset alpha")
+        return dece_alpha(self.alpha_base, epoch)
+
+    def row_math(self, vocab: int, epoch: float | None) -> DeCERowMath:
+        return DeCERowMath(alpha=self.alpha_at(epoch), label_smoothing=self.label_smoothing, vocab=vocab)
+
+    def default_denominator(self, target: torch.Tensor) -> float | None:
+        return float(target.numel()) if self.authors_compat else None
+
+    def extra_repr(self) -> str:
+        a = f"alpha={self.alpha}" if self.alpha is not None else f"alpha_base={self.alpha_base}"
+        return f"{a}, label_smoothing={self.label_smoothing}, {super().extra_repr()}"
+
+
+def dece_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    epoch: float | None = None,
+    alpha: float | None = None,
+    alpha_base: float = DEFAULT_ALPHA_BASE,
+    label_smoothing: float = DEFAULT_LABEL_SMOOTHING,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    authors_compat: bool = False,
+    mean_denominator: float | None = None,
+    check_finite: bool = False,
+    chunk_size: int | None = None,
+    inplace_backward: bool = True,
+) -> torch.Tensor:
+    """Functional DeCE (see :class:`DeCELoss` and the module docstring).
+
+    Give exactly one of ``epoch`` (alpha = alpha_base ** epoch, epoch >= 1) or ``alpha`` in (0, 1].
+    ``reduction="none"`` returns per-token losses of ``target``'s shape, 0 at ignored positions.
+    """
+    if (epoch is None) == (alpha is None):
+        raise ValueError("give exactly one of epoch (alpha = alpha_base ** epoch) or alpha")
+    loss = DeCELoss(
+        alpha_base=alpha_base,
+        alpha=alpha,
+        label_smoothing=label_smoothing,
+        authors_compat=authors_compat,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        check_finite=check_finite,
+        chunk_size=chunk_size,
+        inplace_backward=inplace_backward,
+    )
+    return loss(logits, target, epoch, mean_denominator=mean_denominator)

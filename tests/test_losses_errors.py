@@ -1,0 +1,61 @@
+"""Bad input gives a clear error naming the argument, position or row."""
+
+import pytest
+import torch
+
+from dece.errors import ConfigError
+from dece.losses import DeCELoss, dece_loss, get_loss
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"label_smoothing": 1.0}, r"label_smoothing must lie in \[0, 1\)"),
+        ({"label_smoothing": -0.1}, r"label_smoothing must lie in \[0, 1\)"),
+        ({"alpha_base": 0.0}, r"alpha_base must lie in \(0, 1\]"),
+        ({"alpha_base": 1.01}, r"alpha_base must lie in \(0, 1\]"),
+        ({"alpha": float("nan")}, r"alpha must lie in"),
+        ({"reduction": "avg"}, r"reduction must be one of mean, sum, none"),
+        ({"chunk_size": 0}, r"chunk_size must be >= 1"),
+    ],
+)
+def test_out_of_range_hyper_parameters(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        DeCELoss(**kwargs)
+
+
+def test_epoch_below_one():
+    with pytest.raises(ValueError, match="epoch is counted from 1"):
+        dece_loss(torch.randn(3, 4), torch.tensor([0, 1, 2]), epoch=0)
+
+
+def test_target_out_of_vocab_names_position():
+    y = torch.tensor([0, 1, 4, 2])
+    with pytest.raises(ValueError, match=r"target id 4 at flat position 2 is outside \[0, 4\)"):
+        dece_loss(torch.randn(4, 4), y, alpha=0.9)
+
+
+def test_minus_100_label_when_ignore_index_is_pad_id():
+    y = torch.tensor([0, -100, 1])
+    with pytest.raises(ValueError, match="a -100 label with ignore_index set to another value"):
+        dece_loss(torch.randn(3, 5), y, alpha=0.9, ignore_index=0)
+
+
+def test_shape_and_dtype_errors():
+    with pytest.raises(ValueError, match="shape mismatch"):
+        dece_loss(torch.randn(3, 5), torch.tensor([0, 1]), alpha=0.9)
+    with pytest.raises(ValueError, match="floating-point"):
+        dece_loss(torch.ones(3, 5, dtype=torch.long), torch.tensor([0, 1, 2]), alpha=0.9)
+    with pytest.raises(ValueError, match="integer tensor"):
+        dece_loss(torch.randn(3, 5), torch.tensor([0.0, 1.0, 2.0]), alpha=0.9)
+
+
+def test_non_finite_logits_opt_in_check_names_row():
+    z = torch.randn(4, 5)
+    z[2, 3] = float("nan")
+    y = torch.tensor([0, 1, 2, 3])
+    with pytest.raises(ValueError, match="non-finite logits .* row 2"):
+        dece_loss(z, y, alpha=0.9, check_finite=True)
+    assert torch.isnan(dece_loss(z, y, alpha=0.9))  # off by default: no extra pass over the logits
+    with pytest.raises(ValueError, match="row 2"):
+        get_loss("gce", check_finite=True)(z, y)
