@@ -1,0 +1,109 @@
+"""A drop-in ``transformers.Trainer`` that trains with any loss of :mod:`dece.losses`.
+
+* **Epoch.** DeCE's alpha = alpha_base ** epoch with the epoch counted from 1: read from the trainer
+  state as ``floor(state.epoch) + 1`` (``epoch_mode="floor"``, the paper's schedule), or
+  ``state.epoch + 1`` (``"continuous"``, alpha decays a little at every step).
+* **Shift.** Decoder-only models predict token t+1 at position t: labels are shifted left (the last
+  position is ignored) and the full logits are used, so no shifted copy of the logits is made.
+  Encoder-decoder models are not shifted; if the batch has no ``decoder_input_ids`` they are built from
+  the labels with the model's own ``prepare_decoder_input_ids_from_labels``.
+* **Normalisation.** The loss is a sum over the micro-batch's target tokens divided by the Trainer's
+  ``num_items_in_batch`` (the target-token count of the whole accumulated batch, across processes
+  when ``average_tokens_across_devices``), so gradient accumulation and DDP give the gradient of the
+  large batch's token mean. The Trainer's own CE is never computed (labels are not passed to the model).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable
+
+import torch
+from transformers import Trainer, TrainerState
+
+from dece.errors import ConfigError
+from dece.losses.base import TokenLoss
+
+EPOCH_MODES = ("floor", "continuous")
+
+
+def epoch_from_state(state: TrainerState, mode: str = "floor") -> float:
+    """The epoch counted from 1 for the step in progress (``state.epoch`` is the fraction done)."""
+    done = float(state.epoch or 0.0)
+    if mode == "floor":
+        return float(math.floor(done) + 1)
+    if mode == "continuous":
+        return done + 1.0
+    raise ConfigError(f"epoch_mode must be one of {', '.join(EPOCH_MODES)}, got {mode!r}")
+
+
+def shift_for_causal_lm(labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """labels[t+1] at position t; the last position becomes ``ignore_index``."""
+    shifted = torch.full_like(labels, ignore_index)
+    shifted[..., :-1] = labels[..., 1:]
+    return shifted
+
+
+def make_compute_loss_func(
+    loss: TokenLoss,
+    *,
+    is_encoder_decoder: bool,
+    epoch: Callable[[], float],
+) -> Callable[..., torch.Tensor]:
+    """A ``compute_loss_func(outputs, labels, num_items_in_batch)`` for ``transformers.Trainer``.
+
+    ``epoch`` is called at each step (e.g. ``lambda: epoch_from_state(trainer.state)``).
+    """
+    loss = copy.copy(loss)
+    loss.reduction = "mean"  # mean with an explicit denominator: the gradient is pre-scaled for free
+
+    def compute_loss_func(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        target = labels if is_encoder_decoder else shift_for_causal_lm(labels, loss.ignore_index)
+        denominator = None if num_items_in_batch is None else float(num_items_in_batch)
+        return loss(
+            logits,
+            target.to(logits.device),
+            epoch() if loss.epoch_aware else None,
+            mean_denominator=denominator,
+        )
+
+    return compute_loss_func
+
+
+class DeceTrainer(Trainer):
+    """``Trainer(..., loss=get_loss("dece", alpha_base=0.985), epoch_mode="floor")``.
+
+    Everything else is the stock Trainer: gradient accumulation, DDP (``torchrun`` /
+    ``accelerate launch``), mixed precision, callbacks.
+    """
+
+    def __init__(self, *args: Any, loss: TokenLoss, epoch_mode: str = "floor", **kwargs: Any) -> None:
+        if epoch_mode not in EPOCH_MODES:
+            raise ConfigError(f"epoch_mode must be one of {', '.join(EPOCH_MODES)}, got {epoch_mode!r}")
+        if kwargs.get("compute_loss_func") is not None:
+            raise ConfigError("DeceTrainer sets compute_loss_func from `loss`; pass one or the other")
+        model = kwargs.get("model", args[0] if args else None)
+        self.is_encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+        self.epoch_mode = epoch_mode
+        self.dece_loss = loss
+        kwargs["compute_loss_func"] = make_compute_loss_func(
+            loss, is_encoder_decoder=self.is_encoder_decoder, epoch=self.current_epoch
+        )
+        super().__init__(*args, **kwargs)
+
+    def current_epoch(self) -> float:
+        """The epoch (counted from 1) the loss sees at this step."""
+        return epoch_from_state(self.state, self.epoch_mode)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
+        if self.is_encoder_decoder and "decoder_input_ids" not in inputs and "labels" in inputs:
+            prepare = getattr(self.accelerator.unwrap_model(model), "prepare_decoder_input_ids_from_labels", None)
+            if prepare is None:
+                raise ConfigError(
+                    "this encoder-decoder model cannot build decoder_input_ids from labels; "
+                    "give decoder_input_ids in the batch"
+                )
+            inputs = {**inputs, "decoder_input_ids": prepare(labels=inputs["labels"])}
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
