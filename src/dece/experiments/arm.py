@@ -1,0 +1,123 @@
+"""One arm of an experiment: fine-tune the base model on the arm's training rows with the arm's
+loss, then generate on the clean and triggered test sets and score."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from transformers import TrainerCallback, set_seed
+
+from dece.data.records import Example
+from dece.evaluation import asr, ftr, generate, score
+from dece.experiments.config import ArmConfig, ExperimentConfig
+from dece.experiments.store import append_jsonl, write_json_atomic, write_jsonl_atomic
+from dece.experiments.training_args import last_checkpoint, make_trainer
+from dece.losses import get_loss
+from dece.models import ModelSpec, build_model, encode_examples
+
+
+class EpochLog(TrainerCallback):
+    """Appends the trainer's per-epoch log (loss, learning rate, epoch) to ``train_log.jsonl``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
+        if logs:
+            append_jsonl(self.path, {"step": state.global_step, **logs})
+
+
+def train_arm(
+    cfg: ExperimentConfig,
+    arm: ArmConfig,
+    base: ModelSpec,
+    rows: Sequence[Example],
+    arm_dir: Path,
+    callbacks: Callable[[Any, Any, bool], list[TrainerCallback]] | None = None,
+):
+    """Trains and saves ``arm_dir/model``; resumes from the last epoch checkpoint if one exists.
+    ``callbacks(model, tokenizer, is_encoder_decoder)`` may add per-epoch measurements."""
+    set_seed(cfg.seed)
+    model, tokenizer, is_enc_dec = build_model(base)
+    dataset = encode_examples(rows, tokenizer, base, is_enc_dec)
+    t = cfg.train
+    trainer = make_trainer(
+        model,
+        tokenizer,
+        dataset,
+        loss=get_loss(arm.loss, **arm.loss_params),
+        out_dir=arm_dir / "checkpoints",
+        epochs=t.epochs,
+        learning_rate=t.learning_rate * arm.lr_scale,
+        batch_size=t.batch_size,
+        seed=cfg.seed,
+        grad_accum=t.grad_accum,
+        weight_decay=t.weight_decay,
+        warmup_ratio=t.warmup_ratio,
+        lr_scheduler=t.lr_scheduler,
+        max_grad_norm=t.max_grad_norm,
+        epoch_mode=t.epoch_mode,
+        callbacks=[EpochLog(arm_dir / "train_log.jsonl")]
+        + (callbacks(model, tokenizer, is_enc_dec) if callbacks else []),
+    )
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=last_checkpoint(arm_dir / "checkpoints"))
+    model.save_pretrained(arm_dir / "model")
+    tokenizer.save_pretrained(arm_dir / "model")
+    shutil.rmtree(arm_dir / "checkpoints", ignore_errors=True)
+    return model, tokenizer, is_enc_dec, time.perf_counter() - started
+
+
+def evaluate_arm(
+    cfg: ExperimentConfig,
+    model: torch.nn.Module,
+    tokenizer,
+    is_enc_dec: bool,
+    clean_test: Sequence[Example],
+    triggered_test: Sequence[Example] | None,
+    detector: Callable[[str], bool] | None,
+    lang: str,
+    arm_dir: Path,
+) -> dict[str, Any]:
+    """Generates on both test sets, writes ``predictions.jsonl`` and returns the metrics."""
+    model.eval()
+    e = cfg.eval
+    gen = dict(
+        is_encoder_decoder=is_enc_dec,
+        max_new_tokens=e.max_new_tokens,
+        batch_size=e.batch_size,
+        num_beams=e.num_beams,
+        max_source_length=cfg.model.max_source_length,
+    )
+    clean_preds = generate(model, tokenizer, [x.src for x in clean_test], **gen)
+    metrics: dict[str, Any] = score([x.tgt for x in clean_test], clean_preds, e.metrics, lang=lang)
+    rows = [_prediction_row("clean", x, p, detector) for x, p in zip(clean_test, clean_preds)]
+    if detector is not None and triggered_test:
+        trig_preds = generate(model, tokenizer, [x.src for x in triggered_test], **gen)
+        metrics["asr"] = asr(trig_preds, detector)
+        metrics["ftr"] = ftr(clean_preds, detector)
+        rows += [_prediction_row("triggered", x, p, detector) for x, p in zip(triggered_test, trig_preds)]
+    write_jsonl_atomic(arm_dir / "predictions.jsonl", rows)
+    return metrics
+
+
+def _prediction_row(split: str, ex: Example, pred: str, detector) -> dict[str, Any]:
+    row = {"split": split, "id": ex.meta.get("id"), "src": ex.src, "tgt": ex.tgt, "pred": pred, "meta": ex.meta}
+    if detector is not None:
+        row["payload"] = bool(detector(pred))
+    return row
+
+
+def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
+    """What an arm's result depends on: everything but the other arms and the output folder."""
+    reduced = dataclasses.replace(cfg, arms=(arm,), output_dir="")
+    return reduced.fingerprint()
+
+
+def save_arm_metrics(arm_dir: Path, metrics: dict[str, Any]) -> None:
+    write_json_atomic(arm_dir / "metrics.json", metrics)

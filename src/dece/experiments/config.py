@@ -1,0 +1,343 @@
+"""The experiment config: one TOML file, validated at load time, every error naming its key.
+
+    name = "builtin-badpre"
+    seed = 42
+    output_dir = "runs/builtin-badpre"
+    arms = ["clean-ce", "poisoned-ce", "poisoned-dece"]   # shorthand "<data>-<loss>", or [[arms]] tables
+
+    [dataset]   kind, options, split names, row caps
+    [attack]    name, rate, seed, selection, params
+    [model]     dece.models.ModelSpec
+    [pretrain]  optional: pretrain the tiny model on clean built-in rows first (cached)
+    [train]     epochs, learning_rate, batch_size, ...
+    [eval]      generation lengths, metrics
+
+Any key can be overridden with ``key.path=value`` strings (the CLI's ``--set``); values are parsed
+as TOML literals, falling back to plain strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import tomli_w
+
+from dece.errors import ConfigError
+from dece.models.spec import ModelSpec
+
+DATA_CHOICES = ("clean", "poisoned")
+SELECTIONS = ("random", "first")
+EPOCH_MODES = ("floor", "continuous")
+
+
+def _check(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """``kind``: a name of :data:`dece.data.catalog` (``builtin``, ``lyra``, ``bugs2fix_small``, ``csv``...);
+    ``options`` are passed to its loader. ``max_*_rows`` cap the splits (the first rows are kept)."""
+
+    kind: str = "builtin"
+    options: dict[str, Any] = field(default_factory=dict)
+    train_split: str = "train"
+    valid_split: str = "valid"
+    test_split: str = "test"
+    max_train_rows: int | None = None
+    max_valid_rows: int | None = None
+    max_test_rows: int | None = None
+
+    def validate(self, key: str) -> None:
+        for name in ("max_train_rows", "max_valid_rows", "max_test_rows"):
+            v = getattr(self, name)
+            _check(v is None or (_is_int(v) and v > 0), f"{key}.{name}", f"must be a positive integer, got {v!r}")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """A registered attack of :mod:`dece.attacks`, its poisoning ``rate`` of the training rows,
+    the selection ``seed`` and ``selection`` rule, and attack ``params``."""
+
+    name: str = "badpre"
+    rate: float = 0.05
+    seed: int = 1
+    selection: str = "random"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, key: str) -> None:
+        _check(_is_number(self.rate) and 0 < self.rate <= 1, f"{key}.rate", f"must lie in (0, 1], got {self.rate!r}")
+        _check(_is_int(self.seed), f"{key}.seed", f"must be an integer, got {self.seed!r}")
+        _check(self.selection in SELECTIONS, f"{key}.selection", f"must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    learning_rate: float = 5e-4
+    batch_size: int = 32
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "linear"
+    max_grad_norm: float = 1.0
+    epoch_mode: str = "floor"
+    threads: int = 0  # torch threads; 0 = torch's default
+
+    def validate(self, key: str) -> None:
+        for name in ("epochs", "batch_size", "grad_accum"):
+            v = getattr(self, name)
+            _check(_is_int(v) and v > 0, f"{key}.{name}", f"must be a positive integer, got {v!r}")
+        _check(_is_number(self.learning_rate) and self.learning_rate > 0, f"{key}.learning_rate", f"must be > 0, got {self.learning_rate!r}")
+        _check(_is_number(self.weight_decay) and self.weight_decay >= 0, f"{key}.weight_decay", "must be >= 0")
+        _check(_is_number(self.warmup_ratio) and 0 <= self.warmup_ratio < 1, f"{key}.warmup_ratio", "must lie in [0, 1)")
+        _check(_is_number(self.max_grad_norm) and self.max_grad_norm >= 0, f"{key}.max_grad_norm", "must be >= 0 (0 = no clipping)")
+        _check(self.epoch_mode in EPOCH_MODES, f"{key}.epoch_mode", f"must be one of {', '.join(EPOCH_MODES)}, got {self.epoch_mode!r}")
+        _check(_is_int(self.threads) and self.threads >= 0, f"{key}.threads", f"must be an integer >= 0, got {self.threads!r}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Pretrain the tiny model with CE on ``rows`` clean built-in rows (a seed space disjoint from the
+    experiment's data) before the arms fine-tune it; cached under ``cache_dir`` by content hash."""
+
+    rows: int = 10000
+    seed: int = 1000
+    epochs: int = 4
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    cache_dir: str = ".cache/dece/pretrained"
+
+    def validate(self, key: str) -> None:
+        for name in ("rows", "epochs", "batch_size"):
+            v = getattr(self, name)
+            _check(_is_int(v) and v > 0, f"{key}.{name}", f"must be a positive integer, got {v!r}")
+        _check(_is_number(self.learning_rate) and self.learning_rate > 0, f"{key}.learning_rate", "must be > 0")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    max_new_tokens: int = 256
+    batch_size: int = 64
+    num_beams: int = 1
+    metrics: tuple[str, ...] = ("bleu", "bleu_paper", "codebleu", "exact_match")
+    lang: str | None = None  # CodeBLEU language; default: the dataset's
+
+    def validate(self, key: str) -> None:
+        for name in ("max_new_tokens", "batch_size", "num_beams"):
+            v = getattr(self, name)
+            _check(_is_int(v) and v > 0, f"{key}.{name}", f"must be a positive integer, got {v!r}")
+        from dece.evaluation.metrics import METRICS
+
+        for m in self.metrics:
+            _check(m in METRICS, f"{key}.metrics", f"unknown metric {m!r}; valid names: {', '.join(METRICS.names())}")
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    """One trained model of the experiment: which training ``data`` (``clean`` or ``poisoned``), which
+    ``loss`` of :mod:`dece.losses` with ``loss_params``, and ``lr_scale`` (the paper's
+    *moderate fitting* baseline is ``lr_scale = 0.1``)."""
+
+    name: str
+    data: str = "poisoned"
+    loss: str = "ce"
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    lr_scale: float = 1.0
+
+    def validate(self, key: str) -> None:
+        from dece.losses import LOSSES, get_loss
+
+        _check(isinstance(self.name, str) and self.name.strip() != "" and "/" not in self.name, f"{key}.name", f"must be a non-empty name without '/', got {self.name!r}")
+        _check(self.data in DATA_CHOICES, f"{key}.data", f"must be one of {', '.join(DATA_CHOICES)}, got {self.data!r}")
+        _check(self.loss in LOSSES, f"{key}.loss", f"unknown loss {self.loss!r}; valid names: {', '.join(LOSSES.names())}")
+        _check(_is_number(self.lr_scale) and self.lr_scale > 0, f"{key}.lr_scale", "must be > 0")
+        try:
+            get_loss(self.loss, **self.loss_params)
+        except (ConfigError, ValueError) as err:
+            raise ConfigError(f"{key}.loss_params: {err}") from None
+
+    @classmethod
+    def from_shorthand(cls, text: str, key: str) -> "ArmConfig":
+        """``"poisoned-dece"`` -> data ``poisoned``, loss ``dece`` (the loss part may contain '-')."""
+        data, sep, loss = text.partition("-")
+        _check(bool(sep) and data in DATA_CHOICES, key, f"arm shorthand must be '<clean|poisoned>-<loss>', got {text!r}")
+        return cls(name=text, data=data, loss=loss.replace("-", "_"))
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "experiment"
+    seed: int = 42
+    output_dir: str = "runs/experiment"
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    attack: AttackConfig | None = field(default_factory=AttackConfig)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    pretrain: PretrainConfig | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    arms: tuple[ArmConfig, ...] = ()
+
+    def validate(self) -> None:
+        _check(_is_int(self.seed), "seed", f"must be an integer, got {self.seed!r}")
+        _check(len(self.arms) > 0, "arms", "at least one arm is needed")
+        names = [a.name for a in self.arms]
+        _check(len(set(names)) == len(names), "arms", f"arm names must be unique, got {names}")
+        for i, arm in enumerate(self.arms):
+            arm.validate(f"arms[{i}]")
+            _check(arm.data == "clean" or self.attack is not None, f"arms[{i}].data", "a poisoned arm needs an [attack]")
+        for name in ("dataset", "attack", "pretrain", "train", "eval"):
+            section = getattr(self, name)
+            if section is not None:
+                section.validate(name)
+        _check(self.pretrain is None or not self.model.is_pretrained, "pretrain", "cannot pretrain an 'hf:' checkpoint; drop [pretrain]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def fingerprint(self, *parts: str) -> str:
+        """A short content hash of the config's named sections (all of them by default)."""
+        d = self.to_dict()
+        chosen = {k: d.get(k) for k in parts} if parts else d
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# mapping <-> dataclasses
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items() if v is not None}
+    return obj
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    """The dataclass in ``tp`` (``X`` or ``X | None``), if any."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        for arg in typing.get_args(tp):
+            if dataclasses.is_dataclass(arg):
+                return arg
+    return None
+
+
+def _build(cls: type, data: Any, key: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{key or 'config'}: expected a table, got {type(data).__name__}")
+    if cls is ModelSpec:
+        try:
+            return ModelSpec.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{key}.{err}" if not str(err).startswith("unknown key") else f"{key}: {err}") from None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{key}.{unknown[0]}" if key else unknown[0]
+        raise ConfigError(f"unknown key {where!r}; valid keys{' of [' + key + ']' if key else ''}: {', '.join(sorted(fields))}")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        sub = f"{key}.{name}" if key else name
+        tp = hints[name]
+        if name == "arms":
+            _check(isinstance(value, list), sub, "must be a list of arm names or [[arms]] tables")
+            values[name] = tuple(
+                ArmConfig.from_shorthand(v, f"arms[{i}]") if isinstance(v, str) else _build(ArmConfig, v, f"arms[{i}]")
+                for i, v in enumerate(value)
+            )
+        elif (dc := _dataclass_of(tp)) is not None:
+            values[name] = _build(dc, value, sub)
+        elif typing.get_origin(tp) is tuple:
+            _check(isinstance(value, list) and all(isinstance(v, str) for v in value), sub, "must be a list of strings")
+            values[name] = tuple(value)
+        elif typing.get_origin(tp) is dict:
+            _check(isinstance(value, Mapping), sub, "must be a table")
+            values[name] = dict(value)
+        else:
+            values[name] = value
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise ConfigError(f"{key or 'config'}: {err}") from None
+
+
+def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
+    """Builds and validates a config; unknown keys and bad values raise :class:`ConfigError` naming the key."""
+    data = dict(data)
+    for section in ("attack", "pretrain"):
+        if data.get(section) is False:  # `attack = false` / `pretrain = false` turn a section off
+            data.pop(section)
+    cfg = _build(ExperimentConfig, data, "")
+    if "attack" not in data:
+        cfg = dataclasses.replace(cfg, attack=None)
+    cfg.validate()
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=3"`` -> (["train", "epochs"], 3); the value is a TOML literal or a plain string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like key.path=value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of ``data`` with each ``key.path=value`` set (intermediate tables are created)."""
+    out = json.loads(json.dumps(data))
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a table")
+        node[path[-1]] = value
+    return out
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Reads a TOML experiment config, applies ``key.path=value`` overrides, validates."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    try:
+        return config_from_dict(apply_overrides(data, list(overrides)))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The resolved config as TOML; ``load_config`` of it gives back an equal config."""
+    return tomli_w.dumps(cfg.to_dict())

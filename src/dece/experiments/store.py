@@ -1,0 +1,67 @@
+"""The run directory: every file is written atomically (temp file + rename), so a run killed at any
+point leaves either the old file or the new one, never half of one.
+
+    RUN_DIR/config.toml                 resolved experiment config
+    RUN_DIR/data/                       poisoned train set, triggered test set, poisoning report
+    RUN_DIR/arms/ARM/config.toml        the arm's resolved config
+    RUN_DIR/arms/ARM/metrics.json       written last: its presence marks the arm as done
+    RUN_DIR/arms/ARM/predictions.jsonl  one row per test input with its meta and the payload verdict
+    RUN_DIR/arms/ARM/dynamics.jsonl     per-epoch measurements, appended as training goes
+    RUN_DIR/results.md, results.json    the table over all arms
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    """Appends one line and syncs it (a killed run keeps every line written before)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Reads complete lines; a torn last line (a kill mid-append) is dropped."""
+    rows = []
+    if not path.exists():
+        return rows
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows

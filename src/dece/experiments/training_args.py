@@ -1,0 +1,72 @@
+"""Builds the Trainer for one training job (an arm, or pretraining) from the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from transformers import TrainerCallback, TrainingArguments
+
+from dece.losses.base import TokenLoss
+from dece.models import PadCollator
+from dece.training import DeceTrainer
+
+
+def make_trainer(
+    model: torch.nn.Module,
+    tokenizer,
+    train_dataset: torch.utils.data.Dataset,
+    *,
+    loss: TokenLoss,
+    out_dir: Path,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    seed: int,
+    grad_accum: int = 1,
+    weight_decay: float = 0.0,
+    warmup_ratio: float = 0.0,
+    lr_scheduler: str = "linear",
+    max_grad_norm: float = 1.0,
+    epoch_mode: str = "floor",
+    checkpoints: bool = True,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> DeceTrainer:
+    """A :class:`DeceTrainer` that shuffles with ``seed``, logs once per epoch, and (with
+    ``checkpoints``) keeps the last epoch's checkpoint under ``out_dir`` so a killed job resumes."""
+    args = TrainingArguments(
+        output_dir=str(out_dir),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_ratio=warmup_ratio,
+        lr_scheduler_type=lr_scheduler,
+        max_grad_norm=max_grad_norm,
+        seed=seed,
+        data_seed=seed,
+        save_strategy="epoch" if checkpoints else "no",
+        save_total_limit=1,
+        logging_strategy="epoch",
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+    )
+    return DeceTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        data_collator=PadCollator(tokenizer.pad_token_id),
+        loss=loss,
+        epoch_mode=epoch_mode,
+        callbacks=list(callbacks),
+    )
+
+
+def last_checkpoint(out_dir: Path) -> str | None:
+    """The newest ``checkpoint-*`` folder under ``out_dir`` to resume from, if any."""
+    found = sorted(out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(found[-1]) if found else None
