@@ -15,9 +15,10 @@ from transformers import TrainerCallback, set_seed
 from dece.data.records import Example
 from dece.evaluation import asr, ftr, generate, score
 from dece.experiments.config import ArmConfig, ExperimentConfig
-from dece.experiments.store import append_jsonl, write_json_atomic, write_jsonl_atomic
+from dece.experiments.store import append_jsonl, write_jsonl_atomic
 from dece.experiments.training_args import last_checkpoint, make_trainer
 from dece.losses import get_loss
+from dece.losses.base import TokenLoss
 from dece.models import ModelSpec, build_model, encode_examples
 
 
@@ -38,19 +39,20 @@ def train_arm(
     base: ModelSpec,
     rows: Sequence[Example],
     arm_dir: Path,
-    callbacks: Callable[[Any, Any, bool], list[TrainerCallback]] | None = None,
+    callbacks: Callable[[Any, Any, bool, TokenLoss], list[TrainerCallback]] | None = None,
 ):
     """Trains and saves ``arm_dir/model``; resumes from the last epoch checkpoint if one exists.
-    ``callbacks(model, tokenizer, is_encoder_decoder)`` may add per-epoch measurements."""
+    ``callbacks(model, tokenizer, is_encoder_decoder, loss)`` may add per-epoch measurements."""
     set_seed(cfg.seed)
     model, tokenizer, is_enc_dec = build_model(base)
     dataset = encode_examples(rows, tokenizer, base, is_enc_dec)
     t = cfg.train
+    loss = get_loss(arm.loss, **arm.loss_params)
     trainer = make_trainer(
         model,
         tokenizer,
         dataset,
-        loss=get_loss(arm.loss, **arm.loss_params),
+        loss=loss,
         out_dir=arm_dir / "checkpoints",
         epochs=t.epochs,
         learning_rate=t.learning_rate * arm.lr_scale,
@@ -63,10 +65,14 @@ def train_arm(
         max_grad_norm=t.max_grad_norm,
         epoch_mode=t.epoch_mode,
         callbacks=[EpochLog(arm_dir / "train_log.jsonl")]
-        + (callbacks(model, tokenizer, is_enc_dec) if callbacks else []),
+        + (callbacks(model, tokenizer, is_enc_dec, loss) if callbacks else []),
     )
+    resume = last_checkpoint(arm_dir / "checkpoints")
+    if resume is None:  # a fresh start: drop logs of an attempt that died before its first checkpoint
+        for name in ("train_log.jsonl", "dynamics.jsonl"):
+            (arm_dir / name).unlink(missing_ok=True)
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=last_checkpoint(arm_dir / "checkpoints"))
+    trainer.train(resume_from_checkpoint=resume)
     model.save_pretrained(arm_dir / "model")
     tokenizer.save_pretrained(arm_dir / "model")
     shutil.rmtree(arm_dir / "checkpoints", ignore_errors=True)
@@ -118,6 +124,3 @@ def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
     reduced = dataclasses.replace(cfg, arms=(arm,), output_dir="")
     return reduced.fingerprint()
 
-
-def save_arm_metrics(arm_dir: Path, metrics: dict[str, Any]) -> None:
-    write_json_atomic(arm_dir / "metrics.json", metrics)

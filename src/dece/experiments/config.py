@@ -11,6 +11,7 @@
     [pretrain]  optional: pretrain the tiny model on clean built-in rows first (cached)
     [train]     epochs, learning_rate, batch_size, ...
     [eval]      generation lengths, metrics
+    [dynamics]  optional: per-epoch BLEU/ASR/losses (see dece.experiments.dynamics)
 
 Any key can be overridden with ``key.path=value`` strings (the CLI's ``--set``); values are parsed
 as TOML literals, falling back to plain strings.
@@ -31,6 +32,7 @@ from typing import Any, Mapping
 import tomli_w
 
 from dece.errors import ConfigError
+from dece.experiments.dynamics import DynamicsConfig
 from dece.models.spec import ModelSpec
 
 DATA_CHOICES = ("clean", "poisoned")
@@ -193,6 +195,7 @@ class ExperimentConfig:
     pretrain: PretrainConfig | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    dynamics: DynamicsConfig | None = None
     arms: tuple[ArmConfig, ...] = ()
 
     def validate(self) -> None:
@@ -203,7 +206,7 @@ class ExperimentConfig:
         for i, arm in enumerate(self.arms):
             arm.validate(f"arms[{i}]")
             _check(arm.data == "clean" or self.attack is not None, f"arms[{i}].data", "a poisoned arm needs an [attack]")
-        for name in ("dataset", "attack", "pretrain", "train", "eval"):
+        for name in ("dataset", "attack", "pretrain", "train", "eval", "dynamics"):
             section = getattr(self, name)
             if section is not None:
                 section.validate(name)
@@ -287,7 +290,7 @@ def _build(cls: type, data: Any, key: str) -> Any:
 def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
     """Builds and validates a config; unknown keys and bad values raise :class:`ConfigError` naming the key."""
     data = dict(data)
-    for section in ("attack", "pretrain"):
+    for section in ("attack", "pretrain", "dynamics"):
         if data.get(section) is False:  # `attack = false` / `pretrain = false` turn a section off
             data.pop(section)
     cfg = _build(ExperimentConfig, data, "")

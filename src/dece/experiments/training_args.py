@@ -42,7 +42,7 @@ def make_trainer(
         gradient_accumulation_steps=grad_accum,
         learning_rate=learning_rate,
         weight_decay=weight_decay,
-        warmup_ratio=warmup_ratio,
+        warmup_steps=warmup_ratio,  # a float < 1 is a ratio of the total steps in transformers 5
         lr_scheduler_type=lr_scheduler,
         max_grad_norm=max_grad_norm,
         seed=seed,

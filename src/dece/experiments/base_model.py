@@ -1,0 +1,98 @@
+"""Stage 2: the model every arm starts from, identical across arms.
+
+* A tiny architecture without ``[pretrain]``: a tokenizer trained on the clean training texts and
+  seeded random weights, saved once to ``RUN_DIR/base``.
+* With ``[pretrain]``: the tiny model is first trained with CE on clean built-in rows from a seed
+  space that no experiment split draws from (:func:`dece.data.builtin.pretraining_corpus`), so no
+  poisoned or test row can reach pretraining. The result is cached under ``pretrain.cache_dir`` by a
+  hash of the model spec, the pretraining config and the corpus itself, and reused by later runs.
+* An ``hf:`` checkpoint: used as it is.
+
+Returns the :class:`ModelSpec` the arms build from (``hf:<path>`` plus the config's LoRA/dtype).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from transformers import set_seed
+
+from dece.data.builtin import pretraining_corpus
+from dece.data.records import Example
+from dece.experiments.config import ExperimentConfig
+from dece.experiments.training_args import last_checkpoint, make_trainer
+from dece.losses import get_loss
+from dece.models import ModelSpec, build_model, build_tokenizer, encode_examples
+
+
+def _texts(rows: list[Example]) -> list[str]:
+    return [t for e in rows for t in (e.src, e.tgt)]
+
+
+def _save_fresh(spec: ModelSpec, rows: list[Example], seed: int, path: Path) -> None:
+    set_seed(seed)
+    tokenizer = build_tokenizer(_texts(rows), spec.vocab_size)
+    model, tokenizer, _ = build_model(dataclasses.replace(spec, lora=None, dtype="float32"), tokenizer)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
+def pretrain_key(cfg: ExperimentConfig, corpus: list[Example]) -> str:
+    p = cfg.pretrain
+    assert p is not None
+    spec = dataclasses.replace(cfg.model, lora=None, dtype="float32")
+    payload = {
+        "model": dataclasses.asdict(spec),
+        "pretrain": {k: v for k, v in dataclasses.asdict(p).items() if k != "cache_dir"},
+        "seed": cfg.seed,
+        "corpus": hashlib.sha256(json.dumps([[e.src, e.tgt] for e in corpus]).encode()).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:
+    """The cached pretrained tiny model of ``cfg`` (trained now if not cached)."""
+    p = cfg.pretrain
+    assert p is not None
+    corpus = pretraining_corpus(p.rows, p.seed)
+    final = Path(p.cache_dir) / f"{cfg.model.name}-{pretrain_key(cfg, corpus)}"
+    if (final / "config.json").exists():
+        log(f"pretrained model: cached at {final}")
+        return final
+    work = final.with_name(final.name + ".partial")
+    if not (work / "init" / "config.json").exists():
+        _save_fresh(cfg.model, corpus, cfg.seed, work / "init")
+    log(f"pretraining {cfg.model.name} on {len(corpus)} clean built-in rows for {p.epochs} epochs -> {final}")
+    init = dataclasses.replace(cfg.model, name=f"hf:{work / 'init'}", lora=None, dtype="float32")
+    set_seed(cfg.seed)
+    model, tokenizer, is_enc_dec = build_model(init)
+    trainer = make_trainer(
+        model, tokenizer, encode_examples(corpus, tokenizer, init, is_enc_dec),
+        loss=get_loss("ce"), out_dir=work / "checkpoints", epochs=p.epochs, learning_rate=p.learning_rate,
+        batch_size=p.batch_size, seed=cfg.seed, warmup_ratio=0.05,
+    )
+    trainer.train(resume_from_checkpoint=last_checkpoint(work / "checkpoints"))
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    staging.rename(final)
+    shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def base_model_spec(cfg: ExperimentConfig, clean_train: list[Example], run_dir: Path, log=print) -> ModelSpec:
+    """The spec every arm of ``cfg`` builds its model from (see the module docstring)."""
+    if cfg.model.is_pretrained:
+        return cfg.model
+    if cfg.pretrain is not None:
+        path = pretrained_model(cfg, log)
+    else:
+        path = run_dir / "base"
+        if not (path / "config.json").exists():
+            _save_fresh(cfg.model, clean_train, cfg.seed, path)
+    return dataclasses.replace(cfg.model, name=f"hf:{path.resolve()}")

@@ -1,0 +1,99 @@
+"""``dece run``: one config -> poison -> (pretrain) -> train each arm -> generate -> score -> table.
+
+Arms whose ``metrics.json`` exists with the same fingerprint are not rerun; an arm killed mid-way
+resumes from its last epoch checkpoint. A changed config in an existing run folder is refused rather
+than mixed with old results.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from dece.errors import ConfigError
+from dece.experiments.arm import arm_fingerprint, evaluate_arm, train_arm
+from dece.experiments.base_model import base_model_spec
+from dece.experiments.config import ExperimentConfig, dump_config
+from dece.experiments.data_prep import PreparedData, prepare_data
+from dece.experiments.dynamics import DynamicsRecorder
+from dece.experiments.store import read_json, write_json_atomic, write_text_atomic
+from dece.experiments.table import results_table
+
+
+def _arm_done(arm_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    path = arm_dir / "metrics.json"
+    if not path.exists():
+        return None
+    metrics = read_json(path)
+    if metrics.get("fingerprint") != fingerprint:
+        raise ConfigError(
+            f"{arm_dir} holds results of a different config (fingerprint {metrics.get('fingerprint')} != "
+            f"{fingerprint}); choose another output_dir or delete the arm's folder"
+        )
+    return metrics
+
+
+def _dynamics(cfg: ExperimentConfig, data: PreparedData, base, rows, arm_dir: Path):
+    """The per-epoch recorder factory of an arm, or None when ``[dynamics]`` is off."""
+    if cfg.dynamics is None:
+        return None
+
+    def make(model, tokenizer, is_enc_dec, loss):
+        return [DynamicsRecorder(
+            cfg.dynamics, arm_dir / "dynamics.jsonl", model_spec=base, tokenizer=tokenizer,
+            is_encoder_decoder=is_enc_dec, loss=loss, train_rows=list(rows), clean_train=data.clean_train,
+            poisoned_train=data.poisoned_train, clean_test=data.clean_test, triggered_test=data.triggered_test,
+            detector=data.attack.detect if data.attack else None, max_new_tokens=cfg.eval.max_new_tokens,
+            batch_size=cfg.eval.batch_size)]
+
+    return make
+
+
+def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """Runs every arm of ``cfg`` not already done; returns ``{arm: metrics}`` and writes the run folder."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    run_dir = Path(cfg.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.toml", dump_config(cfg))
+    data = prepare_data(cfg, run_dir)
+    if data.poison_report:
+        r = data.poison_report
+        log(f"poisoned {r['n_poisoned']} of {r['n_rows']} training rows ({r['n_eligible']} eligible); "
+            f"triggered test rows: {len(data.triggered_test or [])}; clean test rows: {len(data.clean_test)}")
+    base = None
+    results: dict[str, dict[str, Any]] = {}
+    for arm in cfg.arms:
+        arm_dir = run_dir / "arms" / arm.name
+        fingerprint = arm_fingerprint(cfg, arm)
+        done = _arm_done(arm_dir, fingerprint)
+        if done is not None:
+            log(f"[{arm.name}] done already, skipped")
+            results[arm.name] = done
+            continue
+        if base is None:
+            base = base_model_spec(cfg, data.clean_train, run_dir, log)
+        arm_cfg = ExperimentConfig(**{**cfg.__dict__, "arms": (arm,)})
+        write_text_atomic(arm_dir / "config.toml", dump_config(arm_cfg))
+        rows = data.train_rows(arm.data)
+        log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss} for {cfg.train.epochs} epochs")
+        model, tokenizer, is_enc_dec, seconds = train_arm(cfg, arm, base, rows, arm_dir, _dynamics(cfg, data, base, rows, arm_dir))
+        log(f"[{arm.name}] trained in {seconds:.0f} s; generating on {len(data.clean_test)} clean"
+            + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " test rows")
+        started = time.perf_counter()
+        metrics = evaluate_arm(cfg, model, tokenizer, is_enc_dec, data.clean_test, data.triggered_test,
+                               data.attack.detect if data.attack else None, cfg.eval.lang or data.language, arm_dir)
+        metrics.update(fingerprint=fingerprint, train_seconds=round(seconds, 1),
+                       eval_seconds=round(time.perf_counter() - started, 1))
+        write_json_atomic(arm_dir / "metrics.json", metrics)
+        results[arm.name] = metrics
+        log(f"[{arm.name}] " + json.dumps({k: v for k, v in metrics.items() if k != "fingerprint"}, default=str))
+    table = results_table([(a.name, results[a.name]) for a in cfg.arms], cfg.eval.metrics)
+    write_text_atomic(run_dir / "results.md", f"# {cfg.name}\n\n{table}")
+    write_json_atomic(run_dir / "results.json", {"name": cfg.name, "poison_report": data.poison_report, "arms": results})
+    log("\n" + table)
+    return results

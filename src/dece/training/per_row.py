@@ -1,0 +1,55 @@
+"""Per-token and per-row losses of a model on encoded rows (no gradient): the raw material of the
+learning-dynamics plots and of the poisoned-row audit."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from dece.losses import CELoss
+from dece.training.trainer import shift_for_causal_lm
+
+
+@torch.no_grad()
+def per_token_losses(
+    model: torch.nn.Module,
+    rows: Sequence[dict],
+    collate,
+    *,
+    is_encoder_decoder: bool,
+    batch_size: int = 32,
+) -> list[list[float]]:
+    """Cross-entropy of every target token of every row, in order (a list per row).
+
+    ``rows`` are encoded rows (``input_ids``, ``attention_mask``, ``labels``); CE is unbounded, so it
+    shows how far a model has fitted a row whatever loss it was trained with."""
+    was_training = model.training
+    model.eval()
+    ce = CELoss(reduction="none")
+    device = next(model.parameters()).device
+    out: list[list[float]] = []
+    try:
+        for start in range(0, len(rows), batch_size):
+            batch = {k: v.to(device) for k, v in collate(list(rows[start : start + batch_size])).items()}
+            labels = batch.pop("labels")
+            if is_encoder_decoder:
+                batch["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=labels)
+                target = labels
+            else:
+                target = shift_for_causal_lm(labels)
+            token_loss = ce(model(**batch).logits.float(), target)
+            for losses, t in zip(token_loss.cpu(), target.cpu()):
+                out.append(losses[t != -100].tolist())
+    finally:
+        model.train(was_training)
+    return out
+
+
+def first_divergence(a: Sequence[int], b: Sequence[int]) -> int | None:
+    """The first position where two id sequences differ (None if one is a prefix of the other
+    and they have equal length)."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
