@@ -10,7 +10,7 @@ import sys
 from dece.errors import DeceError
 
 # module name under dece.cli -> one sub-command each
-COMMANDS: tuple[str, ...] = ("demo",)
+COMMANDS: tuple[str, ...] = ("demo", "run", "poison", "attacks")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # weight-loading bars; dece prints one line per epoch instead
     try:
         return int(args.func(args) or 0)
     except DeceError as err:

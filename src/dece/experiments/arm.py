@@ -40,6 +40,7 @@ def train_arm(
     rows: Sequence[Example],
     arm_dir: Path,
     callbacks: Callable[[Any, Any, bool, TokenLoss], list[TrainerCallback]] | None = None,
+    log: Callable[[str], None] = print,
 ):
     """Trains and saves ``arm_dir/model``; resumes from the last epoch checkpoint if one exists.
     ``callbacks(model, tokenizer, is_encoder_decoder, loss)`` may add per-epoch measurements."""
@@ -64,6 +65,8 @@ def train_arm(
         lr_scheduler=t.lr_scheduler,
         max_grad_norm=t.max_grad_norm,
         epoch_mode=t.epoch_mode,
+        label=arm.name,
+        log=log,
         callbacks=[EpochLog(arm_dir / "train_log.jsonl")]
         + (callbacks(model, tokenizer, is_enc_dec, loss) if callbacks else []),
     )

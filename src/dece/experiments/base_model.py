@@ -74,7 +74,7 @@ def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:
     trainer = make_trainer(
         model, tokenizer, encode_examples(corpus, tokenizer, init, is_enc_dec),
         loss=get_loss("ce"), out_dir=work / "checkpoints", epochs=p.epochs, learning_rate=p.learning_rate,
-        batch_size=p.batch_size, seed=cfg.seed, warmup_ratio=0.05,
+        batch_size=p.batch_size, seed=cfg.seed, warmup_ratio=0.05, label="pretrain", log=log,
     )
     trainer.train(resume_from_checkpoint=last_checkpoint(work / "checkpoints"))
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))

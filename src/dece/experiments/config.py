@@ -68,6 +68,9 @@ class DatasetConfig:
     max_test_rows: int | None = None
 
     def validate(self, key: str) -> None:
+        from dece.data.catalog import DATASETS
+
+        _check(self.kind in DATASETS, f"{key}.kind", f"unknown dataset {self.kind!r}; valid names: {', '.join(DATASETS.names())}")
         for name in ("max_train_rows", "max_valid_rows", "max_test_rows"):
             v = getattr(self, name)
             _check(v is None or (_is_int(v) and v > 0), f"{key}.{name}", f"must be a positive integer, got {v!r}")
@@ -85,6 +88,13 @@ class AttackConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
+        from dece.attacks import ATTACKS, get_attack
+
+        _check(self.name in ATTACKS, f"{key}.name", f"unknown attack {self.name!r}; valid names: {', '.join(ATTACKS.names())}")
+        try:
+            get_attack(self.name, **self.params)
+        except ConfigError as err:
+            raise ConfigError(f"{key}.params: {err}") from None
         _check(_is_number(self.rate) and 0 < self.rate <= 1, f"{key}.rate", f"must lie in (0, 1], got {self.rate!r}")
         _check(_is_int(self.seed), f"{key}.seed", f"must be an integer, got {self.seed!r}")
         _check(self.selection in SELECTIONS, f"{key}.selection", f"must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
@@ -210,6 +220,8 @@ class ExperimentConfig:
             section = getattr(self, name)
             if section is not None:
                 section.validate(name)
+        _check(self.eval.max_new_tokens <= self.model.max_target_length, "eval.max_new_tokens",
+               f"must be <= model.max_target_length ({self.model.max_target_length}): targets are truncated there")
         _check(self.pretrain is None or not self.model.is_pretrained, "pretrain", "cannot pretrain an 'hf:' checkpoint; drop [pretrain]")
 
     def to_dict(self) -> dict[str, Any]:

@@ -81,7 +81,8 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) ->
         write_text_atomic(arm_dir / "config.toml", dump_config(arm_cfg))
         rows = data.train_rows(arm.data)
         log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss} for {cfg.train.epochs} epochs")
-        model, tokenizer, is_enc_dec, seconds = train_arm(cfg, arm, base, rows, arm_dir, _dynamics(cfg, data, base, rows, arm_dir))
+        model, tokenizer, is_enc_dec, seconds = train_arm(
+            cfg, arm, base, rows, arm_dir, _dynamics(cfg, data, base, rows, arm_dir), log=log)
         log(f"[{arm.name}] trained in {seconds:.0f} s; generating on {len(data.clean_test)} clean"
             + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " test rows")
         started = time.perf_counter()

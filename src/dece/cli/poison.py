@@ -1,0 +1,90 @@
+"""`dece poison`: poison a dataset file with an attack and print the report; optionally write the
+triggered test set (every eligible test row with the trigger, targets clean)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from dece.attacks import SELECTIONS, get_attack, poison_dataset, triggered_test_set
+from dece.data.io import FORMATS, resolve_format
+from dece.data.io.common import atomic_write
+from dece.data.records import Example
+from dece.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "poison",
+        help="poison a dataset with a backdoor attack",
+        description="Poison a share of a dataset's rows with an attack (see `dece attacks`). A path ending in "
+        ".csv, .jsonl or .jsonl.gz names its format; two paths are line-aligned source/target files.",
+    )
+    p.add_argument("--attack", required=True, help="attack name (see `dece attacks`)")
+    p.add_argument("--rate", type=float, required=True, help="share of all rows to poison, in [0, 1]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the row selection and trigger positions")
+    p.add_argument("--input", nargs="+", required=True, metavar="PATH", help="dataset to poison (1 or 2 paths)")
+    p.add_argument("--output", nargs="+", required=True, metavar="PATH", help="where the poisoned dataset goes")
+    p.add_argument("--format", choices=FORMATS.names(), help="format of all files (default: from the paths)")
+    p.add_argument("--selection", choices=SELECTIONS.names(), default="random",
+                   help="random eligible rows (default) or the first eligible ones")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="attack parameter (repeatable); lists as a,b,c")
+    p.add_argument("--triggered-test", nargs="+", metavar="PATH", help="also write the triggered test set here")
+    p.add_argument("--test-input", nargs="+", metavar="PATH",
+                   help="clean test set to trigger (default: the --input rows)")
+    p.add_argument("--src-col", help="CSV source column (default src)")
+    p.add_argument("--tgt-col", help="CSV target column (default tgt)")
+    p.add_argument("--report", metavar="PATH", help="also write the report as JSON")
+    p.set_defaults(func=run)
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{"k": "v"}``; values stay text (the attack converts them)."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param: expected KEY=VALUE, got {pair!r}")
+        params[key.strip()] = value
+    return params
+
+
+def _column_options(args: argparse.Namespace, fmt_name: str) -> dict[str, Any]:
+    columns = {k: v for k, v in (("src_col", args.src_col), ("tgt_col", args.tgt_col)) if v is not None}
+    if columns and fmt_name != "csv":
+        raise ConfigError(f"--src-col/--tgt-col: only for CSV files, not {fmt_name}")
+    return columns
+
+
+def _read(paths: list[str], args: argparse.Namespace) -> list[Example]:
+    fmt = resolve_format(args.format, paths)
+    return fmt.read(paths, **_column_options(args, fmt.name))
+
+
+def _write(rows: list[Example], paths: list[str], args: argparse.Namespace) -> None:
+    fmt = resolve_format(args.format, paths)
+    fmt.write(rows, paths, **_column_options(args, fmt.name))
+
+
+def run(args: argparse.Namespace) -> int:
+    attack = get_attack(args.attack, **parse_params(args.param))
+    rows = _read(args.input, args)
+    poisoned, report = poison_dataset(rows, attack, args.rate, args.seed, args.selection)
+    _write(poisoned, args.output, args)
+    print(report.summary())
+    print(f"wrote {len(poisoned)} rows to {' '.join(args.output)}")
+    summary: dict[str, Any] = report.to_dict()
+    if args.triggered_test:
+        test_rows = _read(args.test_input, args) if args.test_input else rows
+        triggered = triggered_test_set(test_rows, attack, args.seed)
+        _write(triggered, args.triggered_test, args)
+        print(f"triggered test set: {len(triggered)} of {len(test_rows)} rows eligible, "
+              f"written to {' '.join(args.triggered_test)}")
+        summary["triggered_test"] = {"n_rows": len(test_rows), "n_triggered": len(triggered)}
+    if args.report:
+        with atomic_write(args.report) as handle:
+            json.dump(summary, handle, indent=2)
+            handle.write("\n")
+    return 0

@@ -1,0 +1,82 @@
+"""The experiment config: validated at load time, errors name the key, overrides, TOML round trip."""
+
+import pytest
+
+from dece.errors import ConfigError
+from dece.experiments.config import (
+    ArmConfig,
+    apply_overrides,
+    config_from_dict,
+    dump_config,
+    load_config,
+)
+
+BASE = {"attack": {"name": "badpre"}, "arms": ["clean-ce", "poisoned-dece"]}
+
+
+def test_shorthand_arms_and_tables():
+    cfg = config_from_dict({**BASE, "arms": ["clean-ce", "poisoned-label-smoothing",
+                                             {"name": "mf", "loss": "ce", "lr_scale": 0.1}]})
+    assert cfg.arms[0] == ArmConfig(name="clean-ce", data="clean", loss="ce")
+    assert cfg.arms[1].loss == "label_smoothing"
+    assert cfg.arms[2].data == "poisoned" and cfg.arms[2].lr_scale == 0.1
+
+
+def test_round_trip_through_toml(tmp_path):
+    cfg = config_from_dict({**BASE, "pretrain": {"rows": 50}, "dynamics": {"eval_rows": 3},
+                            "model": {"name": "gpt2-tiny", "lora": {"r": 4}}})
+    path = tmp_path / "c.toml"
+    path.write_text(dump_config(cfg))
+    assert load_config(path) == cfg
+
+
+@pytest.mark.parametrize(
+    "patch,match",
+    [
+        ({"typo": 1}, r"unknown key 'typo'; valid keys: arms, attack"),
+        ({"train": {"epochz": 1}}, r"unknown key 'train.epochz'; valid keys of \[train\]"),
+        ({"train": {"epochs": 0}}, r"train.epochs: must be a positive integer"),
+        ({"attack": {"rate": 1.5}}, r"attack.rate: must lie in \(0, 1\]"),
+        ({"attack": {"name": "badpree"}}, r"attack.name: unknown attack 'badpree'; valid names:"),
+        ({"dataset": {"kind": "lyraa"}}, r"dataset.kind: unknown dataset 'lyraa'; valid names:"),
+        ({"model": {"d_model": 30, "heads": 4}}, r"d_model \(30\) must be divisible by heads"),
+        ({"model": {"nme": "x"}}, r"model: unknown key 'nme'"),
+        ({"arms": ["poisoned-decee"]}, r"arms\[0\].loss: unknown loss 'decee'"),
+        ({"arms": [{"name": "a", "loss": "dece", "loss_params": {"alpha_base": 1.2}}]},
+         r"arms\[0\].loss_params: alpha_base must lie in \(0, 1\]"),
+        ({"arms": []}, r"arms: at least one arm"),
+        ({"arms": ["clean-ce", "clean-ce"]}, r"arm names must be unique"),
+        ({"eval": {"metrics": ["bleu", "rouge"]}}, r"eval.metrics: unknown metric 'rouge'"),
+        ({"eval": {"max_new_tokens": 300}}, r"eval.max_new_tokens: must be <= model.max_target_length"),
+        ({"dynamics": {"eval_rows": -1}}, r"dynamics.eval_rows: must be an integer >= 0"),
+    ],
+)
+def test_bad_configs_name_the_key(patch, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({**BASE, **patch})
+
+
+def test_poisoned_arm_needs_an_attack():
+    with pytest.raises(ConfigError, match=r"arms\[1\].data: a poisoned arm needs an \[attack\]"):
+        config_from_dict({"arms": ["clean-ce", "poisoned-ce"]})
+
+
+def test_overrides_parse_toml_literals_and_create_tables():
+    data = apply_overrides({"train": {"epochs": 3}}, ["train.epochs=5", "attack.name=ripple", 'eval.metrics=["bleu"]',
+                                                      "train.learning_rate=1e-3"])
+    assert data == {"train": {"epochs": 5, "learning_rate": 1e-3}, "attack": {"name": "ripple"},
+                    "eval": {"metrics": ["bleu"]}}
+    with pytest.raises(ConfigError, match="key.path=value"):
+        apply_overrides({}, ["epochs"])
+
+
+def test_load_config_names_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('arms = ["clean-ce"]\n[train]\nepochs = "many"\n')
+    with pytest.raises(ConfigError, match=r"bad.toml: train.epochs"):
+        load_config(path)
+    path.write_text("arms = [\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")

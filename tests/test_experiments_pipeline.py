@@ -1,0 +1,97 @@
+"""`dece run` end to end on a few dozen rows: the files and the table are produced and consistent
+(the numbers of so small a run mean nothing and are not asserted), finished arms are not rerun, a
+changed config is refused, and pretraining is cached."""
+
+import json
+
+import pytest
+
+from dece.cli import main
+from dece.errors import ConfigError
+from dece.experiments import config_from_dict, run_experiment
+from dece.experiments.store import read_jsonl
+
+TINY_MODEL = {"name": "t5-tiny", "d_model": 16, "layers": 1, "heads": 2, "ff": 32, "vocab_size": 300,
+              "max_source_length": 64, "max_target_length": 48}
+
+
+def tiny_config(tmp_path, **patch):
+    data = {
+        "name": "tiny",
+        "output_dir": str(tmp_path / "run"),
+        "arms": ["clean-ce", "poisoned-ce", "poisoned-dece"],
+        "dataset": {"kind": "builtin", "options": {"n": 24, "seed": 3}},
+        "attack": {"name": "badpre", "rate": 0.25},
+        "model": TINY_MODEL,
+        "train": {"epochs": 2, "batch_size": 8, "threads": 1},
+        "eval": {"max_new_tokens": 16, "batch_size": 24, "metrics": ["bleu", "exact_match"]},
+        "dynamics": {"eval_rows": 4, "loss_rows": 6, "row_losses": True},
+    }
+    data.update(patch)
+    return config_from_dict(data)
+
+
+@pytest.mark.slow
+def test_pipeline_writes_consistent_files_and_resumes(tmp_path):
+    cfg = tiny_config(tmp_path)
+    logs = []
+    results = run_experiment(cfg, log=logs.append)
+    run = tmp_path / "run"
+    assert (run / "config.toml").exists() and (run / "results.md").exists()
+    report = json.loads((run / "data" / "poison_report.json").read_text())
+    assert report["n_poisoned"] == 6 and report["n_rows"] == 24
+    poisoned_rows = read_jsonl(run / "data" / "train.poisoned.jsonl")
+    assert sum(bool(r["meta"].get("poisoned")) for r in poisoned_rows) == 6
+    triggered = read_jsonl(run / "data" / "test.triggered.jsonl")
+    table = (run / "results.md").read_text()
+    for arm in cfg.arms:
+        d = run / "arms" / arm.name
+        metrics = json.loads((d / "metrics.json").read_text())
+        assert metrics == json.loads(json.dumps(results[arm.name]))
+        preds = read_jsonl(d / "predictions.jsonl")
+        clean = [p for p in preds if p["split"] == "clean"]
+        trig = [p for p in preds if p["split"] == "triggered"]
+        assert len(clean) == 24 and len(trig) == len(triggered)
+        assert all(p["meta"].get("triggered") for p in trig)
+        # ASR and FTR are recomputable from the predictions file
+        assert metrics["asr"]["hits"] == sum(p["payload"] for p in trig)
+        assert metrics["ftr"]["hits"] == sum(p["payload"] for p in clean)
+        assert f"| {arm.name} | {metrics['bleu']:.2f} | {metrics['exact_match']:.2f} |" in table
+        dyn = read_jsonl(d / "dynamics.jsonl")
+        assert [r["epoch"] for r in dyn] == [1, 2]
+        assert all(len(r["row_losses"]) == 24 for r in dyn)
+        assert ("alpha" in dyn[0]) == (arm.loss == "dece")
+        assert (d / "model" / "config.json").exists() and not (d / "checkpoints").exists()
+
+    logs.clear()
+    run_experiment(cfg, log=logs.append)
+    assert sum("done already, skipped" in line for line in logs) == 3
+
+    changed = tiny_config(tmp_path, train={"epochs": 3, "batch_size": 8, "threads": 1})
+    with pytest.raises(ConfigError, match="holds results of a different config"):
+        run_experiment(changed, log=logs.append)
+
+
+@pytest.mark.slow
+def test_decoder_only_arm_and_cached_pretraining(tmp_path):
+    cache = tmp_path / "cache"
+    model = {**TINY_MODEL, "name": "gpt2-tiny", "max_source_length": 48}
+    cfg = tiny_config(tmp_path, model=model, arms=["poisoned-gce"], dynamics=False,
+                      pretrain={"rows": 16, "epochs": 1, "batch_size": 8, "cache_dir": str(cache)})
+    logs = []
+    run_experiment(cfg, log=logs.append)
+    assert any(line.startswith("pretraining gpt2-tiny on 16") for line in logs)
+    cached = list(cache.iterdir())
+    assert len(cached) == 1 and (cached[0] / "config.json").exists()
+    other = tiny_config(tmp_path, model=model, arms=["poisoned-ce"], dynamics=False, output_dir=str(tmp_path / "run2"),
+                        pretrain={"rows": 16, "epochs": 1, "batch_size": 8, "cache_dir": str(cache)})
+    logs.clear()
+    run_experiment(other, log=logs.append)
+    assert any("cached at" in line for line in logs)
+
+
+def test_cli_run_reports_config_errors_with_exit_code_2(tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text('arms = ["clean-ce"]\n[train]\nepochz = 3\n')
+    assert main(["run", str(path)]) == 2
+    assert "unknown key 'train.epochz'" in capsys.readouterr().err
