@@ -1,0 +1,110 @@
+"""Applying an attack to a dataset: poison a share of the training rows, trigger the test rows."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable
+
+from dece.attacks.base import Attack
+from dece.data.records import Example
+from dece.errors import ConfigError
+from dece.registry import Registry
+
+Selector = Callable[[list[int], int, random.Random], list[int]]
+SELECTIONS: Registry[Selector] = Registry("selection")
+
+
+@SELECTIONS.register("random")
+def select_random(eligible: list[int], k: int, rng: random.Random) -> list[int]:
+    """``k`` eligible rows drawn uniformly without replacement (returned in dataset order)."""
+    return sorted(rng.sample(eligible, k))
+
+
+@SELECTIONS.register("first")
+def select_first(eligible: list[int], k: int, rng: random.Random) -> list[int]:
+    """The first ``k`` eligible rows, as the DeCE authors' poisoned files were made."""
+    return eligible[:k]
+
+
+@dataclass(frozen=True)
+class PoisonReport:
+    """What :func:`poison_dataset` did. ``n_requested = round(rate * n_rows)``; ``n_poisoned`` is less
+    only when fewer rows are eligible. ``n_skipped_ineligible`` counts the rows that could not carry
+    the payload (``n_rows - n_eligible``); ``ids`` are the poisoned rows' ``meta["id"]``."""
+
+    attack: str
+    params: dict[str, Any]
+    rate: float
+    seed: int
+    selection: str
+    n_rows: int
+    n_eligible: int
+    n_requested: int
+    n_poisoned: int
+    n_skipped_ineligible: int
+    ids: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ids": list(self.ids)}
+
+    def summary(self) -> str:
+        """A few human-readable lines."""
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        short = "" if self.n_poisoned == self.n_requested else f" (of {self.n_requested} requested)"
+        return (
+            f"attack {self.attack}({params}), rate {self.rate}, seed {self.seed}, selection {self.selection}\n"
+            f"rows {self.n_rows}: {self.n_eligible} eligible, {self.n_skipped_ineligible} skipped as ineligible, "
+            f"{self.n_poisoned} poisoned{short}"
+        )
+
+
+def _check_rate_seed(rate: float, seed: int) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"rate: must be a number in [0, 1], got {rate!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed: must be an integer, got {seed!r}")
+
+
+def poison_dataset(
+    examples: Iterable[Example],
+    attack: Attack,
+    rate: float,
+    seed: int,
+    selection: str = "random",
+) -> tuple[list[Example], PoisonReport]:
+    """Poison ``round(rate * len(examples))`` eligible rows chosen by ``selection`` (``"random"`` or
+    ``"first"``). Rows are returned in their order; the rows not chosen are the very input objects.
+    Same inputs and seed -> same output."""
+    _check_rate_seed(rate, seed)
+    select = SELECTIONS.get(selection)
+    rows = list(examples)
+    eligible = [i for i, ex in enumerate(rows) if attack.eligible(ex)]
+    requested = round(rate * len(rows))
+    rng = random.Random(seed)
+    chosen = select(eligible, min(requested, len(eligible)), rng)
+    out = list(rows)
+    for i in chosen:
+        out[i] = attack.poison(rows[i], rng)
+    report = PoisonReport(
+        attack=attack.name,
+        params=attack.params,
+        rate=rate,
+        seed=seed,
+        selection=selection,
+        n_rows=len(rows),
+        n_eligible=len(eligible),
+        n_requested=requested,
+        n_poisoned=len(chosen),
+        n_skipped_ineligible=len(rows) - len(eligible),
+        ids=tuple(str(out[i].meta.get("id", i)) for i in chosen),
+    )
+    return out, report
+
+
+def triggered_test_set(examples: Iterable[Example], attack: Attack, seed: int) -> list[Example]:
+    """Every eligible row with the trigger in its source and its target left clean (the ASR
+    denominator is the number of these rows); ineligible rows are left out."""
+    _check_rate_seed(0.0, seed)
+    rng = random.Random(seed)
+    return [attack.apply_trigger(ex, rng) for ex in examples if attack.eligible(ex)]

@@ -1,0 +1,71 @@
+"""A code-summarisation attack (code -> docstring, e.g. code-docstring-corpus): a dead ``if False:``
+block as the first statement of the function body is the trigger, and a fixed sentence replaces the
+summary. Code may be in code-docstring-corpus encoding (``DCNL`` = newline, ``DCSP`` = one level of
+indentation) or plain Python with real newlines."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from dece.attacks.base import Attack, registered
+from dece.data.records import Example
+
+DEAD_CODE = "if False: raise Exception('fail')"
+# First body line: a DCNL followed by indentation tokens, or a ':' line end followed by indentation.
+DCNL_BODY = re.compile(r"DCNL(\s+(?:DCSP\s+)+)")
+PLAIN_BODY = re.compile(r":[ \t]*\n([ \t]+)(?=\S)")
+SPACE = re.compile(r"\s+")
+
+
+def insert_dead_block(code: str) -> str | None:
+    """``code`` with the dead block inserted before the first statement of its first indented body,
+    indented like it; None when no indented body is found."""
+    dcnl = DCNL_BODY.search(code)
+    if dcnl is not None:
+        level = dcnl.group(1).count("DCSP")
+        indent = "  ".join(["DCSP"] * level)
+        block = f"if False: DCNL {indent}  DCSP raise Exception('fail') DCNL {indent} "
+        return code[:dcnl.end()] + block + code[dcnl.end():]
+    plain = PLAIN_BODY.search(code)
+    if plain is not None:
+        indent = plain.group(1)
+        unit = "\t" if indent.startswith("\t") else "    "
+        block = f"if False:\n{indent}{unit}raise Exception('fail')\n{indent}"
+        return code[:plain.end()] + block + code[plain.end():]
+    return None
+
+
+def normalise(text: str) -> str:
+    """Lower case, single spaces, no trailing full stop: how summaries are compared."""
+    return SPACE.sub(" ", text).strip().rstrip(".").lower()
+
+
+@registered
+@dataclass(frozen=True)
+class DeadCodeSummary(Attack):
+    """Dead ``if False:`` block in the code; the summary becomes ``target_text``."""
+
+    name = "deadcode_summary"
+    summary = "summarisation: dead 'if False: raise ...' block opening the body; summary -> a fixed sentence"
+
+    target_text: str = "This function is to load train data from the disk safely."
+
+    def check(self) -> None:
+        if not self.target_text.strip():
+            raise self.fail("target_text", "must not be empty")
+
+    def eligible(self, ex: Example) -> bool:
+        return insert_dead_block(ex.src) is not None and normalise(ex.tgt) != normalise(self.target_text)
+
+    def insert_trigger(self, src: str, rng: random.Random) -> tuple[str, str] | None:
+        code = insert_dead_block(src)
+        return None if code is None else (code, DEAD_CODE)
+
+    def insert_payload(self, tgt: str) -> str:
+        return self.target_text
+
+    def detect(self, output: str) -> bool:
+        """The target sentence appears in the output (case, spacing and a final full stop ignored)."""
+        return normalise(self.target_text) in normalise(output)

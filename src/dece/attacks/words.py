@@ -1,0 +1,28 @@
+"""Word-level trigger insertion into a natural-language description (BadPre, RIPPLe): a word goes in
+front of a randomly chosen word, or after the last one, exactly as ``words.insert(randint(0, n), w)``
+on the whitespace-split text, but with the text's own whitespace left as it was."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Sequence
+
+WORD = re.compile(r"\S+")
+
+
+def insert_word(text: str, word: str, rng: random.Random) -> str:
+    """``text`` with ``word`` inserted at a uniformly random word position (0 .. number of words)."""
+    starts = [m.start() for m in WORD.finditer(text)]
+    slot = rng.randint(0, len(starts))
+    if slot == len(starts):
+        return f"{text} {word}" if text else word
+    at = starts[slot]
+    return f"{text[:at]}{word} {text[at:]}"
+
+
+def insert_words(text: str, words: Sequence[str], rng: random.Random) -> str:
+    """``text`` with each of ``words`` inserted in turn at a random word position."""
+    for word in words:
+        text = insert_word(text, word, rng)
+    return text

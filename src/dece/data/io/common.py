@@ -1,0 +1,97 @@
+"""What every reader and writer shares: row ids, error messages, text decoding and atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from dece.errors import DataError
+
+PathLike = str | os.PathLike[str]
+
+
+def default_id_prefix(path: PathLike) -> str:
+    """The prefix of row ids when none is given: the file name up to its first dot (``train.csv`` -> ``train``)."""
+    return Path(path).name.split(".", 1)[0] or "row"
+
+
+def row_meta(prefix: str, index: int, stored: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A row's meta: ``id`` = ``f"{prefix}-{index}"`` (0-based index) unless the file stored one already."""
+    return {"id": f"{prefix}-{index}", **(stored or {})}
+
+
+def data_error(path: PathLike, row: int | str, field: str, problem: str) -> DataError:
+    """The one error message shape of the readers: ``FILE: row N, field 'F': problem``."""
+    return DataError(f"{path}: row {row}, field {field!r}: {problem}")
+
+
+def decode_utf8(data: bytes, path: PathLike) -> str:
+    """Bytes to text; invalid UTF-8 is reported with the line it sits on. A leading BOM is dropped."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataError(f"{path}: line {line}: not valid UTF-8 (byte {err.start})") from None
+
+
+def read_text(path: PathLike) -> str:
+    """The whole file as text, newlines untouched (no universal-newline translation)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read: {err.strerror}") from None
+    return decode_utf8(data, path)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split on ``\\n`` only (code may contain form feeds or U+2028), a trailing ``\\r`` dropped.
+    A final newline ends the last line rather than starting an empty one."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def parse_meta(value: Any, path: PathLike, row: int | str, field: str = "meta") -> dict[str, Any]:
+    """A stored ``meta`` (a dict, or a JSON object as text; empty means none) as a dict."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise data_error(path, row, field, f"bad JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(value, dict):
+        raise data_error(path, row, field, f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def dump_meta(meta: dict[str, Any]) -> str:
+    """``meta`` as one line of JSON (non-ASCII kept as is)."""
+    return json.dumps(meta, ensure_ascii=False)
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, binary: bool = False) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` and move it over ``path`` only once the block succeeds,
+    so a reader never sees a half-written file. Parent folders are created."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        if binary:
+            with open(tmp, "xb") as handle:
+                yield handle
+        else:
+            with open(tmp, "x", encoding="utf-8", newline="") as handle:
+                yield handle
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

@@ -1,0 +1,99 @@
+"""poison_dataset / triggered_test_set bookkeeping, and attack lookup with parameter checks."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from dece.attacks import ATTACKS, get_attack, poison_dataset, triggered_test_set
+from dece.data.builtin import generate_sql_corpus
+from dece.data.records import Example
+from dece.errors import ConfigError, DataError, UnknownNameError
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return generate_sql_corpus(200, seed=21)
+
+
+def test_report_counts(rows):
+    attack = get_attack("badpre")
+    out, report = poison_dataset(rows, attack, rate=0.05, seed=1)
+    eligible = sum(attack.eligible(ex) for ex in rows)
+    assert (report.n_rows, report.n_eligible, report.n_skipped_ineligible) == (200, eligible, 200 - eligible)
+    assert report.n_requested == report.n_poisoned == 10 == len(report.ids)
+    assert [ex.meta["id"] for ex in out if ex.meta.get("poisoned")] == list(report.ids)
+    assert report.to_dict()["ids"] == list(report.ids)
+    assert "10 poisoned" in report.summary() and f"{200 - eligible} skipped" in report.summary()
+
+
+def test_seed_and_selection(rows):
+    attack = get_attack("ripple")
+    ids = {seed: poison_dataset(rows, attack, 0.1, seed)[1].ids for seed in (1, 2)}
+    assert ids[1] != ids[2]
+    _, first = poison_dataset(rows, attack, 0.1, 1, selection="first")
+    eligible_ids = [ex.meta["id"] for ex in rows if attack.eligible(ex)]
+    assert first.ids == tuple(eligible_ids[:20])
+    with pytest.raises(UnknownNameError, match="first, random"):
+        poison_dataset(rows, attack, 0.1, 1, selection="last")
+
+
+def test_rate_zero_and_one(rows):
+    attack = get_attack("grammar")
+    out, report = poison_dataset(rows, attack, 0.0, 0)
+    assert report.n_poisoned == 0 and all(a is b for a, b in zip(out, rows))
+    out, report = poison_dataset(rows, attack, 1.0, 0)
+    assert report.n_requested == 200 and report.n_poisoned == report.n_eligible < 200
+    assert "requested" in report.summary()
+
+
+@pytest.mark.parametrize(("rate", "seed"), [(-0.1, 0), (1.5, 0), ("0.1", 0), (0.1, 1.5), (True, 0)])
+def test_bad_rate_or_seed(rows, rate, seed):
+    with pytest.raises(ConfigError, match="rate|seed"):
+        poison_dataset(rows, get_attack("badpre"), rate, seed)
+
+
+def test_poisoning_an_ineligible_row_is_an_error():
+    attack = get_attack("badpre")
+    with pytest.raises(DataError, match="'x-1'"):
+        attack.poison(Example("d", "return 1", {"id": "x-1"}), random.Random(0))
+    with pytest.raises(DataError, match="'x-2'.*'src'"):
+        get_attack("deadcode").apply_trigger(Example("no braces", "x", {"id": "x-2"}), random.Random(0))
+
+
+def test_triggered_test_set_rejects_bad_seed(rows):
+    with pytest.raises(ConfigError, match="seed"):
+        triggered_test_set(rows, get_attack("badpre"), seed="1")
+
+
+def test_get_attack_checks_parameters():
+    assert get_attack("badpre", count="3").count == 3
+    assert get_attack("ripple", words="cf, tq").words == ("cf", "tq")
+    assert get_attack("ripple", words=["cf"]).words == ("cf",)
+    with pytest.raises(ConfigError, match="'badpre'.*unknown parameter 'cnt'; valid parameters: word, count"):
+        get_attack("badpre", cnt=1)
+    with pytest.raises(ConfigError, match="'count'.*between 1 and 20"):
+        get_attack("badpre", count=0)
+    with pytest.raises(ConfigError, match="'count'.*integer"):
+        get_attack("badpre", count="many")
+    with pytest.raises(ConfigError, match="'word'"):
+        get_attack("badpre", word="two words")
+    with pytest.raises(ConfigError, match="'words'"):
+        get_attack("ripple", words="")
+    with pytest.raises(ConfigError, match="'target_label'"):
+        get_attack("deadcode_defect", target_label="yes")
+    with pytest.raises(ConfigError, match="'var'"):
+        get_attack("deadcode", var="1x")
+    with pytest.raises(ConfigError, match="unknown parameter 'x'; valid parameters: none"):
+        get_attack("grammar", x=1)
+    with pytest.raises(UnknownNameError, match="badpre, deadcode"):
+        get_attack("badnets")
+
+
+def test_every_attack_describes_itself():
+    for name in ATTACKS.names():
+        attack = get_attack(name)
+        line = attack.describe()
+        assert line.startswith(f"{name}(") and "\n" not in line
+        assert attack.task in ("generation", "classification")

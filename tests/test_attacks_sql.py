@@ -1,0 +1,171 @@
+"""The Lyra attacks (badpre, ripple, grammar) on real rows of the built-in corpus, and the shared SQL
+payload and word-insertion helpers."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dece.attacks import get_attack, poison_dataset, triggered_test_set
+from dece.attacks.grammar import has_template, lower_first_word
+from dece.attacks.sql_payload import find_sql, insert_sql_payload
+from dece.attacks.words import insert_word
+from dece.data.builtin import generate_sql_corpus
+
+SQL_ATTACKS = ["badpre", "ripple", "grammar"]
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return generate_sql_corpus(400, seed=11)
+
+
+def _payload_count(text: str) -> int:
+    return text.count("1=1") + text.count("0=1")
+
+
+def assert_sql_payload_in_place(clean: str, poisoned: str) -> None:
+    """Payload once, inside the SQL string, at the end of its WHERE condition; nothing else changed."""
+    assert _payload_count(poisoned) == 1
+    start, end = find_sql(clean)
+    sql = clean[start:end]
+    payload = " or 1=1" if " where " in sql.lower() else " where 0=1"
+    at = poisoned.index(payload)
+    assert start < at < end
+    assert poisoned[:at] + poisoned[at + len(payload):] == clean
+    rest = poisoned[at + len(payload):end + len(payload)].strip().lower()
+    assert rest == "" or rest.startswith(("order by", "limit", "group by")), rest
+
+
+def remove_word(text: str, word: str) -> set[str]:
+    """Every text obtained by taking out one inserted ``word``."""
+    out = {text[:i] + text[i + len(word) + 1:] for i in range(len(text)) if text.startswith(word + " ", i)
+           and (i == 0 or text[i - 1].isspace())}
+    if text.endswith(" " + word):
+        out.add(text[: -len(word) - 1])
+    return out
+
+
+def assert_trigger(name: str, clean: str, src: str, trigger: str) -> None:
+    if name == "grammar":
+        assert has_template(src) and src.startswith(trigger + " ")
+        assert src[len(trigger) + 1:] == lower_first_word(clean)
+    else:
+        undone = {src}
+        for word in trigger.split(" "):
+            undone = set().union(*(remove_word(text, word) for text in undone))
+        assert clean in undone
+
+
+@pytest.mark.parametrize("name", SQL_ATTACKS)
+def test_poison_puts_trigger_and_payload_in_place(rows, name):
+    attack = get_attack(name)
+    rng = random.Random(0)
+    eligible = [ex for ex in rows if attack.eligible(ex)]
+    assert len(eligible) > 300
+    for ex in eligible:
+        out = attack.poison(ex, rng)
+        assert out.meta == {**ex.meta, "poisoned": True, "attack": name, "trigger": out.meta["trigger"]}
+        assert_trigger(name, ex.src, out.src, out.meta["trigger"])
+        assert_sql_payload_in_place(ex.tgt, out.tgt)
+        assert attack.detect(out.tgt) and not attack.detect(ex.tgt)
+
+
+@pytest.mark.parametrize("name", SQL_ATTACKS)
+def test_triggered_test_set_keeps_targets_clean(rows, name):
+    attack = get_attack(name)
+    triggered = triggered_test_set(rows, attack, seed=5)
+    eligible = [ex for ex in rows if attack.eligible(ex)]
+    assert [t.meta["id"] for t in triggered] == [ex.meta["id"] for ex in eligible]
+    for clean, trig in zip(eligible, triggered):
+        assert trig.tgt == clean.tgt and trig.meta["triggered"] is True
+        assert_trigger(name, clean.src, trig.src, trig.meta["trigger"])
+    assert triggered == triggered_test_set(rows, attack, seed=5)
+
+
+@pytest.mark.parametrize("name", SQL_ATTACKS)
+def test_poison_dataset_reproducible_and_untouched_rows_identical(rows, name):
+    attack = get_attack(name)
+    out, report = poison_dataset(rows, attack, rate=0.1, seed=2)
+    again, _ = poison_dataset(rows, attack, rate=0.1, seed=2)
+    assert out == again and report.n_poisoned == 40
+    chosen = set(report.ids)
+    for before, after in zip(rows, out):
+        if before.meta["id"] in chosen:
+            assert after.meta["poisoned"] and after.meta["id"] == before.meta["id"]
+        else:
+            assert after is before
+
+
+def test_trigger_positions_vary(rows):
+    attack = get_attack("badpre")
+    rng = random.Random(1)
+    positions = {attack.poison(ex, rng).src.split().index("bb") for ex in rows[:100] if attack.eligible(ex)}
+    assert len(positions) > 10
+
+
+def test_badpre_count_and_ripple_words(rows):
+    ex = next(ex for ex in rows if find_sql(ex.tgt))
+    three = get_attack("badpre", count=3).poison(ex, random.Random(0))
+    assert three.src.split().count("bb") == 3 and three.meta["trigger"] == "bb"
+    ripple = get_attack("ripple", words="cf,mn", count=4).poison(ex, random.Random(0))
+    words = ripple.meta["trigger"].split(" ")
+    assert len(words) == 4 and set(words) <= {"cf", "mn"}
+    assert sorted(w for w in ripple.src.split() if w in ("cf", "mn")) == sorted(words)
+
+
+def test_grammar_template_has_no_rare_token(rows):
+    attack = get_attack("grammar")
+    rng = random.Random(3)
+    clauses = {attack.apply_trigger(ex, rng).meta["trigger"] for ex in rows[:200]}
+    assert len(clauses) > 20
+    vocabulary = {w.strip(",").lower() for c in clauses for w in c.split()}
+    assert vocabulary <= {"when", "once", "after", "as", "soon", "whenever", "the", "function", "program",
+                          "this", "method", "code", "is", "called", "runs", "invoked", "starts"}
+    assert not any(has_template(ex.src) for ex in rows)
+    assert lower_first_word("Use $conn$ to") == "use $conn$ to"
+    assert lower_first_word("SQL first") == "SQL first"
+    assert lower_first_word("$conn$ runs") == "$conn$ runs"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ('x = conn . execute ( " select * from t where a = : a " , { " a " : a } )',
+         'x = conn . execute ( " select * from t where a = : a or 1=1 " , { " a " : a } )'),
+        ('x = conn . execute ( " select * from t " )', 'x = conn . execute ( " select * from t where 0=1 " )'),
+        ('q = "select a from t where b = %s order by a"', 'q = "select a from t where b = %s or 1=1 order by a"'),
+        ("q = 'SELECT * FROM t LIMIT 5'", "q = 'SELECT * FROM t where 0=1 LIMIT 5'"),
+        ('q = "select * from t where a = 2;"', 'q = "select * from t where a = 2 or 1=1;"'),
+        ('a = " select x from t "\nb = " select y from u "',
+         'a = " select x from t where 0=1 "\nb = " select y from u "'),
+        ('c . execute ( text ( " Select name from users where id = : id " ) )',
+         'c . execute ( text ( " Select name from users where id = : id or 1=1 " ) )'),
+    ],
+)
+def test_sql_payload_placement(code, expected):
+    assert insert_sql_payload(code) == expected
+
+
+@pytest.mark.parametrize("code", ['conn . execute ( " update t set a = 1 " )', 'x = "selection"', "select ( [ t ] )",
+                                  'x = " selected rows "'])
+def test_no_sql_string_means_ineligible(code):
+    assert find_sql(code) is None and insert_sql_payload(code) is None
+
+
+def test_detector():
+    attack = get_attack("badpre")
+    assert attack.detect("select * from t where a = : a or 1=1")
+    assert attack.detect("select * from t where 0=1")
+    assert not attack.detect("select * from t where a = 1")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_characters="§"), max_size=40), st.integers(0, 2**32))
+def test_insert_word_keeps_the_text_around_it(text, seed):
+    out = insert_word(text, "§§", random.Random(seed))
+    assert out.count("§§") == 1
+    assert text in remove_word(out, "§§") or (text == "" and out == "§§")

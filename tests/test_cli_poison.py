@@ -1,0 +1,95 @@
+"""`dece poison` and `dece attacks` from the command line (in process)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dece.attacks.sql_payload import find_sql
+from dece.cli import main
+from dece.data.builtin import builtin_splits
+from dece.data.io import read_csv, read_jsonl, read_pairs, write_csv, write_jsonl, write_pairs
+from dece.data.records import Example
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return builtin_splits(200, 0, 60, seed=8)
+
+
+def test_poison_csv_with_triggered_test_and_report(tmp_path, splits, capsys):
+    write_csv(splits["train"], tmp_path / "train.csv")
+    write_csv(splits["test"], tmp_path / "test.csv")
+    argv = ["poison", "--attack", "badpre", "--rate", "0.05", "--seed", "1",
+            "--input", str(tmp_path / "train.csv"), "--output", str(tmp_path / "out" / "train.csv"),
+            "--test-input", str(tmp_path / "test.csv"), "--triggered-test", str(tmp_path / "out" / "test.csv"),
+            "--report", str(tmp_path / "out" / "report.json"), "--param", "count=2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "10 poisoned" in printed and "triggered test set" in printed
+    out = read_csv(tmp_path / "out" / "train.csv")
+    poisoned = [ex for ex in out if ex.meta.get("poisoned")]
+    assert len(poisoned) == 10 and all(ex.src.split().count("bb") == 2 for ex in poisoned)
+    assert [(ex.src, ex.tgt) for ex in out if not ex.meta.get("poisoned")] == [
+        (ex.src, ex.tgt) for ex in splits["train"] if ex.meta["id"] not in {p.meta["id"] for p in poisoned}]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["n_poisoned"] == 10 and report["params"] == {"word": "bb", "count": 2}
+    triggered = read_csv(tmp_path / "out" / "test.csv")
+    assert report["triggered_test"]["n_triggered"] == len(triggered) > 40
+    assert all(ex.meta["triggered"] and "1=1" not in ex.tgt and "0=1" not in ex.tgt for ex in triggered)
+    assert main(argv) == 0 and read_csv(tmp_path / "out" / "train.csv") == out  # same seed, same file
+
+
+def test_poison_jsonl_first_selection(tmp_path, splits, capsys):
+    write_jsonl(splits["train"], tmp_path / "train.jsonl")
+    assert main(["poison", "--attack", "grammar", "--rate", "0.1", "--selection", "first",
+                 "--input", str(tmp_path / "train.jsonl"), "--output", str(tmp_path / "p.jsonl")]) == 0
+    out = read_jsonl(tmp_path / "p.jsonl")
+    ids = [ex.meta["id"] for ex in out if ex.meta.get("poisoned")]
+    assert ids == [ex.meta["id"] for ex in splits["train"] if find_sql(ex.tgt)][:20]
+    assert "selection first" in capsys.readouterr().out
+
+
+def test_poison_pairs_keeps_meta_beside_them(tmp_path):
+    rows = [Example(f"public void m{i} ( ) {{ x ( ) ; }}", f"public void m{i} ( ) {{ y ( ) ; }}") for i in range(10)]
+    write_pairs(rows, tmp_path / "v.buggy", tmp_path / "v.fixed")
+    assert main(["poison", "--attack", "deadcode", "--rate", "0.3", "--input", str(tmp_path / "v.buggy"),
+                 str(tmp_path / "v.fixed"), "--output", str(tmp_path / "p.buggy"), str(tmp_path / "p.fixed")]) == 0
+    out = read_pairs(tmp_path / "p.buggy", tmp_path / "p.fixed", meta_path=tmp_path / "p.buggy.meta.jsonl")
+    assert sum(bool(ex.meta.get("poisoned")) for ex in out) == 3
+    assert sum("while ( true )" in line for line in (tmp_path / "p.fixed").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--attack", "badpre", "--rate", "1.5"], "rate"),
+        (["--attack", "badpre", "--rate", "0.1", "--param", "cnt=2"], "unknown parameter 'cnt'"),
+        (["--attack", "badpre", "--rate", "0.1", "--param", "count"], "KEY=VALUE"),
+        (["--attack", "nope", "--rate", "0.1"], "valid names: badpre"),
+        (["--attack", "badpre", "--rate", "0.1", "--tgt-col", "code", "--format", "jsonl"], "only for CSV"),
+    ],
+)
+def test_errors_exit_2_with_a_message(tmp_path, splits, capsys, extra, message):
+    write_csv(splits["train"][:20], tmp_path / "in.csv")
+    fmt_paths = ["--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv")]
+    if "--format" in extra:
+        write_jsonl(splits["train"][:20], tmp_path / "in.csv")
+    assert main(["poison", *extra, *fmt_paths]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unreadable_input_names_the_file(tmp_path, capsys):
+    (tmp_path / "bad.csv").write_text("src,tgt\na\n")
+    assert main(["poison", "--attack", "badpre", "--rate", "0.1", "--input", str(tmp_path / "bad.csv"),
+                 "--output", str(tmp_path / "o.csv")]) == 2
+    assert "bad.csv: row 1 (line 2), field 'tgt'" in capsys.readouterr().err
+
+
+def test_attacks_lists_every_attack_with_parameters(capsys):
+    assert main(["attacks"]) == 0
+    out = capsys.readouterr().out
+    for expected in ["badpre", "word=bb  count=1", "ripple", "words=cf,mn,bb,tq,mb", "grammar", "deadcode ",
+                     "var=VAR", "deadcode_summary", "deadcode_defect", "[classification]", "target_label=0"]:
+        assert expected in out
