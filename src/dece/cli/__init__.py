@@ -32,6 +32,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dece {args.command}: error: {err}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())
