@@ -93,5 +93,5 @@ def dece_grad_bound(alpha: float) -> float:
 def dece_loss_bound(alpha: float, eps: float, vocab: int) -> float:
     """L = -sum_j y'_j log q_j <= -sum_j y'_j log((1 - alpha) y'_j) = -log(1 - alpha) + H(y')."""
     c = eps / (vocab - 1)
-    entropy = -(1 - eps) * math.log(1 - eps) - (eps * math.log(c) if eps > 0 else 0.0)
+    entropy = -(1 - eps) * math.log(1 - eps) - (eps * math.log(c) if c > 0 else 0.0)
     return -math.log(1 - alpha) + entropy
