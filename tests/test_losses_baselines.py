@@ -69,7 +69,7 @@ def test_bf16_baselines_close_to_fp32():
 
 
 def test_registry_lists_all_losses_and_rejects_bad_names_and_params():
-    assert LOSSES.names() == ["ce", "dece", "gce", "in_trust", "label_smoothing", "sce"]
+    assert LOSSES.names() == ["ce", "dece", "dece_auto", "gce", "in_trust", "label_smoothing", "sce"]
     with pytest.raises(UnknownNameError, match="valid names: ce, dece"):
         get_loss("decee")
     with pytest.raises(ConfigError, match="valid parameters: q"):

@@ -10,7 +10,7 @@ import sys
 from dece.errors import DeceError
 
 # module name under dece.cli -> one sub-command each
-COMMANDS: tuple[str, ...] = ("demo", "run", "poison", "attacks")
+COMMANDS: tuple[str, ...] = ("demo", "run", "poison", "attacks", "defenses", "sweep", "report", "audit")
 
 
 def build_parser() -> argparse.ArgumentParser:

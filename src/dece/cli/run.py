@@ -1,4 +1,5 @@
-"""`dece run CONFIG.toml [--set key.path=value ...]`: run an experiment (resumable)."""
+"""`dece run CONFIG.toml [--set key.path=value ...]`: run an experiment (resumable); a config with a
+[sweep] table runs its grid, as `dece sweep`."""
 
 from __future__ import annotations
 
@@ -26,5 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dece.experiments.sweep import has_sweep
+
+    if has_sweep(args.config):  # a [sweep] table: run the grid (dece sweep)
+        from dece.cli.sweep import run as run_sweep_command
+
+        args.list = False
+        return run_sweep_command(args)
     run_experiment(load_config(args.config, overrides(args)))
     return 0

@@ -4,6 +4,8 @@ loss, then generate on the clean and triggered test sets and score."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import shutil
 import time
 from pathlib import Path
@@ -56,7 +58,7 @@ def train_arm(
         loss=loss,
         out_dir=arm_dir / "checkpoints",
         epochs=t.epochs,
-        learning_rate=t.learning_rate * arm.lr_scale,
+        learning_rate=t.learning_rate * arm.lr_scale * defense_lr_factor(arm),
         batch_size=t.batch_size,
         seed=cfg.seed,
         grad_accum=t.grad_accum,
@@ -92,8 +94,11 @@ def evaluate_arm(
     detector: Callable[[str], bool] | None,
     lang: str,
     arm_dir: Path,
+    defend: Callable[[list[str]], list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Generates on both test sets, writes ``predictions.jsonl`` and returns the metrics."""
+    """Generates on both test sets, writes ``predictions.jsonl`` and returns the metrics. ``defend``
+    (an input defense's ``transform``) rewrites the sources before generation; the predictions file
+    then keeps the original ``src`` and adds ``defended_src``."""
     model.eval()
     e = cfg.eval
     gen = dict(
@@ -103,27 +108,48 @@ def evaluate_arm(
         num_beams=e.num_beams,
         max_source_length=cfg.model.max_source_length,
     )
-    clean_preds = generate(model, tokenizer, [x.src for x in clean_test], **gen)
+    clean_src = [x.src for x in clean_test] if defend is None else defend([x.src for x in clean_test])
+    clean_preds = generate(model, tokenizer, clean_src, **gen)
     metrics: dict[str, Any] = score([x.tgt for x in clean_test], clean_preds, e.metrics, lang=lang)
-    rows = [_prediction_row("clean", x, p, detector) for x, p in zip(clean_test, clean_preds)]
+    rows = [_prediction_row("clean", x, p, detector, s if defend else None)
+            for x, p, s in zip(clean_test, clean_preds, clean_src)]
     if detector is not None and triggered_test:
-        trig_preds = generate(model, tokenizer, [x.src for x in triggered_test], **gen)
+        trig_src = [x.src for x in triggered_test] if defend is None else defend([x.src for x in triggered_test])
+        trig_preds = generate(model, tokenizer, trig_src, **gen)
         metrics["asr"] = asr(trig_preds, detector)
         metrics["ftr"] = ftr(clean_preds, detector)
-        rows += [_prediction_row("triggered", x, p, detector) for x, p in zip(triggered_test, trig_preds)]
+        rows += [_prediction_row("triggered", x, p, detector, s if defend else None)
+                 for x, p, s in zip(triggered_test, trig_preds, trig_src)]
     write_jsonl_atomic(arm_dir / "predictions.jsonl", rows)
     return metrics
 
 
-def _prediction_row(split: str, ex: Example, pred: str, detector) -> dict[str, Any]:
+def _prediction_row(split: str, ex: Example, pred: str, detector, defended_src: str | None = None) -> dict[str, Any]:
     row = {"split": split, "id": ex.meta.get("id"), "src": ex.src, "tgt": ex.tgt, "pred": pred, "meta": ex.meta}
+    if defended_src is not None:
+        row["defended_src"] = defended_src
     if detector is not None:
         row["payload"] = bool(detector(pred))
     return row
 
 
+def defense_lr_factor(arm: ArmConfig) -> float:
+    """The learning-rate factor of the arm's training defense (``moderate_fitting``); 1 otherwise."""
+    if arm.defense is None:
+        return 1.0
+    from dece.defenses import TrainingDefense, get_defense
+
+    defense = get_defense(arm.defense, **arm.defense_params)
+    return defense.lr_factor if isinstance(defense, TrainingDefense) else 1.0
+
+
 def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
-    """What an arm's result depends on: everything but the other arms and the output folder."""
+    """What an arm's result depends on: everything but the other arms and the output folder. An arm
+    without a defense hashes as it did before arms had defense keys, so older run folders resume."""
     reduced = dataclasses.replace(cfg, arms=(arm,), output_dir="")
-    return reduced.fingerprint()
+    if arm.defense is not None or arm.defense_params:
+        return reduced.fingerprint()
+    d = reduced.to_dict()
+    d["arms"][0].pop("defense_params", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -165,14 +165,18 @@ class EvalConfig:
 @dataclass(frozen=True)
 class ArmConfig:
     """One trained model of the experiment: which training ``data`` (``clean`` or ``poisoned``), which
-    ``loss`` of :mod:`dece.losses` with ``loss_params``, and ``lr_scale`` (the paper's
-    *moderate fitting* baseline is ``lr_scale = 0.1``)."""
+    ``loss`` of :mod:`dece.losses` with ``loss_params``, ``lr_scale`` (a factor on the learning rate),
+    and optionally a ``defense`` of :mod:`dece.defenses` with ``defense_params`` (a data defense removes
+    training rows first, an input defense rewrites the test inputs, ``moderate_fitting`` scales the
+    learning rate by 0.1)."""
 
     name: str
     data: str = "poisoned"
     loss: str = "ce"
     loss_params: dict[str, Any] = field(default_factory=dict)
     lr_scale: float = 1.0
+    defense: str | None = None
+    defense_params: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
         from dece.losses import LOSSES, get_loss
@@ -185,13 +189,43 @@ class ArmConfig:
             get_loss(self.loss, **self.loss_params)
         except (ConfigError, ValueError) as err:
             raise ConfigError(f"{key}.loss_params: {err}") from None
+        self._validate_defense(key)
+
+    def _validate_defense(self, key: str) -> None:
+        from dece.defenses import DEFENSES, get_defense
+
+        _check(isinstance(self.defense_params, Mapping), f"{key}.defense_params", "must be a table")
+        if self.defense is None:
+            _check(not self.defense_params, f"{key}.defense_params", "given without a defense")
+            return
+        _check(isinstance(self.defense, str) and self.defense in DEFENSES, f"{key}.defense",
+               f"unknown defense {self.defense!r}; valid names: {', '.join(DEFENSES.names())}")
+        try:
+            get_defense(self.defense, **self.defense_params)
+        except (ConfigError, ValueError) as err:
+            raise ConfigError(f"{key}.defense_params: {err}") from None
 
     @classmethod
     def from_shorthand(cls, text: str, key: str) -> "ArmConfig":
-        """``"poisoned-dece"`` -> data ``poisoned``, loss ``dece`` (the loss part may contain '-')."""
-        data, sep, loss = text.partition("-")
-        _check(bool(sep) and data in DATA_CHOICES, key, f"arm shorthand must be '<clean|poisoned>-<loss>', got {text!r}")
-        return cls(name=text, data=data, loss=loss.replace("-", "_"))
+        """``"<data>-<loss>"``, ``"<data>-<defense>"`` (loss ``ce``) or ``"<data>-<loss>-<defense>"``:
+        ``"poisoned-dece"`` -> loss ``dece``; ``"poisoned-onion"`` -> loss ``ce`` + defense ``onion``;
+        ``"poisoned-dece-onion"`` -> both. Names may be written with '-' for '_'
+        (``"poisoned-label-smoothing"``, ``"poisoned-moderate-fitting"``); a loss name wins over a
+        defense name."""
+        from dece.defenses import DEFENSES
+        from dece.losses import LOSSES
+
+        data, sep, rest = text.partition("-")
+        _check(bool(sep) and data in DATA_CHOICES, key,
+               f"arm shorthand must be '<clean|poisoned>-<loss and/or defense>', got {text!r}")
+        rest = rest.replace("-", "_")
+        if rest not in LOSSES:
+            if rest in DEFENSES:
+                return cls(name=text, data=data, loss="ce", defense=rest)
+            for i, ch in enumerate(rest):
+                if ch == "_" and rest[:i] in LOSSES and rest[i + 1:] in DEFENSES:
+                    return cls(name=text, data=data, loss=rest[:i], defense=rest[i + 1:])
+        return cls(name=text, data=data, loss=rest)
 
 
 @dataclass(frozen=True)
@@ -216,6 +250,8 @@ class ExperimentConfig:
         for i, arm in enumerate(self.arms):
             arm.validate(f"arms[{i}]")
             _check(arm.data == "clean" or self.attack is not None, f"arms[{i}].data", "a poisoned arm needs an [attack]")
+            _check(self.attack is not None or arm.defense_params.get("rate") is not None or arm.defense != "spectral_signature",
+                   f"arms[{i}].defense_params", "spectral_signature needs 'rate' when the experiment has no [attack]")
         for name in ("dataset", "attack", "pretrain", "train", "eval", "dynamics"):
             section = getattr(self, name)
             if section is not None:

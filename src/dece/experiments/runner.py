@@ -19,7 +19,14 @@ from dece.experiments.arm import arm_fingerprint, evaluate_arm, train_arm
 from dece.experiments.base_model import base_model_spec
 from dece.experiments.config import ExperimentConfig, dump_config
 from dece.experiments.data_prep import PreparedData, prepare_data
-from dece.experiments.dynamics import DynamicsRecorder
+from dece.experiments.defended import (
+    apply_data_defense,
+    defense_of,
+    has_data_defense,
+    prepare_input_defense,
+    training_defense_report,
+)
+from dece.experiments.dynamics import epoch_callbacks
 from dece.experiments.store import read_json, write_json_atomic, write_text_atomic
 from dece.experiments.table import results_table
 
@@ -38,19 +45,8 @@ def _arm_done(arm_dir: Path, fingerprint: str) -> dict[str, Any] | None:
 
 
 def _dynamics(cfg: ExperimentConfig, data: PreparedData, base, rows, arm_dir: Path):
-    """The per-epoch recorder factory of an arm, or None when ``[dynamics]`` is off."""
-    if cfg.dynamics is None:
-        return None
-
-    def make(model, tokenizer, is_enc_dec, loss):
-        return [DynamicsRecorder(
-            cfg.dynamics, arm_dir / "dynamics.jsonl", model_spec=base, tokenizer=tokenizer,
-            is_encoder_decoder=is_enc_dec, loss=loss, train_rows=list(rows), clean_train=data.clean_train,
-            poisoned_train=data.poisoned_train, clean_test=data.clean_test, triggered_test=data.triggered_test,
-            detector=data.attack.detect if data.attack else None, max_new_tokens=cfg.eval.max_new_tokens,
-            batch_size=cfg.eval.batch_size)]
-
-    return make
+    """The per-epoch callbacks factory of an arm: ``[dynamics]`` records and DeCE-auto's validation signal."""
+    return epoch_callbacks(cfg, data, base, list(rows), arm_dir)
 
 
 def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
@@ -67,7 +63,8 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) ->
             f"triggered test rows: {len(data.triggered_test or [])}; clean test rows: {len(data.clean_test)}")
     base = None
     results: dict[str, dict[str, Any]] = {}
-    for arm in cfg.arms:
+    # data-defense arms last, so a plain CE arm of the run can serve as their reference model
+    for arm in sorted(cfg.arms, key=has_data_defense):
         arm_dir = run_dir / "arms" / arm.name
         fingerprint = arm_fingerprint(cfg, arm)
         done = _arm_done(arm_dir, fingerprint)
@@ -80,19 +77,31 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) ->
         arm_cfg = ExperimentConfig(**{**cfg.__dict__, "arms": (arm,)})
         write_text_atomic(arm_dir / "config.toml", dump_config(arm_cfg))
         rows = data.train_rows(arm.data)
-        log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss} for {cfg.train.epochs} epochs")
+        defense, defense_report, defend = defense_of(arm), None, None
+        if defense is not None and defense.kind == "data":
+            rows, defense_report = apply_data_defense(cfg, arm, data, base, run_dir, arm_dir, log)
+        elif defense is not None and defense.kind == "training":
+            defense_report = training_defense_report(arm)
+        elif defense is not None and defense.kind == "input":  # before training: a failing LM load fails fast
+            defend, defense_report = prepare_input_defense(arm, data, log)
+        log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss}"
+            + (f" and defense {arm.defense}" if arm.defense else "") + f" for {cfg.train.epochs} epochs")
         model, tokenizer, is_enc_dec, seconds = train_arm(
             cfg, arm, base, rows, arm_dir, _dynamics(cfg, data, base, rows, arm_dir), log=log)
         log(f"[{arm.name}] trained in {seconds:.0f} s; generating on {len(data.clean_test)} clean"
             + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " test rows")
         started = time.perf_counter()
         metrics = evaluate_arm(cfg, model, tokenizer, is_enc_dec, data.clean_test, data.triggered_test,
-                               data.attack.detect if data.attack else None, cfg.eval.lang or data.language, arm_dir)
+                               data.attack.detect if data.attack else None, cfg.eval.lang or data.language, arm_dir,
+                               defend=defend)
+        if defense_report is not None:
+            metrics["defense"] = defense_report
         metrics.update(fingerprint=fingerprint, train_seconds=round(seconds, 1),
                        eval_seconds=round(time.perf_counter() - started, 1))
         write_json_atomic(arm_dir / "metrics.json", metrics)
         results[arm.name] = metrics
         log(f"[{arm.name}] " + json.dumps({k: v for k, v in metrics.items() if k != "fingerprint"}, default=str))
+    results = {a.name: results[a.name] for a in cfg.arms}  # config order
     table = results_table([(a.name, results[a.name]) for a in cfg.arms], cfg.eval.metrics)
     write_text_atomic(run_dir / "results.md", f"# {cfg.name}\n\n{table}")
     write_json_atomic(run_dir / "results.json", {"name": cfg.name, "poison_report": data.poison_report, "arms": results})

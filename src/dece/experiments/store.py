@@ -42,12 +42,30 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    """Appends one line and syncs it (a killed run keeps every line written before)."""
+    """Appends one line and syncs it (a killed run keeps every line written before). A torn last
+    line (a kill mid-append) is cut off first, so it cannot swallow the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_torn_tail(path)
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def _drop_torn_tail(path: Path) -> None:
+    try:
+        with open(path, "rb+") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            data = f.seek(0) or f.read()
+            f.truncate(data.rfind(b"\n") + 1)
+    except FileNotFoundError:
+        pass
 
 
 def read_json(path: Path) -> Any:

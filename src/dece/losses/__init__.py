@@ -15,6 +15,8 @@ import inspect
 from dece.losses.base import TokenLoss
 from dece.losses.baselines import CELoss, GCELoss, InTrustLoss, LabelSmoothingLoss, SCELoss
 from dece.losses.dece import DeCELoss, dece_alpha, dece_loss
+from dece.losses.dece_auto import DeCEAutoLoss, PlateauTrigger
+from dece.losses.fused import FusedLinearLoss, fused_linear_dece, fused_linear_row_loss
 from dece.errors import ConfigError
 from dece.registry import Registry
 
@@ -25,6 +27,7 @@ LOSSES.add("gce", GCELoss)
 LOSSES.add("in_trust", InTrustLoss)
 LOSSES.add("sce", SCELoss)
 LOSSES.add("dece", DeCELoss)
+LOSSES.add("dece_auto", DeCEAutoLoss)
 
 
 def loss_parameters(cls: type[TokenLoss]) -> list[str]:
@@ -53,9 +56,14 @@ __all__ = [
     "DeCELoss",
     "dece_loss",
     "dece_alpha",
+    "DeCEAutoLoss",
+    "PlateauTrigger",
     "CELoss",
     "LabelSmoothingLoss",
     "GCELoss",
     "InTrustLoss",
     "SCELoss",
+    "FusedLinearLoss",
+    "fused_linear_dece",
+    "fused_linear_row_loss",
 ]

@@ -1,0 +1,250 @@
+"""``dece audit``: rank training rows by how suspicious their learning dynamics are.
+
+Input: an arm trained with ``[dynamics] row_losses = true``, whose ``dynamics.jsonl`` holds, at every
+epoch, the cross-entropy of every training row under the model of that epoch (``row_losses``: the
+row's mean token CE; ``row_max_losses``: its largest token CE). A backdoor's payload is a few tokens
+that contradict what the clean majority teaches, so early learning fits them last (under CE) or never
+(under DeCE): the poisoned rows keep the hardest tokens of the training set for many epochs.
+
+Scores (higher = more suspicious). Let :math:`l_{t,i}` be row :math:`i`'s loss after epoch
+:math:`t = 1..E` (statistic ``max`` or ``mean``) and :math:`r_{t,i} \\in [0, 1]` its percentile rank
+among all rows at that epoch (1 = the highest loss of that epoch). Ranks, not raw losses, so every
+epoch weighs the same although the losses shrink as training goes.
+
+* ``rank`` (default): :math:`\\frac{1}{E}\\sum_t r_{t,i}`, how long and how far the row stays among the
+  hardest: *learned late, or never*.
+* ``late``: the fraction of epochs before the row's rank falls below 0.5 for good (1 = never falls):
+  *when the row is learned*.
+* ``collapse``: :math:`\\max_t (r_{t-1,i} - r_{t,i})` times :math:`r_{t-1,i}`: the largest one-epoch
+  fall of a row that was among the hardest: *loss that stays high, then collapses*.
+
+The default statistic is ``max`` (the row's hardest token): a payload is a few tokens in a long
+target, and a row mean dilutes it. With the known poisoned rows (``meta.poisoned``, as written by
+the runner; a user's own data has none), precision and recall at k and the average precision are
+reported; the flagged rows (the top k) are written to a CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from dece.errors import ConfigError
+from dece.experiments.store import read_jsonl
+
+SCORES = ("rank", "late", "collapse")
+STATISTICS = ("max", "mean")
+STAT_KEYS = {"max": "row_max_losses", "mean": "row_losses"}
+
+
+def percentile_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks in [0, 1] (0 = lowest, 1 = highest; ties share their mean rank; one value -> 1)."""
+    n = len(values)
+    if n == 1:
+        return [1.0]
+    order = sorted(range(n), key=lambda i: values[i])
+    ranks = [0.0] * n
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        r = (i + j) / 2 / (n - 1)
+        for k in range(i, j + 1):
+            ranks[order[k]] = r
+        i = j + 1
+    return ranks
+
+
+def suspicion_scores(losses: Sequence[Sequence[float]], score: str = "rank") -> list[float]:
+    """Scores of the module docstring from ``losses[t][i]`` (epoch t, row i)."""
+    if score not in SCORES:
+        raise ConfigError(f"unknown score {score!r}; valid names: {', '.join(SCORES)}")
+    if not losses:
+        raise ConfigError("no per-row losses: train the arm with [dynamics] row_losses = true")
+    n = len(losses[0])
+    if any(len(epoch) != n for epoch in losses):
+        raise ConfigError("per-row losses differ in length between epochs")
+    ranks = [percentile_ranks([v if math.isfinite(v) else math.inf for v in epoch]) for epoch in losses]
+    E = len(ranks)
+    if score == "rank":
+        return [sum(r[i] for r in ranks) / E for i in range(n)]
+    if score == "late":
+        out = []
+        for i in range(n):
+            learned = E  # the first epoch from which the rank stays below 0.5
+            for t in range(E - 1, -1, -1):
+                if ranks[t][i] >= 0.5:
+                    break
+                learned = t
+            out.append(learned / E)
+        return out
+    if E < 2:
+        raise ConfigError("the 'collapse' score needs at least two epochs")
+    return [max((ranks[t - 1][i] - ranks[t][i]) * ranks[t - 1][i] for t in range(1, E)) for i in range(n)]
+
+
+def ranking(scores: Sequence[float]) -> list[int]:
+    """Row indices from the most to the least suspicious (ties: lower index first)."""
+    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+
+
+def precision_recall_at_k(order: Sequence[int], positives: set[int], k: int) -> tuple[float, float]:
+    hits = sum(1 for i in order[:k] if i in positives)
+    return (hits / k if k else 0.0, hits / len(positives) if positives else 0.0)
+
+
+def average_precision(order: Sequence[int], positives: set[int]) -> float:
+    """Mean of the precision at each poisoned row's position in the ranking."""
+    if not positives:
+        return 0.0
+    hits, total = 0, 0.0
+    for pos, i in enumerate(order, start=1):
+        if i in positives:
+            hits += 1
+            total += hits / pos
+    return total / len(positives)
+
+
+@dataclass
+class AuditResult:
+    arm: str
+    score: str
+    statistic: str
+    epochs: list[int]
+    rows: list[dict[str, Any]]  # index, id, poisoned (None when unknown), src, tgt
+    scores: list[float]
+    order: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.order = ranking(self.scores)
+
+    @property
+    def positives(self) -> set[int] | None:
+        if any(r.get("poisoned") is None for r in self.rows):
+            return None
+        return {r["index"] for r in self.rows if r["poisoned"]}
+
+    def default_k(self) -> int:
+        """The number of poisoned rows when known, else 5% of the rows."""
+        pos = self.positives
+        return len(pos) if pos else max(1, round(0.05 * len(self.rows)))
+
+    def metrics(self, ks: Sequence[int] | None = None) -> dict[str, Any]:
+        """``n_rows``, ``n_poisoned``, ``ap`` and ``{"k", "precision", "recall"}`` per k (labels known)."""
+        pos = self.positives
+        out: dict[str, Any] = {"arm": self.arm, "score": self.score, "statistic": self.statistic,
+                               "epochs": len(self.epochs), "n_rows": len(self.rows)}
+        if pos is None:
+            return out
+        out["n_poisoned"] = len(pos)
+        if not pos:  # a clean arm: nothing to find
+            return out
+        if ks is None:
+            m = len(pos)
+            ks = sorted({max(1, m // 2), max(1, m), max(1, 2 * m)})
+        out["ap"] = average_precision(self.order, pos)
+        out["at_k"] = [dict(zip(("k", "precision", "recall"), (k, *precision_recall_at_k(self.order, pos, k)))) for k in ks]
+        return out
+
+    def write_csv(self, path: Path, k: int | None = None) -> Path:
+        """The top ``k`` rows (default :meth:`default_k`), most suspicious first."""
+        k = self.default_k() if k is None else k
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["rank", "row_index", "id", "score", "poisoned", "src", "tgt"])
+            for rank, i in enumerate(self.order[:k], start=1):
+                r = self.rows[i]
+                w.writerow([rank, i, r.get("id"), f"{self.scores[i]:.6f}",
+                            "" if r.get("poisoned") is None else int(bool(r["poisoned"])), r.get("src", ""), r.get("tgt", "")])
+        tmp.replace(path)
+        return path
+
+
+def _training_rows(run_dir: Path, arm_dir: Path, n: int) -> list[dict[str, Any]]:
+    """The arm's training rows in training order: ``train_rows.jsonl`` joined with the data files."""
+    listed = read_jsonl(arm_dir / "train_rows.jsonl")
+    by_id: dict[Any, dict[str, Any]] = {}
+    for name in ("train.poisoned.jsonl", "train.clean.jsonl"):
+        for r in read_jsonl(run_dir / "data" / name):
+            by_id.setdefault(r["meta"].get("id"), r)
+    if len(listed) == n:
+        rows = []
+        for r in listed:
+            full = by_id.get(r.get("id"), {})
+            rows.append({"index": r["index"], "id": r.get("id"), "poisoned": bool(r.get("poisoned")),
+                         "src": full.get("src", ""), "tgt": full.get("tgt", "")})
+        return rows
+    # older runs: no train_rows.jsonl; the arm trained on a whole data file
+    import tomllib
+
+    cfg = tomllib.loads((arm_dir / "config.toml").read_text(encoding="utf-8")) if (arm_dir / "config.toml").exists() else {}
+    arms = cfg.get("arms") or [{}]
+    data = arms[0].get("data", "poisoned") if isinstance(arms[0], dict) else "poisoned"
+    file_rows = read_jsonl(run_dir / "data" / f"train.{data}.jsonl")
+    if len(file_rows) != n:
+        return [{"index": i, "id": None, "poisoned": None, "src": "", "tgt": ""} for i in range(n)]
+    return [{"index": i, "id": r["meta"].get("id"), "poisoned": bool(r["meta"].get("poisoned")),
+             "src": r["src"], "tgt": r["tgt"]} for i, r in enumerate(file_rows)]
+
+
+def auditable_arms(run_dir: Path) -> list[str]:
+    """Arms of ``run_dir`` whose dynamics hold per-row losses."""
+    from dece.experiments.dynamics import load_dynamics
+
+    out = []
+    for arm_dir in sorted((Path(run_dir) / "arms").glob("*")):
+        recs = load_dynamics(arm_dir / "dynamics.jsonl")
+        if recs and "row_losses" in recs[0]:
+            out.append(arm_dir.name)
+    return out
+
+
+def audit_arm(run_dir: Path, arm: str, *, score: str = "rank", statistic: str = "max",
+              epochs: int | None = None) -> AuditResult:
+    """Scores every training row of ``run_dir/arms/ARM`` (``epochs``: use only the first ones)."""
+    from dece.experiments.dynamics import load_dynamics
+
+    if statistic not in STATISTICS:
+        raise ConfigError(f"unknown statistic {statistic!r}; valid names: {', '.join(STATISTICS)}")
+    run_dir = Path(run_dir)
+    arm_dir = run_dir / "arms" / arm
+    if not arm_dir.is_dir():
+        found = ", ".join(p.name for p in sorted((run_dir / "arms").glob("*"))) or "none"
+        raise ConfigError(f"no arm {arm!r} in {run_dir}; arms: {found}")
+    key = STAT_KEYS[statistic]
+    recs = [r for r in load_dynamics(arm_dir / "dynamics.jsonl") if key in r]
+    if epochs is not None:
+        recs = recs[:epochs]
+    if not recs:
+        raise ConfigError(f"{arm_dir / 'dynamics.jsonl'} has no {key!r}: train the arm with [dynamics] row_losses = true")
+    losses = [r[key] for r in recs]
+    rows = _training_rows(run_dir, arm_dir, len(losses[0]))
+    return AuditResult(arm, score, statistic, [r["epoch"] for r in recs], rows, suspicion_scores(losses, score))
+
+
+def summary_table(results: Sequence[dict[str, Any]], title: str = "", note: str = ""):
+    """A :class:`~dece.reporting.tables.Table` of :meth:`AuditResult.metrics` dicts (P/R in %)."""
+    from dece.reporting.tables import Table
+
+    ks = sorted({a["k"] for m in results for a in m.get("at_k", [])})
+    header = ["arm", "score", "stat", "epochs", "rows", "poisoned", "AP"] + [f"P@{k} %" for k in ks] + [f"R@{k} %" for k in ks]
+    rows = []
+    for m in results:
+        at = {a["k"]: a for a in m.get("at_k", [])}
+        cells = [m["arm"], m["score"], m["statistic"], str(m["epochs"]), str(m["n_rows"]), str(m.get("n_poisoned", "-")),
+                 f"{m['ap']:.3f}" if "ap" in m else "-"]
+        cells += [f"{100 * at[k]['precision']:.1f}" if k in at else "-" for k in ks]
+        cells += [f"{100 * at[k]['recall']:.1f}" if k in at else "-" for k in ks]
+        rows.append(cells)
+    return Table(title, header, rows, note=note)
+
+
+def metrics_table(results: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of :meth:`AuditResult.metrics` dicts (P/R as percentages)."""
+    return summary_table(results).to_markdown()

@@ -1,0 +1,49 @@
+"""`dece audit RUN_DIR [--arm ARM] [--score rank|late|collapse] [--stat max|mean] [--k K]`: rank the
+training rows of each arm by how suspicious their learning dynamics are (see dece.audit), print
+precision/recall@k against the known poisoned rows, and write the flagged rows (the top k) to
+RUN_DIR/audit/ARM.csv, with RUN_DIR/audit/summary.json and summary.md. The arms need
+`[dynamics] row_losses = true`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dece.audit import SCORES, STATISTICS, audit_arm, auditable_arms, metrics_table
+from dece.errors import ConfigError
+from dece.experiments.store import write_json_atomic, write_text_atomic
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("audit", help="rank training rows by suspicious learning dynamics", description=__doc__)
+    p.add_argument("run_dir", help="a run folder written by `dece run`")
+    p.add_argument("--arm", action="append", default=[], help="arm to audit (repeatable; default: every arm with per-row losses)")
+    p.add_argument("--score", choices=SCORES, default="rank", help="suspicion score (default: rank)")
+    p.add_argument("--stat", choices=STATISTICS, default="max", help="per-row loss statistic (default: max token CE)")
+    p.add_argument("--epochs", type=int, help="use only the first N epochs of dynamics")
+    p.add_argument("--k", type=int, help="rows flagged (default: the number of poisoned rows if known, else 5%%)")
+    p.add_argument("--out", help="folder of the CSVs and summary (default: RUN_DIR/audit)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    arms = args.arm or auditable_arms(run_dir)
+    if not arms:
+        raise ConfigError(f"{run_dir}: no arm has per-row losses; run with [dynamics] row_losses = true")
+    out = Path(args.out) if args.out else run_dir / "audit"
+    summary = []
+    for arm in arms:
+        result = audit_arm(run_dir, arm, score=args.score, statistic=args.stat, epochs=args.epochs)
+        ks = None if args.k is None else [args.k]
+        m = result.metrics(ks)
+        csv_path = result.write_csv(out / f"{arm}.csv", args.k)
+        m["csv"] = str(csv_path)
+        summary.append(m)
+    table = metrics_table(summary)
+    write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "summary.md", f"# Audit of {run_dir}\n\nscore `{args.score}`, statistic `{args.stat}`; "
+                      "P@k and R@k in %, AP = average precision.\n\n" + table)
+    print(table)
+    print(f"flagged rows: {', '.join(m['csv'] for m in summary)}")
+    return 0

@@ -1,0 +1,24 @@
+"""`dece report RUN_DIR [--out DIR]`: Markdown tables in the paper's layout (rows = arms, columns =
+attack x BLEU/CodeBLEU/ASR), learning-dynamics plots (PNG) and one self-contained HTML page, for a run
+folder (`dece run`) or a sweep folder (`dece sweep`). Written to RUN_DIR/report/ by default."""
+
+from __future__ import annotations
+
+import argparse
+
+from dece.reporting import build_report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="tables, plots and an HTML page of a run or sweep", description=__doc__)
+    p.add_argument("run_dir", help="a run or sweep folder")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/report)")
+    p.add_argument("--no-plots", action="store_true", help="tables only")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = build_report(args.run_dir, args.out, plots=not args.no_plots)
+    n = sum(len(v) for v in paths["plots"].values())
+    print(f"report of {paths['runs']} run(s): {paths['markdown']}, {paths['html']} ({n} plots)")
+    return 0

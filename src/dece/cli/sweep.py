@@ -1,0 +1,29 @@
+"""`dece sweep CONFIG.toml [--set key.path=value ...] [--list]`: run every cell of the config's
+[sweep] grid into one store (RUN_DIR/cells/<cell>/), skipping finished cells; a killed sweep resumes
+where it stopped. `dece run` on a config with a [sweep] table does the same. --list prints the cells
+and whether each is done, without running anything. See dece.experiments.sweep."""
+
+from __future__ import annotations
+
+import argparse
+
+from dece.cli.run import add_config_arguments, overrides
+from dece.experiments.sweep import expand_grid, read_config_data, run_sweep, sweep_status
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a grid of experiments (resumable)", description=__doc__)
+    p.add_argument("config", help="path of a TOML config with a [sweep] table")
+    add_config_arguments(p)
+    p.add_argument("--list", action="store_true", help="list the cells and their status; run nothing")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    data = read_config_data(args.config, overrides(args))
+    if args.list:
+        for s in sweep_status(expand_grid(data)):
+            print(f"{'done   ' if s['done'] else 'pending'}  {s['name']}")
+        return 0
+    status = run_sweep(data)
+    return 0 if all(s["done"] for s in status) else 1

@@ -1,0 +1,228 @@
+"""What every defense is, and the registry that composes them into experiment arms.
+
+Three kinds, by where they act in the pipeline:
+
+* **data** defenses (``bki``, ``spectral_signature``, ``activation_clustering``) look at the training
+  rows through a *reference model* (one fine-tuned with CE on the same, possibly poisoned, rows) and
+  choose rows to remove: :meth:`DataDefense.select` -> :class:`Selection`.
+* **input** defenses (``onion``, ``paraphrase``) rewrite the test inputs before generation:
+  :meth:`InputDefense.fit` on clean training sources (where they need it), then
+  :meth:`InputDefense.transform`.
+* **training** defenses (``moderate_fitting``) change how the arm is trained.
+
+The loss-based baselines (``label_smoothing``, ``gce``, ``in_trust``) are losses of
+:mod:`dece.losses`, not entries here. Defenses are dataclasses whose fields are their parameters,
+checked in :meth:`Defense.check`; :func:`get_defense` builds one by name and type-checks the values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Sequence
+
+import torch
+
+from dece.data.records import Example
+from dece.errors import ConfigError
+from dece.registry import Registry
+
+KINDS = ("data", "input", "training")
+
+
+@dataclass
+class Defense(ABC):
+    """Base of the defenses. A subclass sets ``name``, ``kind`` and ``summary``, declares its parameters
+    as dataclass fields with defaults (and documents them in its docstring), and checks their ranges in
+    :meth:`check`. State learnt by ``fit`` lives in non-init fields."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    summary: ClassVar[str]  # one line for `dece defenses`
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` naming the parameter whose value is out of range."""
+
+    def fail(self, param: str, problem: str) -> ConfigError:
+        """The error for a bad parameter value."""
+        return ConfigError(f"defense {self.name!r}, parameter {param!r}: {problem} (got {getattr(self, param)!r})")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters and their values (defaults included)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    def describe(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.name}({params}): {self.summary}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data defenses
+
+
+@dataclass
+class DataContext:
+    """What a data defense may look at besides the rows.
+
+    ``encode(texts) -> [len(texts), d]`` returns the reference model's representation of source texts
+    (see :func:`dece.defenses.encode_texts`); ``representations`` may be given instead, one row per
+    training row, in order (synthetic tests do this). ``poison_rate`` is the experiment's configured
+    poisoning rate, for defenses that assume it is known (spectral signature)."""
+
+    encode: Callable[[Sequence[str]], torch.Tensor] | None = None
+    representations: torch.Tensor | None = None
+    poison_rate: float | None = None
+
+    def represent(self, rows: Sequence[Example]) -> torch.Tensor:
+        """The representations of ``rows`` (float32, ``[len(rows), d]``)."""
+        if self.representations is not None:
+            reps = self.representations
+            if reps.ndim != 2 or reps.shape[0] != len(rows):
+                raise ValueError(f"representations must have shape [{len(rows)}, d], got {tuple(reps.shape)}")
+            return reps.float()
+        if self.encode is None:
+            raise ValueError("the defense needs representations: give DataContext an encode function or representations")
+        return self.encode([r.src for r in rows]).float()
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a data defense chose: the removed rows' ``meta["id"]`` (in row order), a suspicion score
+    per removed row, and defense-specific ``details`` (keywords, cluster sizes, thresholds...)."""
+
+    ids: tuple[str, ...]
+    scores: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def row_ids(rows: Sequence[Example]) -> list[str]:
+    """The rows' ``meta["id"]``; every row needs a unique one for its removal to be reported."""
+    ids = [r.meta.get("id") for r in rows]
+    if any(i is None for i in ids):
+        raise ValueError("every row needs meta['id'] for a data defense to report what it removed")
+    if len(set(ids)) != len(ids):
+        raise ValueError("row ids (meta['id']) must be unique for a data defense")
+    return [str(i) for i in ids]
+
+
+@dataclass
+class DataDefense(Defense):
+    """A defense that removes training rows. Every data defense has the parameter ``representation``:
+    which reference-model states it looks at (see :func:`dece.defenses.encode_texts`): ``"source"``
+    (default; mean-pooled encoder states, or a decoder-only model's state at the prompt's last token)
+    or ``"first_step"`` (the final hidden state the first target token is predicted from: the
+    decoder's at step 0 for encoder-decoder models, the same as ``"source"`` for decoder-only ones)."""
+
+    kind: ClassVar[str] = "data"
+    representation: str = "source"
+
+    def __post_init__(self) -> None:
+        from dece.defenses.representations import REPRESENTATIONS
+
+        if self.representation not in REPRESENTATIONS:
+            raise self.fail("representation", f"must be one of {', '.join(REPRESENTATIONS)}")
+        super().__post_init__()
+
+    @abstractmethod
+    def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
+        """The rows to remove from the training set."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# input defenses
+
+
+@dataclass
+class InputDefense(Defense):
+    kind: ClassVar[str] = "input"
+
+    def fit(self, sources: Sequence[str]) -> "InputDefense":
+        """Learn what the defense needs from clean training sources (default: nothing); returns self."""
+        return self
+
+    @abstractmethod
+    def transform(self, sources: Sequence[str]) -> list[str]:
+        """One rewritten source per source, in order."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# training defenses
+
+
+@dataclass
+class TrainingDefense(Defense):
+    kind: ClassVar[str] = "training"
+
+    @property
+    def lr_factor(self) -> float:
+        """Multiplies the arm's learning rate (1 = unchanged)."""
+        return 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# registry
+
+
+DEFENSES: Registry[type[Defense]] = Registry("defense")
+
+
+def registered(cls: type[Defense]) -> type[Defense]:
+    """Class decorator: add a defense to ``DEFENSES`` under its ``name``."""
+    assert cls.kind in KINDS, cls.kind
+    DEFENSES.add(cls.name, cls)
+    return cls
+
+
+def parameter_types(cls: type[Defense]) -> dict[str, Any]:
+    """Parameter name -> declared type."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def _accepts(kind: Any, value: Any) -> bool:
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        return any(_accepts(k, value) for k in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    raise TypeError(f"unsupported defense parameter type {kind!r}")
+
+
+def _type_name(kind: Any) -> str:
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        return " or ".join(_type_name(k) for k in typing.get_args(kind))
+    if typing.get_origin(kind) is tuple:
+        return "a list of strings"
+    return {type(None): "none", bool: "a boolean", int: "an integer", float: "a number", str: "a string"}[kind]
+
+
+def get_defense(name: str, **params: Any) -> Defense:
+    """The defense ``name`` with ``params`` (unset ones take their defaults). An unknown name lists the
+    valid ones; an unknown parameter, a value of the wrong type or out of range raises
+    :class:`ConfigError` naming the parameter. Nothing heavy (a language model) is loaded here."""
+    cls = DEFENSES.get(name)
+    kinds = parameter_types(cls)
+    values = {}
+    for key, value in params.items():
+        if key not in kinds:
+            raise ConfigError(f"defense {name!r}: unknown parameter {key!r}; valid parameters: {', '.join(kinds) or 'none'}")
+        if not _accepts(kinds[key], value):
+            raise ConfigError(f"defense {name!r}, parameter {key!r}: expected {_type_name(kinds[key])}, got {value!r}")
+        values[key] = tuple(value) if isinstance(value, list) else (float(value) if kinds[key] is float else value)
+    return cls(**values)

@@ -1,0 +1,170 @@
+"""Arms with a defense (``defense = "..."`` in an arm, see :mod:`dece.defenses`).
+
+* **Data defense**: a *reference model* is fine-tuned with CE on the arm's training rows (as the
+  DeCE paper computes the representations: with a model trained on the poisoned data). A plain CE arm
+  of the same run on the same data (``loss = "ce"``, no params, ``lr_scale = 1``, no defense) is
+  reused when it is done; otherwise the reference is trained once under ``RUN_DIR/reference/`` and
+  shared by every data defense of the run. The defense chooses rows from the reference model's
+  representations; ``arms/ARM/defense_report.json`` records its detection quality, parameters,
+  details and the removed ids, ``arms/ARM/removed.jsonl`` the removed rows, and the arm is trained on
+  the rows kept. A resumed arm reuses its ``defense_report.json`` when the fingerprint matches.
+* **Input defense**: fitted on the clean training sources, applied to the clean and triggered test
+  sources before generation; the report counts the rewritten inputs and the triggers left intact.
+* **Training defense** (``moderate_fitting``): applied by :func:`dece.experiments.arm.train_arm`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from dece.data.records import Example
+from dece.defenses import DataContext, DataDefense, Defense, InputDefense, detection_report, encode_texts, get_defense
+from dece.errors import ConfigError, DeceError
+from dece.experiments.arm import arm_fingerprint, train_arm
+from dece.experiments.config import ArmConfig, ExperimentConfig
+from dece.experiments.data_prep import PreparedData
+from dece.experiments.store import read_json, write_json_atomic, write_jsonl_atomic
+from dece.models import ModelSpec, build_model
+
+
+def defense_of(arm: ArmConfig) -> Defense | None:
+    return None if arm.defense is None else get_defense(arm.defense, **arm.defense_params)
+
+
+def has_data_defense(arm: ArmConfig) -> bool:
+    return isinstance(defense_of(arm), DataDefense)
+
+
+def _plain_ce(arm: ArmConfig, data: str) -> bool:
+    return arm.data == data and arm.loss == "ce" and not arm.loss_params and arm.lr_scale == 1.0 and arm.defense is None
+
+
+def load_trained(base: ModelSpec, model_dir: Path):
+    """``(model, tokenizer, is_encoder_decoder)`` of a model saved by ``train_arm`` (LoRA adapters too)."""
+    if (model_dir / "adapter_config.json").exists():
+        import peft
+        from transformers import AutoTokenizer
+
+        model, _, is_enc_dec = build_model(dataclasses.replace(base, lora=None))
+        model = peft.PeftModel.from_pretrained(model, model_dir)
+        return model, AutoTokenizer.from_pretrained(model_dir), is_enc_dec
+    return build_model(dataclasses.replace(base, name=f"hf:{model_dir.resolve()}", lora=None))
+
+
+def reference_model(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: ModelSpec, run_dir: Path,
+                    log: Callable[[str], None] = print):
+    """``(model, tokenizer, is_encoder_decoder, where)``: the CE model on ``arm.data`` rows (module docstring)."""
+    for other in cfg.arms:
+        d = run_dir / "arms" / other.name
+        if _plain_ce(other, arm.data) and (d / "metrics.json").exists() and (d / "model").is_dir():
+            if read_json(d / "metrics.json").get("fingerprint") == arm_fingerprint(cfg, other):
+                log(f"[{arm.name}] reference model: arm {other.name}")
+                return (*load_trained(base, d / "model"), f"arms/{other.name}")
+    ref = ArmConfig(name=f"reference-{arm.data}-ce", data=arm.data, loss="ce")
+    ref_dir = run_dir / "reference" / f"{arm.data}-ce"
+    fingerprint = arm_fingerprint(cfg, ref)
+    marker = ref_dir / "reference.json"
+    if marker.exists():
+        if read_json(marker).get("fingerprint") != fingerprint:
+            raise ConfigError(f"{ref_dir} holds a reference model of a different config; choose another output_dir "
+                              "or delete that folder")
+        log(f"[{arm.name}] reference model: {ref_dir}")
+        return (*load_trained(base, ref_dir / "model"), f"reference/{ref_dir.name}")
+    rows = data.train_rows(arm.data)
+    log(f"[{arm.name}] training the reference model ({arm.data} rows, CE) into {ref_dir}")
+    model, tokenizer, is_enc_dec, seconds = train_arm(cfg, ref, base, rows, ref_dir, None, log=log)
+    write_json_atomic(marker, {"fingerprint": fingerprint, "train_seconds": round(seconds, 1), "rows": len(rows)})
+    return model, tokenizer, is_enc_dec, f"reference/{ref_dir.name}"
+
+
+def apply_data_defense(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: ModelSpec, run_dir: Path,
+                       arm_dir: Path, log: Callable[[str], None] = print) -> tuple[list[Example], dict[str, Any]]:
+    """The arm's training rows minus those its data defense removes, and the report for ``metrics.json``."""
+    defense = defense_of(arm)
+    assert isinstance(defense, DataDefense)
+    rows = data.train_rows(arm.data)
+    fingerprint = arm_fingerprint(cfg, arm)
+    path = arm_dir / "defense_report.json"
+    saved = read_json(path) if path.exists() else None
+    if saved is not None and saved.get("fingerprint") == fingerprint:
+        log(f"[{arm.name}] {arm.defense}: reusing {path}")
+        full = saved
+    else:
+        model, tokenizer, is_enc_dec, where = reference_model(cfg, arm, data, base, run_dir, log)
+
+        def encode(texts: Sequence[str]):
+            return encode_texts(model, tokenizer, texts, is_encoder_decoder=is_enc_dec,
+                                max_source_length=base.max_source_length, batch_size=cfg.eval.batch_size,
+                                pooling=defense.representation)
+
+        started = time.perf_counter()
+        selection = defense.select(rows, DataContext(encode=encode, poison_rate=cfg.attack.rate if cfg.attack else None))
+        report = {"name": defense.name, "kind": defense.kind, "params": defense.params, "reference": where,
+                  **detection_report(selection.ids, rows), "details": selection.details,
+                  "seconds": round(time.perf_counter() - started, 1)}
+        full = {**report, "fingerprint": fingerprint, "removed_ids": list(selection.ids)}
+        removed = set(selection.ids)
+        write_jsonl_atomic(arm_dir / "removed.jsonl", [
+            {**r.to_dict(), "meta": {**r.meta, "removed_by": defense.name}, "score": selection.scores.get(str(r.meta["id"]))}
+            for r in rows if str(r.meta.get("id")) in removed])
+        write_json_atomic(path, full)
+    removed = set(full["removed_ids"])
+    kept = [r for r in rows if str(r.meta.get("id")) not in removed]
+    report = {k: v for k, v in full.items() if k not in ("fingerprint", "removed_ids")}
+    p, r = report["precision"], report["recall"]
+    log(f"[{arm.name}] {arm.defense} removed {report['removed']} of {report['n_rows']} rows "
+        f"({report['poisoned_removed']} poisoned, {report['clean_removed']} clean; "
+        f"precision {_pct(p)}, recall {_pct(r)})")
+    if not kept:
+        raise DeceError(f"arm {arm.name!r}: defense {arm.defense!r} removed every training row")
+    return kept, report
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _intact(trigger: str, text: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(trigger.strip())}(?!\w)", text) is not None
+
+
+def prepare_input_defense(arm: ArmConfig, data: PreparedData, log: Callable[[str], None] = print
+                          ) -> tuple[Callable[[list[str]], list[str]], dict[str, Any]]:
+    """``(defend, report)``: ``defend`` maps test sources to the defense's rewrites (computed here,
+    once, for the clean and triggered test sets); ``report`` goes under ``metrics["defense"]``:
+    ``changed_clean`` / ``changed_triggered`` count rewritten inputs; ``trigger_checked`` counts the
+    triggered inputs whose trigger text occurs verbatim in them, ``trigger_intact`` how many of those
+    still contain it after the defense."""
+    defense = defense_of(arm)
+    assert isinstance(defense, InputDefense)
+    started = time.perf_counter()
+    defense.fit([r.src for r in data.clean_train])
+    clean = [r.src for r in data.clean_test]
+    trig_rows = data.triggered_test or []
+    trig = [r.src for r in trig_rows]
+    out_clean, out_trig = defense.transform(clean), defense.transform(trig)
+    lookup = dict(zip(clean + trig, out_clean + out_trig))
+    checked = [(r.meta["trigger"], d) for r, d in zip(trig_rows, out_trig)
+               if r.meta.get("trigger") and _intact(r.meta["trigger"], r.src)]
+    report = {"name": defense.name, "kind": defense.kind, "params": defense.params,
+              "n_clean": len(clean), "changed_clean": sum(a != b for a, b in zip(clean, out_clean)),
+              "n_triggered": len(trig), "changed_triggered": sum(a != b for a, b in zip(trig, out_trig)),
+              "trigger_checked": len(checked), "trigger_intact": sum(_intact(t, d) for t, d in checked),
+              "seconds": round(time.perf_counter() - started, 1)}
+    if getattr(defense, "fallbacks", 0):
+        report["fallbacks"] = defense.fallbacks
+    log(f"[{arm.name}] {arm.defense} rewrote {report['changed_clean']}/{len(clean)} clean and "
+        f"{report['changed_triggered']}/{len(trig)} triggered test inputs; triggers intact "
+        f"{report['trigger_intact']}/{report['trigger_checked']}")
+    return (lambda sources: [lookup[s] for s in sources]), report
+
+
+def training_defense_report(arm: ArmConfig) -> dict[str, Any]:
+    defense = defense_of(arm)
+    assert defense is not None
+    return {"name": defense.name, "kind": defense.kind, "params": defense.params,
+            "lr_factor": getattr(defense, "lr_factor", 1.0)}

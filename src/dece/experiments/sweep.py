@@ -1,0 +1,222 @@
+"""Sweeps: one config expands a grid of experiments into one results store, resumable at any point.
+
+A ``[sweep]`` table in an experiment config names the keys to vary::
+
+    [sweep]
+    grid = { "attack.name" = ["badpre", "ripple"], "attack.rate" = [0.05, 0.1], "seed" = [1, 2] }
+
+Each *cell* of the grid (the cartesian product, in the order the keys are written) is the base config
+with those keys overridden (dotted paths, as ``--set``), run with :func:`run_experiment` into
+``RUN_DIR/cells/<cell-name>/`` (``RUN_DIR`` is the base ``output_dir``; a cell's name is its
+overrides, e.g. ``attack.name=badpre__attack.rate=0.05__seed=1``). The key ``arms`` may be swept
+too: each value is one arm (a shorthand string or a table) or a list of arms.
+
+Files: ``RUN_DIR/sweep.toml`` (the resolved base config with its ``[sweep]``), ``RUN_DIR/sweep.json``
+(every cell, its overrides and whether it is done), ``RUN_DIR/sweep.jsonl`` (events, appended:
+``started`` / ``done`` per cell, with times). A cell is *done* when every arm's ``metrics.json``
+carries the cell's fingerprint and the cell's ``results.json`` exists; done cells are skipped without
+loading anything. A sweep killed at any point (``SIGKILL`` included) resumes where it stopped: every
+file is written atomically, finished cells are never recomputed, a cell killed mid-way resumes from its
+finished arms and last epoch checkpoint. Changing the base config in place is refused (as for a run);
+adding values to the grid only adds cells.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import tomli_w
+
+from dece.errors import ConfigError
+from dece.experiments.config import ExperimentConfig, apply_overrides, config_from_dict
+from dece.experiments.store import append_jsonl, read_json, write_json_atomic, write_text_atomic
+
+SWEEP_KEY = "sweep"
+_SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+MAX_NAME = 120
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    overrides: dict[str, Any]  # dotted key -> value
+    config: ExperimentConfig
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    if isinstance(value, Mapping) and "name" in value:
+        return str(value["name"])
+    if isinstance(value, list) and all(isinstance(v, (str, Mapping)) for v in value):
+        return "+".join(_label(v) for v in value)
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def cell_name(overrides: Mapping[str, Any]) -> str:
+    """``{"attack.rate": 0.05, "seed": 1}`` -> ``attack.rate=0.05__seed=1`` (file-name safe)."""
+    name = "__".join(_SAFE.sub("_", f"{k}={_label(v)}") for k, v in overrides.items()) or "base"
+    if len(name) > MAX_NAME:
+        digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        name = f"{name[: MAX_NAME - 9]}-{digest}"
+    return name
+
+
+def _flatten_grid(grid: Mapping[str, Any], prefix: str = "") -> dict[str, list[Any]]:
+    """``{"attack": {"rate": [..]}}`` and ``{"attack.rate": [..]}`` both give ``{"attack.rate": [..]}``."""
+    out: dict[str, list[Any]] = {}
+    for key, value in grid.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten_grid(value, f"{path}."))
+        elif isinstance(value, list) and value:
+            out[path] = list(value)
+        else:
+            raise ConfigError(f"sweep.grid.{path}: must be a non-empty list of values, got {value!r}")
+    return out
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> None:
+    node = data
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"sweep.grid.{path}: {part!r} is not a table")
+    node[parts[-1]] = value
+
+
+def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
+    """The cells of a config mapping with a ``[sweep]`` table (validated, output dirs assigned)."""
+    data = json.loads(json.dumps(dict(data)))
+    sweep = data.pop(SWEEP_KEY, None)
+    if not isinstance(sweep, Mapping):
+        raise ConfigError("sweep: expected a [sweep] table with grid = { key = [values] }")
+    unknown = sorted(set(sweep) - {"grid"})
+    if unknown:
+        raise ConfigError(f"unknown key 'sweep.{unknown[0]}'; valid keys of [sweep]: grid")
+    grid = _flatten_grid(sweep.get("grid") or {})
+    if not grid:
+        raise ConfigError("sweep.grid: give at least one key with a list of values")
+    for key in grid:
+        if key == "output_dir" or key.startswith("sweep"):
+            raise ConfigError(f"sweep.grid.{key}: cannot be swept")
+    run_dir = Path(data.get("output_dir", ExperimentConfig.output_dir))
+    cells, names = [], set()
+    for values in itertools.product(*grid.values()):
+        overrides = dict(zip(grid, values))
+        cell_data = json.loads(json.dumps(data))
+        for key, value in overrides.items():
+            if key == "arms" and not isinstance(value, list):
+                value = [value]
+            _set(cell_data, key, value)
+        name = cell_name(overrides)
+        if name in names:
+            name = f"{name}-{hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]}"
+        names.add(name)
+        cell_data["output_dir"] = str(run_dir / "cells" / name)
+        try:
+            cfg = config_from_dict(cell_data)
+        except ConfigError as err:
+            raise ConfigError(f"sweep cell {name}: {err}") from None
+        cells.append(Cell(name, overrides, cfg))
+    return cells
+
+
+def read_config_data(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """A TOML config file as a mapping, with ``key.path=value`` overrides applied."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    return apply_overrides(data, list(overrides))
+
+
+def has_sweep(path: str | Path) -> bool:
+    """Whether the config file at ``path`` has a ``[sweep]`` table."""
+    try:
+        return SWEEP_KEY in tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+def cell_done(cell: Cell) -> bool:
+    """Every arm finished with this cell's config (raises if the folder holds another config's results)."""
+    from dece.experiments.arm import arm_fingerprint
+
+    if not (cell.dir / "results.json").exists():
+        return False
+    for arm in cell.config.arms:
+        path = cell.dir / "arms" / arm.name / "metrics.json"
+        if not path.exists():
+            return False
+        found = read_json(path).get("fingerprint")
+        if found != arm_fingerprint(cell.config, arm):
+            raise ConfigError(f"{path.parent} holds results of a different config (fingerprint {found}); "
+                              "choose another output_dir or delete the cell's folder")
+    return True
+
+
+def _check_no_conflict(cell: Cell) -> None:
+    """Refuses, before anything runs, a cell folder holding another config's arm results."""
+    from dece.experiments.arm import arm_fingerprint
+
+    for arm in cell.config.arms:
+        path = cell.dir / "arms" / arm.name / "metrics.json"
+        if path.exists() and read_json(path).get("fingerprint") != arm_fingerprint(cell.config, arm):
+            raise ConfigError(f"sweep cell {cell.name}: {path.parent} holds results of a different config; "
+                              "choose another output_dir or delete the cell's folder")
+
+
+def sweep_status(cells: list[Cell]) -> list[dict[str, Any]]:
+    return [{"name": c.name, "overrides": c.overrides, "dir": str(c.dir), "done": cell_done(c)} for c in cells]
+
+
+def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Runs every cell not done yet (see the module docstring); returns :func:`sweep_status`."""
+    from dece.experiments.runner import run_experiment
+
+    cells = expand_grid(data)
+    run_dir = Path(data.get("output_dir", ExperimentConfig.output_dir))
+    for cell in cells:
+        _check_no_conflict(cell)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "sweep.toml", tomli_w.dumps(json.loads(json.dumps(dict(data)))))
+    write_json_atomic(run_dir / "sweep.json", {"cells": sweep_status(cells)})
+    events = run_dir / "sweep.jsonl"
+    for i, cell in enumerate(cells, start=1):
+        tag = f"[cell {i}/{len(cells)} {cell.name}]"
+        if cell_done(cell):
+            log(f"{tag} done already, skipped")
+            continue
+        log(f"{tag} running")
+        append_jsonl(events, {"cell": cell.name, "event": "started", "time": time.time()})
+        started = time.perf_counter()
+        run_experiment(cell.config, log=lambda line, tag=tag: log(f"{tag} {line}"))
+        append_jsonl(events, {"cell": cell.name, "event": "done", "time": time.time(),
+                              "seconds": round(time.perf_counter() - started, 1)})
+        write_json_atomic(run_dir / "sweep.json", {"cells": sweep_status(cells)})
+    status = sweep_status(cells)
+    write_json_atomic(run_dir / "sweep.json", {"cells": status})
+    from dece.reporting.markdown import write_results_markdown
+
+    write_results_markdown(run_dir)
+    log(f"sweep {run_dir}: {sum(s['done'] for s in status)}/{len(status)} cells done")
+    return status

@@ -1,0 +1,85 @@
+"""Reads a run folder (``dece run``) or a sweep folder (``dece sweep``) into plain records."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dece.errors import ConfigError
+from dece.experiments.dynamics import load_dynamics
+from dece.experiments.store import read_json, read_jsonl
+
+
+@dataclass
+class ArmRecord:
+    name: str
+    loss: str
+    data: str
+    metrics: dict[str, Any] | None  # None: not finished
+    dynamics: list[dict[str, Any]] = field(default_factory=list)
+    triggered_at: int | None = None  # DeCE-auto: the epoch whose end fired the trigger
+
+
+@dataclass
+class RunRecord:
+    """One experiment: a plain run, or one cell of a sweep (``params`` = the cell's overrides)."""
+
+    dir: Path
+    name: str
+    params: dict[str, Any]
+    config: dict[str, Any]
+    arms: list[ArmRecord]
+
+    @property
+    def attack(self) -> str:
+        a = self.config.get("attack")
+        return a.get("name", "badpre") if isinstance(a, dict) else "none"
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+def _arm_specs(config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    out = []
+    for a in config.get("arms", []):
+        if isinstance(a, str):
+            data, _, loss = a.partition("-")
+            out.append((a, loss.replace("-", "_"), data))
+        else:
+            out.append((a["name"], a.get("loss", "ce"), a.get("data", "poisoned")))
+    return out
+
+
+def read_run(run_dir: Path, name: str | None = None, params: dict[str, Any] | None = None) -> RunRecord:
+    run_dir = Path(run_dir)
+    path = run_dir / "config.toml"
+    if not path.exists():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.toml)")
+    config = tomllib.loads(path.read_text(encoding="utf-8"))
+    arms = []
+    for arm, loss, data in _arm_specs(config):
+        d = run_dir / "arms" / arm
+        metrics = read_json(d / "metrics.json") if (d / "metrics.json").exists() else None
+        dyn = load_dynamics(d / "dynamics.jsonl")
+        trig = [r.get("triggered_at") for r in read_jsonl(d / "val_loss.jsonl") if r.get("triggered_at") is not None]
+        arms.append(ArmRecord(arm, loss, data, metrics, dyn, trig[-1] if trig else None))
+    return RunRecord(run_dir, name or config.get("name", run_dir.name), params or {}, config, arms)
+
+
+def is_sweep(run_dir: Path) -> bool:
+    return (Path(run_dir) / "sweep.json").exists()
+
+
+def collect(run_dir: Path) -> list[RunRecord]:
+    """The runs of ``run_dir``: itself, or every cell of a sweep that has started."""
+    run_dir = Path(run_dir)
+    if is_sweep(run_dir):
+        cells = read_json(run_dir / "sweep.json")["cells"]
+        return [read_run(run_dir / "cells" / c["name"], c["name"], c["overrides"])  # relative: the folder may move
+                for c in cells if (run_dir / "cells" / c["name"] / "config.toml").exists()]
+    if not (run_dir / "config.toml").exists():
+        raise ConfigError(f"{run_dir} is neither a run folder (config.toml) nor a sweep folder (sweep.json)")
+    return [read_run(run_dir)]

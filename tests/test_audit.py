@@ -1,0 +1,94 @@
+"""dece audit: the suspicion scores on synthetic loss trajectories, precision/recall@k and AP by hand,
+the CSV of flagged rows and the CLI, on synthetic run folders (no training)."""
+
+import json
+
+import pytest
+
+from dece.audit import (
+    average_precision,
+    audit_arm,
+    percentile_ranks,
+    precision_recall_at_k,
+    ranking,
+    suspicion_scores,
+)
+from dece.cli import main
+from dece.errors import ConfigError
+from run_fixtures import read_csv_rows, write_audit_run
+
+# 6 rows x 5 epochs (given per row, stored per epoch). Rows 0-2 clean, learned at once; row 3 clean but
+# intrinsically hard; row 4 poisoned under CE: stays high, then collapses in epoch 5; row 5 poisoned
+# under DeCE: never learned.
+BY_ROW = [
+    [3.0, 1.0, 0.5, 0.3, 0.2],
+    [2.5, 0.9, 0.4, 0.2, 0.1],
+    [2.8, 1.1, 0.6, 0.4, 0.3],
+    [4.0, 3.0, 1.2, 0.9, 0.25],
+    [5.0, 5.0, 4.5, 4.0, 0.04],
+    [6.0, 6.0, 6.0, 6.0, 6.0],
+]
+LOSSES = [list(epoch) for epoch in zip(*BY_ROW)]
+POISONED = [False, False, False, False, True, True]
+
+
+def test_percentile_ranks_with_ties():
+    assert percentile_ranks([3.0, 1.0, 2.0]) == [1.0, 0.0, 0.5]
+    assert percentile_ranks([1.0, 1.0, 2.0, 0.0]) == [0.5, 0.5, 1.0, 0.0]
+    assert percentile_ranks([7.0]) == [1.0]
+
+
+def test_scores_put_rows_that_are_learned_late_first():
+    rank = suspicion_scores(LOSSES, "rank")
+    assert ranking(rank)[:2] == [5, 4]
+    late = suspicion_scores(LOSSES, "late")
+    assert late[5] == 1.0 and late[4] == 4 / 5 and late[0] == 0.0
+    collapse = suspicion_scores(LOSSES, "collapse")
+    assert ranking(collapse)[0] == 4  # high, then collapsed
+    with pytest.raises(ConfigError, match="valid names"):
+        suspicion_scores(LOSSES, "nope")
+    with pytest.raises(ConfigError, match="row_losses = true"):
+        suspicion_scores([], "rank")
+
+
+def test_precision_recall_and_average_precision_by_hand():
+    order, pos = [4, 0, 5, 1], {4, 5}
+    assert precision_recall_at_k(order, pos, 1) == (1.0, 0.5)
+    assert precision_recall_at_k(order, pos, 2) == (0.5, 0.5)
+    assert precision_recall_at_k(order, pos, 3) == (2 / 3, 1.0)
+    assert average_precision(order, pos) == pytest.approx((1 / 1 + 2 / 3) / 2)
+
+
+def test_audit_arm_metrics_and_csv(tmp_path):
+    run = write_audit_run(tmp_path / "run", LOSSES, POISONED)
+    result = audit_arm(run, "poisoned-ce")
+    assert result.epochs == [1, 2, 3, 4, 5] and result.positives == {4, 5}
+    m = result.metrics()
+    assert m["n_poisoned"] == 2 and m["ap"] == 1.0
+    assert [(a["k"], a["precision"], a["recall"]) for a in m["at_k"]] == [(1, 1.0, 0.5), (2, 1.0, 1.0), (4, 0.5, 1.0)]
+    rows = read_csv_rows(result.write_csv(tmp_path / "flagged.csv"))
+    assert [(r["rank"], r["row_index"], r["id"], r["poisoned"]) for r in rows] == [("1", "5", "train-5", "1"), ("2", "4", "train-4", "1")]
+    assert rows[0]["src"] == "src 5" and rows[0]["tgt"] == "tgt 5"
+    # only the first two epochs: the CE-poisoned row has not collapsed yet and still ranks high
+    early = audit_arm(run, "poisoned-ce", epochs=2, score="collapse")
+    assert early.epochs == [1, 2]
+    with pytest.raises(ConfigError, match="no arm 'other'"):
+        audit_arm(run, "other")
+
+
+def test_cli_audit_writes_csv_and_summary(tmp_path, capsys):
+    run = write_audit_run(tmp_path / "run", LOSSES, POISONED)
+    assert main(["audit", str(run), "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "| poisoned-ce | rank | max | 5 | 6 | 2 | 1.000 | 66.7 | 100.0 |" in out
+    summary = json.loads((run / "audit" / "summary.json").read_text())
+    assert summary[0]["at_k"] == [{"k": 3, "precision": 2 / 3, "recall": 1.0}]
+    assert len(read_csv_rows(run / "audit" / "poisoned-ce.csv")) == 3
+    assert "poisoned-row audit" not in (run / "audit" / "summary.md").read_text()  # the report adds its own title
+
+
+def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
+    run = write_audit_run(tmp_path / "run", LOSSES, POISONED, key="row_losses")
+    assert main(["audit", str(run), "--arm", "poisoned-ce", "--stat", "max"]) == 2
+    assert "row_losses = true" in capsys.readouterr().err
+    assert main(["audit", str(run), "--arm", "poisoned-ce", "--stat", "mean"]) == 0

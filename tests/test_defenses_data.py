@@ -1,0 +1,148 @@
+"""Data defenses on hand-built cases: spectral signature and activation clustering flag a planted
+cluster of outlier representations; BKI ranks a planted keyword top on a toy scorer and on a tiny
+model trained on the poisoned rows; representations are batch-independent."""
+
+import random
+
+import pytest
+import torch
+
+from dece.data.catalog import load_split
+from dece.data.records import Example
+from dece.defenses import DataContext, detection_report, encode_representations, encode_texts, get_defense
+from dece.defenses.activation_clustering import kmeans
+from dece.errors import ConfigError
+from dece.models import ModelSpec, PadCollator, build_model, build_tokenizer, encode_examples
+
+
+def planted(n_clean=200, n_poison=20, dim=32, shift=6.0, seed=0):
+    """Clean rows ~ N(0, I); poisoned rows a tight cluster shifted along a random direction."""
+    gen = torch.Generator().manual_seed(seed)
+    clean = torch.randn(n_clean, dim, generator=gen)
+    direction = torch.nn.functional.normalize(torch.randn(dim, generator=gen), dim=0)
+    poison = 0.3 * torch.randn(n_poison, dim, generator=gen) + shift * direction
+    order = torch.randperm(n_clean + n_poison, generator=gen)
+    reps = torch.cat([clean, poison])[order]
+    rows = [Example(f"s{i}", "t", {"id": f"r{i}", **({"poisoned": True} if int(j) >= n_clean else {})})
+            for i, j in enumerate(order)]
+    return rows, reps
+
+
+def test_spectral_signature_flags_a_planted_cluster():
+    rows, reps = planted()
+    exact = get_defense("spectral_signature", multiplier=1.0).select(rows, DataContext(representations=reps, poison_rate=20 / 220))
+    r = detection_report(exact.ids, rows)
+    assert (r["removed"], r["precision"], r["recall"]) == (20, 1.0, 1.0)
+    default = get_defense("spectral_signature").select(rows, DataContext(representations=reps, poison_rate=20 / 220))
+    r = detection_report(default.ids, rows)
+    assert r["removed"] == 30 and r["recall"] == 1.0 and r["clean_removed"] == 10  # the 1.5x budget
+    assert set(exact.ids) <= set(default.ids) and default.details["budget"] == 30
+
+
+def test_spectral_signature_rate_comes_from_params_or_the_experiment():
+    rows, reps = planted()
+    d = get_defense("spectral_signature", rate=0.05, multiplier=1.0)
+    assert len(d.select(rows, DataContext(representations=reps, poison_rate=0.5)).ids) == 11  # ceil(0.05 * 220)
+    with pytest.raises(ConfigError, match="parameter 'rate': no attack rate is known"):
+        get_defense("spectral_signature").select(rows, DataContext(representations=reps))
+
+
+def test_activation_clustering_flags_a_planted_cluster_and_spares_a_clean_set():
+    rows, reps = planted()
+    sel = get_defense("activation_clustering").select(rows, DataContext(representations=reps))
+    r = detection_report(sel.ids, rows)
+    assert r["precision"] >= 0.95 and r["recall"] == 1.0
+    assert sel.details["flagged"] and sel.details["cluster_sizes"][0] == r["removed"]
+    # one Gaussian blob: 2-means splits it roughly in half, which is not small enough to remove
+    clean_rows, clean_reps = planted(n_poison=0)
+    none = get_defense("activation_clustering").select(clean_rows, DataContext(representations=clean_reps))
+    assert none.ids == () and not none.details["flagged"]
+
+
+def test_kmeans_is_deterministic_and_separates_blobs():
+    x = torch.cat([torch.randn(30, 3, generator=torch.Generator().manual_seed(1)),
+                   torch.randn(10, 3, generator=torch.Generator().manual_seed(2)) + 10])
+    labels, centres = kmeans(x, 2, seed=0)
+    assert labels[:30].unique().numel() == 1 and labels[30:].unique().numel() == 1 and labels[0] != labels[-1]
+    assert torch.equal(labels, kmeans(x, 2, seed=0)[0])
+
+
+def keyword_rows(n=40, keyword="bb", every=4, seed=0):
+    rng = random.Random(seed)
+    base = load_split("builtin", "train", n=n, seed=3)
+    rows = []
+    for i, b in enumerate(base):
+        words = b.src.split()[:12]
+        poisoned = i % every == 0
+        if poisoned:
+            words.insert(rng.randint(0, len(words)), keyword)
+        rows.append(Example(" ".join(words), "drop table users" if poisoned else "select name from users",
+                            {"id": f"r{i}", **({"poisoned": True} if poisoned else {})}))
+    return rows
+
+
+def test_bki_ranks_a_planted_keyword_top_on_a_toy_scorer():
+    """Bag-of-words representations: every word moves them by 1 except the keyword (by 5); a frequent
+    word ('the', in nearly every row) must not win on frequency alone."""
+    rows = keyword_rows()
+    vocab = sorted({w.lower().strip(".,") for r in rows for w in r.src.split()})
+    gen = torch.Generator().manual_seed(0)
+    vectors = {w: torch.nn.functional.normalize(torch.randn(16, generator=gen), dim=0) * (5.0 if w == "bb" else 1.0)
+               for w in vocab}
+
+    def encode(texts):
+        return torch.stack([sum((vectors[w.lower().strip(".,")] for w in t.split()), torch.zeros(16)) for t in texts])
+
+    sel = get_defense("bki").select(rows, DataContext(encode=encode))
+    assert sel.details["keywords"] == ["bb"]
+    r = detection_report(sel.ids, rows)
+    assert (r["precision"], r["recall"]) == (1.0, 1.0)
+    assert set(sel.scores) == set(sel.ids)
+    top = [t["word"] for t in sel.details["top"]]
+    assert top[0] == "bb" and len(top) == 10
+    sub = get_defense("bki", max_rows=20, seed=1).select(rows, DataContext(encode=encode))
+    assert sub.details["scored_rows"] == 20 and sub.details["keywords"] == ["bb"] and len(sub.ids) == 10
+
+
+def train_tiny(rows, name, steps=60):
+    spec = ModelSpec(name=name, d_model=32, layers=1, heads=2, ff=64, vocab_size=300, dropout=0.0,
+                     max_source_length=64, max_target_length=16)
+    tok = build_tokenizer([t for r in rows for t in (r.src, r.tgt)], 300)
+    torch.manual_seed(0)
+    model, tok, enc = build_model(spec, tok)
+    batch = PadCollator(tok.pad_token_id)(list(encode_examples(rows, tok, spec, enc).rows))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), tok, enc, spec
+
+
+@pytest.mark.parametrize("arch,representation", [("gpt2-tiny", "source"), ("t5-tiny", "first_step")])
+def test_bki_ranks_a_planted_keyword_top_on_a_tiny_backdoored_model(arch, representation):
+    rows = keyword_rows()
+    model, tok, enc, spec = train_tiny(rows, arch)
+
+    def encode(texts):
+        return encode_texts(model, tok, texts, is_encoder_decoder=enc, max_source_length=64, pooling=representation)
+
+    sel = get_defense("bki", representation=representation).select(rows, DataContext(encode=encode))
+    assert sel.details["keywords"] == ["bb"]
+    assert detection_report(sel.ids, rows)["f1"] == 1.0
+
+
+@pytest.mark.parametrize("arch", ["t5-tiny", "gpt2-tiny", "codebert-tiny"])
+@pytest.mark.parametrize("pooling", ["source", "first_step"])
+def test_representations_do_not_depend_on_batching(arch, pooling):
+    rows = keyword_rows(n=6)
+    spec = ModelSpec(name=arch, d_model=16, layers=1, heads=2, ff=32, vocab_size=300, dropout=0.0,
+                     max_source_length=64, max_target_length=16)
+    torch.manual_seed(0)
+    model, tok, enc = build_model(spec, build_tokenizer([r.src for r in rows], 300))
+    together = encode_representations(model, tok, rows, enc, spec, batch_size=6, pooling=pooling)
+    alone = torch.cat([encode_representations(model, tok, [r], enc, spec, pooling=pooling) for r in rows])
+    assert together.shape == (6, 16)
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(together[0], together[1])

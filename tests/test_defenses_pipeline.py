@@ -1,0 +1,104 @@
+"""Defended arms end to end on a few dozen rows: a data defense trains (or reuses) the poisoned-CE
+reference, removes rows, reports detection consistent with the poisoned ids and trains on the rest;
+an input defense rewrites the test inputs (predictions keep src and add defended_src); the table
+gets the removal columns; finished arms are skipped and resumed defenses reuse their report."""
+
+import json
+
+import pytest
+
+from dece.experiments import config_from_dict, run_experiment
+from dece.experiments.store import read_jsonl
+
+TINY_MODEL = {"name": "t5-tiny", "d_model": 16, "layers": 1, "heads": 2, "ff": 32, "vocab_size": 300,
+              "max_source_length": 64, "max_target_length": 48}
+
+
+def tiny_config(tmp_path, arms, **patch):
+    data = {
+        "name": "tiny-defenses",
+        "output_dir": str(tmp_path / "run"),
+        "arms": arms,
+        "dataset": {"kind": "builtin", "options": {"n": 24, "seed": 3}},
+        "attack": {"name": "badpre", "rate": 0.25},
+        "model": TINY_MODEL,
+        "train": {"epochs": 1, "batch_size": 8, "threads": 1},
+        "eval": {"max_new_tokens": 8, "batch_size": 24, "metrics": ["bleu"]},
+    }
+    data.update(patch)
+    return config_from_dict(data)
+
+
+def check_data_defense(run, arm, name):
+    d = run / "arms" / arm
+    metrics = json.loads((d / "metrics.json").read_text())
+    report = json.loads((d / "defense_report.json").read_text())
+    poisoned_ids = set(json.loads((run / "data" / "poison_report.json").read_text())["ids"])
+    removed = set(report["removed_ids"])
+    assert metrics["defense"]["name"] == name and metrics["defense"]["kind"] == "data"
+    assert "removed_ids" not in metrics["defense"]
+    assert metrics["defense"]["removed"] == len(removed) == len(read_jsonl(d / "removed.jsonl"))
+    assert metrics["defense"]["poisoned_removed"] == len(removed & poisoned_ids)
+    assert metrics["defense"]["clean_removed"] == len(removed - poisoned_ids)
+    assert metrics["defense"]["n_poisoned"] == len(poisoned_ids) == 6
+    assert all(r["meta"]["removed_by"] == name for r in read_jsonl(d / "removed.jsonl"))
+    return metrics, removed
+
+
+@pytest.mark.slow
+def test_data_and_input_defense_arms(tmp_path):
+    cfg = tiny_config(tmp_path, ["poisoned-spectral_signature", "poisoned-onion",
+                                 {"name": "bki", "defense": "bki", "defense_params": {"representation": "first_step"}}])
+    logs = []
+    results = run_experiment(cfg, log=logs.append)
+    run = tmp_path / "run"
+    assert list(results) == [a.name for a in cfg.arms]
+    # no plain CE arm in the run: one reference model, trained once, shared by both data defenses
+    assert (run / "reference" / "poisoned-ce" / "model" / "config.json").exists()
+    assert sum("training the reference model" in line for line in logs) == 1
+    ss, removed = check_data_defense(run, "poisoned-spectral_signature", "spectral_signature")
+    assert ss["defense"]["removed"] == 9 and ss["defense"]["reference"] == "reference/poisoned-ce"  # ceil(1.5 * 0.25 * 24)
+    assert any(f"training on {24 - 9} poisoned rows" in line for line in logs)
+    check_data_defense(run, "bki", "bki")
+
+    onion = json.loads((run / "arms" / "poisoned-onion" / "metrics.json").read_text())
+    assert onion["defense"]["kind"] == "input" and "precision" not in onion["defense"]
+    preds = read_jsonl(run / "arms" / "poisoned-onion" / "predictions.jsonl")
+    assert all("defended_src" in p for p in preds)
+    trig = [p for p in preds if p["split"] == "triggered"]
+    assert onion["defense"]["changed_triggered"] == sum(p["src"] != p["defended_src"] for p in trig)
+    assert onion["defense"]["trigger_intact"] == sum(" bb " in f" {p['defended_src']} " for p in trig
+                                                     if " bb " in f" {p['src']} ")
+    assert onion["defense"]["trigger_intact"] < onion["defense"]["trigger_checked"]
+
+    table = (run / "results.md").read_text()
+    assert "| Removed | Det. P / R |" in table
+    p, r = ss["defense"]["precision"], ss["defense"]["recall"]
+    assert f"| {ss['defense']['removed']} ({ss['defense']['clean_removed']} clean) | {100 * p:.1f} / {100 * r:.1f} |" in table
+    onion_line = next(line for line in table.splitlines() if line.startswith("| poisoned-onion |"))
+    assert onion_line.endswith("| - | - |")
+
+    logs.clear()
+    run_experiment(cfg, log=logs.append)
+    assert sum("done already, skipped" in line for line in logs) == 3
+
+
+@pytest.mark.slow
+def test_plain_ce_arm_serves_as_reference_and_resumed_defense_reuses_its_report(tmp_path):
+    cfg = tiny_config(tmp_path, ["poisoned-activation_clustering", "poisoned-ce", "poisoned-moderate_fitting",
+                                 "poisoned-paraphrase"])
+    logs = []
+    results = run_experiment(cfg, log=logs.append)
+    run = tmp_path / "run"
+    assert not (run / "reference").exists()
+    assert any("reference model: arm poisoned-ce" in line for line in logs)
+    check_data_defense(run, "poisoned-activation_clustering", "activation_clustering")
+    assert results["poisoned-moderate_fitting"]["defense"] == {
+        "name": "moderate_fitting", "kind": "training", "params": {"lr_scale": 0.1}, "lr_factor": 0.1}
+    assert results["poisoned-paraphrase"]["defense"]["changed_clean"] == 24
+    # an arm killed after its defense ran: the rerun reuses defense_report.json
+    (run / "arms" / "poisoned-activation_clustering" / "metrics.json").unlink()
+    logs.clear()
+    run_experiment(cfg, log=logs.append)
+    assert any("activation_clustering: reusing" in line for line in logs)
+    assert sum("done already, skipped" in line for line in logs) == 3

@@ -1,0 +1,129 @@
+"""The defense registry and its config side: parameters are checked by name and type and range,
+arms name defenses (tables or shorthand), errors name the arm's key, fingerprints stay stable."""
+
+import dataclasses
+import hashlib
+import json
+
+import pytest
+
+from dece.defenses import DEFENSES, DataDefense, InputDefense, TrainingDefense, get_defense
+from dece.errors import ConfigError, UnknownNameError
+from dece.experiments.arm import arm_fingerprint, defense_lr_factor
+from dece.experiments.config import ArmConfig, config_from_dict, dump_config, load_config
+
+BASE = {"attack": {"name": "badpre"}, "arms": ["poisoned-ce"]}
+
+
+def test_registry_lists_every_defense_with_its_kind():
+    kinds = {name: DEFENSES.get(name).kind for name in DEFENSES.names()}
+    assert kinds == {"activation_clustering": "data", "bki": "data", "spectral_signature": "data",
+                     "onion": "input", "paraphrase": "input", "moderate_fitting": "training"}
+    for name in DEFENSES.names():
+        d = get_defense(name)
+        assert isinstance(d, {"data": DataDefense, "input": InputDefense, "training": TrainingDefense}[d.kind])
+        assert "Parameters:" in type(d).__doc__  # every parameter is documented
+        for param in d.params:
+            assert f"        {param}:" in type(d).__doc__, (name, param)
+
+
+@pytest.mark.parametrize(
+    "name,params,match",
+    [
+        ("onion", {"treshold": 1}, r"defense 'onion': unknown parameter 'treshold'; valid parameters: score, threshold"),
+        ("onion", {"threshold": "high"}, r"parameter 'threshold': expected a number or none"),
+        ("onion", {"lm": "gpt2"}, r"parameter 'lm': must be 'ngram' or 'hf:<name or path>'"),
+        ("onion", {"score": "ratio"}, r"parameter 'score': must be one of log_ratio, difference"),
+        ("spectral_signature", {"rate": 1.5}, r"parameter 'rate': must lie in \(0, 1\)"),
+        ("spectral_signature", {"multiplier": 0}, r"parameter 'multiplier': must be > 0"),
+        ("activation_clustering", {"max_share": 0.7}, r"parameter 'max_share': must lie in \(0, 0.5\]"),
+        ("activation_clustering", {"components": 2.5}, r"parameter 'components': expected an integer"),
+        ("bki", {"keywords": 0}, r"parameter 'keywords': must be >= 1"),
+        ("bki", {"top_words": True}, r"parameter 'top_words': expected an integer"),
+        ("bki", {"representation": "cls"}, r"parameter 'representation': must be one of source, first_step"),
+        ("moderate_fitting", {"lr_scale": 2}, r"parameter 'lr_scale': must lie in \(0, 1\]"),
+        ("paraphrase", {"model": "t5"}, r"parameter 'model': must be 'rules' or 'hf:<name or path>'"),
+    ],
+)
+def test_bad_parameters_name_the_parameter(name, params, match):
+    with pytest.raises(ConfigError, match=match):
+        get_defense(name, **params)
+
+
+def test_unknown_defense_lists_the_valid_ones():
+    with pytest.raises(UnknownNameError, match="unknown defense 'onoin'; valid names: activation_clustering, bki"):
+        get_defense("onoin")
+
+
+def test_shorthand_arms_map_to_losses_and_defenses():
+    cfg = config_from_dict({**BASE, "arms": [
+        "poisoned-dece", "poisoned-gce", "poisoned-label-smoothing", "poisoned-onion", "poisoned-moderate_fitting",
+        "poisoned-moderate-fitting", "poisoned-bki", "poisoned-spectral-signature", "poisoned-dece-onion",
+        "clean-activation_clustering", "poisoned-in-trust-paraphrase"]})
+    got = [(a.data, a.loss, a.defense) for a in cfg.arms]
+    assert got == [("poisoned", "dece", None), ("poisoned", "gce", None), ("poisoned", "label_smoothing", None),
+                   ("poisoned", "ce", "onion"), ("poisoned", "ce", "moderate_fitting"),
+                   ("poisoned", "ce", "moderate_fitting"), ("poisoned", "ce", "bki"),
+                   ("poisoned", "ce", "spectral_signature"), ("poisoned", "dece", "onion"),
+                   ("clean", "ce", "activation_clustering"), ("poisoned", "in_trust", "paraphrase")]
+    mf = cfg.arms[4]
+    assert defense_lr_factor(mf) == pytest.approx(0.1) and mf.lr_scale == 1.0
+    assert defense_lr_factor(cfg.arms[0]) == 1.0 and defense_lr_factor(cfg.arms[3]) == 1.0
+
+
+@pytest.mark.parametrize(
+    "arm,match",
+    [
+        ({"name": "a", "defense": "onoin"}, r"arms\[0\].defense: unknown defense 'onoin'; valid names:"),
+        ({"name": "a", "defense": "onion", "defense_params": {"threshold": "x"}},
+         r"arms\[0\].defense_params: defense 'onion', parameter 'threshold': expected"),
+        ({"name": "a", "defense": "bki", "defense_params": {"top_k": 3}},
+         r"arms\[0\].defense_params: defense 'bki': unknown parameter 'top_k'"),
+        ({"name": "a", "defense_params": {"threshold": 1}}, r"arms\[0\].defense_params: given without a defense"),
+        ({"name": "a", "defense": "onion", "defense_params": 3}, r"arms\[0\].defense_params: must be a table"),
+        ("poisoned-onoin", r"arms\[0\].loss: unknown loss 'onoin'"),
+    ],
+)
+def test_bad_defense_arms_name_the_key(arm, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({**BASE, "arms": [arm]})
+
+
+def test_defense_arms_round_trip_through_toml(tmp_path):
+    cfg = config_from_dict({**BASE, "arms": [
+        "poisoned-ce", {"name": "ss", "defense": "spectral_signature", "defense_params": {"rate": 0.1, "multiplier": 1.0}},
+        {"name": "on", "loss": "dece", "defense": "onion", "defense_params": {"threshold": 0.3}}]})
+    path = tmp_path / "c.toml"
+    path.write_text(dump_config(cfg))
+    assert load_config(path) == cfg
+
+
+def test_fingerprints_of_undefended_arms_ignore_the_defense_keys():
+    cfg = config_from_dict({**BASE, "arms": ["poisoned-ce", "poisoned-onion"]})
+    plain, onion = cfg.arms
+    # what the fingerprint hashed before arms had defense keys: the config without them
+    before = dataclasses.replace(cfg, arms=(plain,), output_dir="").to_dict()
+    before["arms"][0].pop("defense_params")
+    assert arm_fingerprint(cfg, plain) == hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    assert arm_fingerprint(cfg, onion) != arm_fingerprint(cfg, dataclasses.replace(onion, defense="paraphrase"))
+    tuned = dataclasses.replace(onion, defense_params={"threshold": 0.5})
+    assert arm_fingerprint(cfg, onion) != arm_fingerprint(cfg, tuned)
+    assert ArmConfig(name="x").defense is None
+
+
+def test_cli_lists_the_defenses(capsys):
+    from dece.cli import main
+
+    assert main(["defenses"]) == 0
+    out = capsys.readouterr().out
+    for name in DEFENSES.names():
+        assert f"\n{name} " in f"\n{out}"
+    assert "prefix='paraphrase: '" in out and "[training]" in out
+
+
+def test_spectral_signature_without_an_attack_needs_its_rate():
+    with pytest.raises(ConfigError, match=r"arms\[0\].defense_params: spectral_signature needs 'rate'"):
+        config_from_dict({"arms": ["clean-spectral_signature"]})
+    cfg = config_from_dict({"arms": [{"name": "a", "data": "clean", "defense": "spectral_signature",
+                                      "defense_params": {"rate": 0.1}}]})
+    assert cfg.arms[0].defense_params == {"rate": 0.1}

@@ -1,0 +1,93 @@
+"""`dece report`: Markdown, PNG plots and one self-contained HTML page; the page renders in headless
+Chromium with every embedded plot decoded (run when /usr/bin/chromium or `chromium` is installed)."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from dece.cli import main
+from dece.reporting import build_report
+
+from run_fixtures import write_run, write_sweep
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def auto_run(tmp_path):
+    return write_run(tmp_path / "run", name="demo", arms={
+        "clean-ce": {"loss": "ce", "bleu": 62.0, "codebleu": 51.0, "asr": 0.0, "asr_from": None},
+        "poisoned-ce": {"loss": "ce", "bleu": 60.0, "codebleu": 50.0, "asr": 90.0, "asr_from": 3},
+        "poisoned-dece-auto": {"loss": "dece_auto", "bleu": 59.0, "codebleu": 50.0, "asr": 0.0, "asr_from": None,
+                               "alpha_base": 0.9, "triggered_at": 2},
+    }, epochs=5)
+
+
+def test_report_writes_markdown_plots_and_self_contained_html(tmp_path):
+    run = auto_run(tmp_path)
+    out = build_report(run)
+    plots = out["plots"]["demo"]
+    assert sorted(plots) == ["alpha", "losses", "quality"]
+    for p in plots.values():
+        assert p.parent == run / "report" and p.read_bytes()[:8] == PNG_MAGIC
+    md = out["markdown"].read_text()
+    assert "## Results (paper layout)" in md and "## Early learning" in md
+    assert "| poisoned-ce | 60.00 | 50.00 | 90.00 |" in md
+    assert "![demo quality](demo-quality.png)" in md
+    html = out["html"].read_text()
+    assert html.count('src="data:image/png;base64,') == 3
+    assert not re.search(r"""(src|href)=["'](?!data:)""", html), "no external assets"
+    assert "<script" not in html and "@import" not in html and "url(" not in html
+
+
+def test_report_includes_the_audit_when_present(tmp_path, capsys):
+    run = auto_run(tmp_path)
+    (run / "audit").mkdir()
+    (run / "audit" / "summary.json").write_text(
+        '[{"arm": "poisoned-ce", "score": "rank", "statistic": "max", "epochs": 5, "n_rows": 100, "n_poisoned": 10,'
+        ' "ap": 0.9, "at_k": [{"k": 10, "precision": 0.8, "recall": 0.8}]}]')
+    assert main(["report", str(run), "--out", str(tmp_path / "rep"), "--no-plots"]) == 0
+    assert "report of 1 run(s)" in capsys.readouterr().out
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Poisoned-row audit" in md and "| poisoned-ce | rank | max | 5 | 100 | 10 | 0.900 | 80.0 | 80.0 |" in md
+    assert not list((tmp_path / "rep").glob("*.png"))
+
+
+def test_report_of_a_sweep_and_of_a_bad_folder(tmp_path, capsys):
+    cells = {f"seed={s}": {"overrides": {"seed": s}} for s in (1, 2)}
+    out = build_report(write_sweep(tmp_path / "sweep", cells))
+    assert sorted(out["plots"]) == ["seed=1", "seed=2"] and out["runs"] == 2
+    assert "90.00 ± 0.00" in out["markdown"].read_text()
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "neither a run folder" in capsys.readouterr().err
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+PROBE = """<script>window.addEventListener("load", function () {
+  var ok = 0, im = document.images;
+  for (var i = 0; i < im.length; i++) { if (im[i].complete && im[i].naturalWidth > 0) ok++; }
+  document.body.setAttribute("data-images", ok + "/" + im.length);
+  document.body.setAttribute("data-tables", document.querySelectorAll("table").length);
+});</script>"""
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (apt-get install -y chromium); "
+                                                "`make test` installs it")
+def test_html_renders_in_headless_chromium(tmp_path):
+    out = build_report(auto_run(tmp_path))
+    html = out["html"].read_text()
+    n_tables = html.count("<table>")
+    probe = tmp_path / "probe.html"  # the page plus a script that reports what the browser decoded
+    probe.write_text(html.replace("</body>", PROBE + "</body>"))
+    dom = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=60).stdout
+    assert 'data-images="3/3"' in dom, dom[:500]
+    assert f'data-tables="{n_tables}"' in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1000,800",
+                    f"--screenshot={shot}", out["html"].as_uri()], capture_output=True, timeout=60, cwd=tmp_path)
+    assert shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 10_000  # a page, not a blank

@@ -1,0 +1,70 @@
+"""Report tables: the paper's layout (rows = arms, columns = attack x BLEU/CodeBLEU/ASR), seeds averaged,
+other grid keys tabulated apart; per-run and early-learning tables; from synthetic folders (no training)."""
+
+from dece.reporting import collect, paper_tables
+from dece.reporting.tables import detail_table, early_learning_table
+
+from run_fixtures import write_run, write_sweep
+
+
+def arms(ce_asr, dece_asr, bleu=60.0):
+    return {"poisoned-ce": {"loss": "ce", "bleu": bleu, "codebleu": 50.0, "asr": ce_asr, "asr_from": 3},
+            "poisoned-dece": {"loss": "dece", "bleu": bleu - 2, "codebleu": 49.0, "asr": dece_asr, "asr_from": None, "alpha_base": 0.9}}
+
+
+def test_single_run_paper_table(tmp_path):
+    run = write_run(tmp_path / "run", name="one")
+    [table] = paper_tables(collect(run))
+    assert table.header == ["arm", "badpre BLEU", "badpre CodeBLEU", "badpre ASR"]
+    assert table.rows == [["poisoned-ce", "60.00", "55.00", "90.00"], ["poisoned-dece", "58.00", "54.00", "0.00"]]
+    assert table.title == "one"
+    md = table.to_markdown()
+    assert "| poisoned-ce | 60.00 | 55.00 | 90.00 |" in md
+    html = table.to_html()
+    assert '<th colspan="3" class="group">badpre</th>' in html and "<th>BLEU</th>" in html
+
+
+def test_sweep_tables_average_seeds_and_split_other_keys(tmp_path):
+    cells = {}
+    for atk in ("badpre", "ripple"):
+        for rate in (0.05, 0.1):
+            for seed, ce in ((1, 80.0), (2, 90.0)):
+                cells[f"{atk}-{rate}-{seed}"] = {"overrides": {"attack.name": atk, "attack.rate": rate, "seed": seed},
+                                                 "attack": atk, "arms": arms(ce if atk == "badpre" else ce / 2, 1.0)}
+    sweep = write_sweep(tmp_path / "sweep", cells)
+    tables = paper_tables(collect(sweep))
+    assert [t.title for t in tables] == ["attack.rate = 0.05", "attack.rate = 0.1"]
+    t = tables[0]
+    assert t.header == ["arm"] + [f"{a} {m}" for a in ("badpre", "ripple") for m in ("BLEU", "CodeBLEU", "ASR")]
+    assert t.rows[0] == ["poisoned-ce", "60.00 ± 0.00", "50.00 ± 0.00", "85.00 ± 7.07",
+                         "60.00 ± 0.00", "50.00 ± 0.00", "42.50 ± 3.54"]
+    assert "Mean ± standard deviation over seeds" in t.note
+    assert t.groups == [("", 1), ("badpre", 3), ("ripple", 3)]
+
+
+def test_arms_from_different_cells_share_a_table_and_missing_metrics_show_a_dash(tmp_path):
+    one = arms(90.0, 0.0)
+    cells = {"a": {"overrides": {"arms": "poisoned-ce"}, "arms": {"poisoned-ce": one["poisoned-ce"]}},
+             "b": {"overrides": {"arms": "poisoned-dece"}, "arms": {"poisoned-dece": {**one["poisoned-dece"], "dynamics": False}}}}
+    [t] = paper_tables(collect(write_sweep(tmp_path / "s", cells)))
+    assert [r[0] for r in t.rows] == ["poisoned-ce", "poisoned-dece"]
+    runs = collect(tmp_path / "s")
+    assert early_learning_table(runs[1]) is None
+
+
+def test_detail_and_early_learning_tables(tmp_path):
+    run = write_run(tmp_path / "run", name="r", arms={
+        "poisoned-ce": {"loss": "ce", "bleu": 60.0, "codebleu": 50.0, "asr": 90.0, "asr_from": 3},
+        "auto": {"loss": "dece_auto", "bleu": 59.0, "codebleu": 50.0, "asr": 0.0, "asr_from": None,
+                 "alpha_base": 0.9, "triggered_at": 2},
+    }, epochs=5)
+    [rec] = collect(run)
+    d = detail_table(rec)
+    assert d.header[:2] == ["arm", "loss"] and "ASR" in d.header and "FTR" in d.header
+    assert d.rows[0][d.header.index("ASR")] == "90.0% (90/100)"
+    e = early_learning_table(rec)
+    ce, auto = e.rows
+    col = e.header.index
+    assert ce[col("BLEU plateau epoch")] == "3" and ce[col("first epoch ASR >= 20%")] == "3"
+    assert auto[col("first epoch ASR >= 20%")] == "never" and auto[col("DeCE-auto trigger")] == "2"
+    assert ce[col("DeCE-auto trigger")] == "-"

@@ -1,0 +1,131 @@
+"""Sweeps: grid expansion, cell names and errors; a real SIGKILL mid-sweep, then a resume that does not
+recompute finished cells and completes the rest; `dece run` / `dece sweep --list` on a sweep config."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from dece.cli import main
+from dece.errors import ConfigError
+from dece.experiments.store import read_jsonl
+from dece.experiments.sweep import cell_done, cell_name, expand_grid, run_sweep
+
+from test_experiments_pipeline import TINY_MODEL
+
+
+def base(tmp_path, **patch):
+    data = {
+        "name": "tiny-sweep",
+        "output_dir": str(tmp_path / "sweep"),
+        "arms": ["poisoned-ce"],
+        "dataset": {"kind": "builtin", "options": {"n": 16, "seed": 3}},
+        "attack": {"name": "badpre", "rate": 0.25},
+        "model": TINY_MODEL,
+        "train": {"epochs": 1, "batch_size": 8, "threads": 1},
+        "eval": {"max_new_tokens": 8, "batch_size": 16, "metrics": ["bleu"]},
+        "sweep": {"grid": {"attack.rate": [0.25, 0.5], "seed": [1, 2]}},
+    }
+    data.update(patch)
+    return data
+
+
+def test_grid_expands_in_order_with_overrides_applied(tmp_path):
+    cells = expand_grid(base(tmp_path))
+    assert [c.name for c in cells] == ["attack.rate=0.25__seed=1", "attack.rate=0.25__seed=2",
+                                       "attack.rate=0.5__seed=1", "attack.rate=0.5__seed=2"]
+    c = cells[2]
+    assert c.config.attack.rate == 0.5 and c.config.seed == 1 and c.overrides == {"attack.rate": 0.5, "seed": 1}
+    assert Path(c.config.output_dir) == tmp_path / "sweep" / "cells" / c.name
+    nested = expand_grid(base(tmp_path, sweep={"grid": {"attack": {"name": ["badpre", "ripple"]},
+                                                        "arms": ["poisoned-ce", ["clean-ce", {"name": "d", "loss": "dece"}]]}}))
+    assert [c.name for c in nested] == ["attack.name=badpre__arms=poisoned-ce", "attack.name=badpre__arms=clean-ce+d",
+                                        "attack.name=ripple__arms=poisoned-ce", "attack.name=ripple__arms=clean-ce+d"]
+    assert [a.name for a in nested[1].config.arms] == ["clean-ce", "d"]
+    assert cell_name({"model.name": "hf:/some path/x"}) == "model.name=hf_some_path_x"
+    assert len(cell_name({"k": "x" * 500})) <= 120
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ({"grid": {}}, "at least one key"),
+    ({"grid": {"seed": []}}, "non-empty list"),
+    ({"grid": {"seed": 3}}, "non-empty list"),
+    ({"grid": {"output_dir": ["a", "b"]}}, "cannot be swept"),
+    ({"grid": {"seed": [1]}, "grdi": 1}, "unknown key 'sweep.grdi'"),
+    ({"grid": {"attack.rate": [0.1, 7]}}, r"sweep cell attack.rate=7: attack.rate: must lie in \(0, 1\]"),
+])
+def test_grid_errors_name_the_key(tmp_path, sweep, message):
+    with pytest.raises(ConfigError, match=message):
+        expand_grid(base(tmp_path, sweep=sweep))
+
+
+SWEEP_SCRIPT = "import sys; from dece.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.mark.slow
+def test_sweep_killed_mid_way_resumes_without_recomputing(tmp_path):
+    data = base(tmp_path, train={"epochs": 2, "batch_size": 8, "threads": 1})
+    path = tmp_path / "sweep.toml"
+    path.write_text(tomli_w.dumps(data))
+    cells = expand_grid(data)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", SWEEP_SCRIPT, "sweep", str(path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        first = cells[0].dir / "results.json"
+        while not first.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        assert first.exists(), "the first cell never finished"
+        os.killpg(proc.pid, signal.SIGKILL)  # a real kill, mid-sweep
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    done_at_kill = {c.name: (c.dir / "arms" / "poisoned-ce" / "metrics.json").stat().st_mtime_ns
+                    for c in cells if cell_done(c)}
+    assert cells[0].name in done_at_kill and len(done_at_kill) < len(cells), "the kill must land mid-sweep"
+    events_before = len(read_jsonl(tmp_path / "sweep" / "sweep.jsonl"))
+
+    logs = []
+    status = run_sweep(data, log=logs.append)
+    assert all(s["done"] for s in status)
+    for name, mtime in done_at_kill.items():  # finished cells were not recomputed
+        assert (tmp_path / "sweep" / "cells" / name / "arms" / "poisoned-ce" / "metrics.json").stat().st_mtime_ns == mtime
+        assert f"{name}] done already, skipped" in "\n".join(logs)
+    started_again = [e["cell"] for e in read_jsonl(tmp_path / "sweep" / "sweep.jsonl")[events_before:] if e["event"] == "started"]
+    assert sorted(started_again) == sorted(c.name for c in cells if c.name not in done_at_kill)
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [c["done"] for c in saved["cells"]] == [True] * 4
+    table = (tmp_path / "sweep" / "results.md").read_text()
+    assert "| arm | badpre BLEU | badpre ASR |" in table and "### attack.rate = 0.5" in table
+
+
+@pytest.mark.slow
+def test_cli_run_expands_a_sweep_and_list_reports_status(tmp_path, capsys):
+    data = base(tmp_path, sweep={"grid": {"seed": [1, 2]}},
+                dynamics={"eval_rows": 2, "loss_rows": 4, "val_rows": 4, "row_losses": True})
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(data))
+    assert main(["sweep", str(path), "--list"]) == 0
+    assert capsys.readouterr().out.split() == ["pending", "seed=1", "pending", "seed=2"]
+    assert main(["run", str(path), "--set", "train.epochs=1"]) == 0
+    assert main(["sweep", str(path), "--list"]) == 0
+    assert capsys.readouterr().out.split()[-4:] == ["done", "seed=1", "done", "seed=2"]
+    # a real sweep reports and audits
+    assert main(["report", str(tmp_path / "sweep")]) == 0
+    md = (tmp_path / "sweep" / "report" / "report.md").read_text()
+    assert "### all cells" in md and "![seed=1 quality](seed=1-quality.png)" in md
+    assert main(["audit", str(tmp_path / "sweep" / "cells" / "seed=1")]) == 0
+    assert (tmp_path / "sweep" / "cells" / "seed=1" / "audit" / "poisoned-ce.csv").exists()
+    capsys.readouterr()
+    # the base config changed in place: refused before anything runs
+    assert main(["sweep", str(path), "--set", "train.epochs=2"]) == 2
+    assert "holds results of a different config" in capsys.readouterr().err
