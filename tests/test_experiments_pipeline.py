@@ -77,6 +77,7 @@ def test_decoder_only_arm_and_cached_pretraining(tmp_path):
     cache = tmp_path / "cache"
     model = {**TINY_MODEL, "name": "gpt2-tiny", "max_source_length": 48}
     cfg = tiny_config(tmp_path, model=model, arms=["poisoned-gce"], dynamics=False,
+                      train={"epochs": 1, "batch_size": 8, "threads": 1, "fused_head": True},
                       pretrain={"rows": 16, "epochs": 1, "batch_size": 8, "cache_dir": str(cache)})
     logs = []
     run_experiment(cfg, log=logs.append)

@@ -72,7 +72,7 @@ def collate(rows):
     return batch
 
 
-def one_step_delta(kind, loss, batch_size, accumulation, tmp_path):
+def one_step_delta(kind, loss, batch_size, accumulation, tmp_path, fused_head=False):
     model = tiny_model(kind)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     args = TrainingArguments(
@@ -92,7 +92,7 @@ def one_step_delta(kind, loss, batch_size, accumulation, tmp_path):
     )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     trainer = DeceTrainer(model=model, args=args, train_dataset=Rows(kind == "t5"), data_collator=collate,
-                          loss=loss, optimizers=(optimizer, None))
+                          loss=loss, optimizers=(optimizer, None), fused_head=fused_head)
     trainer.train()
     return {n: p.detach() - before[n] for n, p in model.named_parameters()}
 
@@ -123,6 +123,15 @@ def test_accumulation_equals_large_batch_equals_hand_computed(kind, loss_name, t
     for name in big:
         torch.testing.assert_close(accumulated[name], big[name], rtol=1e-4, atol=1e-6, msg=name)
         torch.testing.assert_close(big[name], by_hand[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("kind", ["t5", "llama"])
+def test_fused_head_option_gives_the_same_update(kind, tmp_path):
+    loss = get_loss("dece", alpha_base=0.9)
+    plain = one_step_delta(kind, loss, 4, 2, tmp_path / "plain")
+    fused = one_step_delta(kind, loss, 4, 2, tmp_path / "fused", fused_head=True)
+    for name in plain:
+        torch.testing.assert_close(fused[name], plain[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_epoch_from_state():

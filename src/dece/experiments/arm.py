@@ -67,6 +67,7 @@ def train_arm(
         lr_scheduler=t.lr_scheduler,
         max_grad_norm=t.max_grad_norm,
         epoch_mode=t.epoch_mode,
+        fused_head=t.fused_head,
         label=arm.name,
         log=log,
         callbacks=[EpochLog(arm_dir / "train_log.jsonl")]

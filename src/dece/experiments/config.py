@@ -112,6 +112,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     epoch_mode: str = "floor"
     threads: int = 0  # torch threads; 0 = torch's default
+    fused_head: bool = False  # output head + loss fused, logits never materialised (dece.losses.hf_fused)
 
     def validate(self, key: str) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -123,6 +124,7 @@ class TrainConfig:
         _check(_is_number(self.max_grad_norm) and self.max_grad_norm >= 0, f"{key}.max_grad_norm", "must be >= 0 (0 = no clipping)")
         _check(self.epoch_mode in EPOCH_MODES, f"{key}.epoch_mode", f"must be one of {', '.join(EPOCH_MODES)}, got {self.epoch_mode!r}")
         _check(_is_int(self.threads) and self.threads >= 0, f"{key}.threads", f"must be an integer >= 0, got {self.threads!r}")
+        _check(isinstance(self.fused_head, bool), f"{key}.fused_head", "must be true or false")
 
 
 @dataclass(frozen=True)

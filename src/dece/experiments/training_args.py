@@ -49,6 +49,7 @@ def make_trainer(
     callbacks: Sequence[TrainerCallback] = (),
     label: str = "train",
     log: Callable[[str], None] = print,
+    fused_head: bool = False,
 ) -> DeceTrainer:
     """A :class:`DeceTrainer` that shuffles with ``seed``, logs once per epoch, and (with
     ``checkpoints``) keeps the last epoch's checkpoint under ``out_dir`` so a killed job resumes."""
@@ -79,6 +80,7 @@ def make_trainer(
         data_collator=PadCollator(tokenizer.pad_token_id),
         loss=loss,
         epoch_mode=epoch_mode,
+        fused_head=fused_head,
         callbacks=[EpochPrinter(label, log), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)  # the raw log dicts; EpochPrinter says it in one line

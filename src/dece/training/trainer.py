@@ -76,10 +76,15 @@ class DeceTrainer(Trainer):
     """``Trainer(..., loss=get_loss("dece", alpha_base=0.985), epoch_mode="floor")``.
 
     Everything else is the stock Trainer: gradient accumulation, DDP (``torchrun`` /
-    ``accelerate launch``), mixed precision, callbacks.
+    ``accelerate launch``), mixed precision, callbacks. ``fused_head=True`` computes the loss with
+    :func:`dece.losses.hf_fused.fused_model_loss`: the output head and the loss run chunk by chunk and
+    the logits are never materialised (same value and gradients; the model's outputs then carry no
+    logits).
     """
 
-    def __init__(self, *args: Any, loss: TokenLoss, epoch_mode: str = "floor", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, loss: TokenLoss, epoch_mode: str = "floor", fused_head: bool = False, **kwargs: Any
+    ) -> None:
         if epoch_mode not in EPOCH_MODES:
             raise ConfigError(f"epoch_mode must be one of {', '.join(EPOCH_MODES)}, got {epoch_mode!r}")
         if kwargs.get("compute_loss_func") is not None:
@@ -88,6 +93,7 @@ class DeceTrainer(Trainer):
         self.is_encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
         self.epoch_mode = epoch_mode
         self.dece_loss = loss
+        self.fused_head = bool(fused_head)
         kwargs["compute_loss_func"] = make_compute_loss_func(
             loss, is_encoder_decoder=self.is_encoder_decoder, epoch=self.current_epoch
         )
@@ -98,6 +104,8 @@ class DeceTrainer(Trainer):
         return epoch_from_state(self.state, self.epoch_mode)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
+        if self.fused_head and "labels" in inputs:
+            return self._fused_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.is_encoder_decoder and "decoder_input_ids" not in inputs and "labels" in inputs:
             prepare = getattr(self.accelerator.unwrap_model(model), "prepare_decoder_input_ids_from_labels", None)
             if prepare is None:
@@ -107,3 +115,21 @@ class DeceTrainer(Trainer):
                 )
             inputs = {**inputs, "decoder_input_ids": prepare(labels=inputs["labels"])}
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def _fused_loss(self, model, inputs, return_outputs, num_items_in_batch):
+        """The fused path, normalised exactly as the stock ``compute_loss_func`` path is."""
+        from dece.losses.hf_fused import fused_model_loss
+
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        loss = fused_model_loss(
+            model,
+            inputs,
+            labels,
+            self.dece_loss,
+            self.current_epoch() if self.dece_loss.epoch_aware else None,
+            mean_denominator=None if num_items_in_batch is None else float(num_items_in_batch),
+        )
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # DDP averages gradients; the count is global
+        return (loss, None) if return_outputs else loss
