@@ -21,6 +21,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/dece demo
+	$(VENV)/bin/dece report runs/demo
 
 test: $(STAMP) chromium
 	$(PY) -m pytest

@@ -33,6 +33,20 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
+def check_targets(y: torch.Tensor, vocab: int, ignore_index: int) -> torch.Tensor:
+    """Raises ``ValueError`` naming the first flat position whose id is outside ``[0, vocab)`` and is
+    not ``ignore_index``; returns ``y``."""
+    bad = (y != ignore_index) & ((y < 0) | (y >= vocab))
+    if bool(bad.any()):
+        pos = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"target id {int(y[pos])} at flat position {pos} is outside [0, {vocab}) and is not "
+            f"ignore_index={ignore_index}"
+            + (" (a -100 label with ignore_index set to another value, e.g. the pad id?)" if int(y[pos]) == -100 else "")
+        )
+    return y
+
+
 def flatten_inputs(
     logits: torch.Tensor, target: torch.Tensor, ignore_index: int, *, check_finite: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,15 +68,7 @@ def flatten_inputs(
     if vocab < 2:
         raise ValueError(f"the class dimension must have at least 2 entries, got V={vocab}")
     z = logits.reshape(-1, vocab)
-    y = target.reshape(-1).long()
-    bad = (y != ignore_index) & ((y < 0) | (y >= vocab))
-    if bool(bad.any()):
-        pos = int(bad.nonzero()[0, 0])
-        raise ValueError(
-            f"target id {int(y[pos])} at flat position {pos} is outside [0, {vocab}) and is not "
-            f"ignore_index={ignore_index}"
-            + (" (a -100 label with ignore_index set to another value, e.g. the pad id?)" if int(y[pos]) == -100 else "")
-        )
+    y = check_targets(target.reshape(-1).long(), vocab, ignore_index)
     if check_finite:
         finite = torch.isfinite(z).all(dim=1)
         if not bool(finite.all()):

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dece.losses._checks import check_targets
 from dece.losses.base import TokenLoss
 from dece.losses.dece import DEFAULT_ALPHA_BASE, DEFAULT_LABEL_SMOOTHING, DeCELoss
 from dece.losses.engine import (
@@ -227,16 +228,7 @@ def _flatten_linear_inputs(hidden, weight, target, bias, ignore_index):
                 "(cast them, or run under torch.autocast, which casts both)"
             )
     h = hidden.reshape(-1, width)
-    y = target.reshape(-1).long()
-    bad = (y != ignore_index) & ((y < 0) | (y >= vocab))
-    if bool(bad.any()):
-        pos = int(bad.nonzero()[0, 0])
-        raise ValueError(
-            f"target id {int(y[pos])} at flat position {pos} is outside [0, {vocab}) and is not "
-            f"ignore_index={ignore_index}"
-            + (" (a -100 label with ignore_index set to another value, e.g. the pad id?)" if int(y[pos]) == -100 else "")
-        )
-    return h, y
+    return h, check_targets(target.reshape(-1).long(), vocab, ignore_index)
 
 
 def _autocast(hidden, weight, bias):
