@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import tomli_w
@@ -80,7 +79,7 @@ def write_audit_run(run_dir: Path, losses: list[list[float]], poisoned: list[boo
         if key == "row_losses":
             rec = {"epoch": e, "row_losses": row}
         append_jsonl(d / "dynamics.jsonl", rec)
-    (d / "config.toml").write_text(tomli_w.dumps({**config}))
+    (d / "config.toml").write_text(tomli_w.dumps(config))
     return run_dir
 
 
@@ -91,4 +90,4 @@ def read_csv_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-__all__ = ["fake_dynamics", "write_run", "write_sweep", "write_audit_run", "read_csv_rows", "json"]
+__all__ = ["fake_dynamics", "write_run", "write_sweep", "write_audit_run", "read_csv_rows"]

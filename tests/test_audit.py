@@ -6,8 +6,8 @@ import json
 import pytest
 
 from dece.audit import (
-    average_precision,
     audit_arm,
+    average_precision,
     percentile_ranks,
     precision_recall_at_k,
     ranking,
@@ -38,17 +38,19 @@ def test_percentile_ranks_with_ties():
     assert percentile_ranks([7.0]) == [1.0]
 
 
-def test_scores_put_rows_that_are_learned_late_first():
-    rank = suspicion_scores(LOSSES, "rank")
+def test_each_score_finds_its_kind_of_row():
+    rank = suspicion_scores(LOSSES, "rank")  # never learned first
     assert ranking(rank)[:2] == [5, 4]
-    late = suspicion_scores(LOSSES, "late")
-    assert late[5] == 1.0 and late[4] == 4 / 5 and late[0] == 0.0
-    collapse = suspicion_scores(LOSSES, "collapse")
-    assert ranking(collapse)[0] == 4  # high, then collapsed
+    drop = suspicion_scores(LOSSES, "drop")  # learned late first
+    assert ranking(drop)[0] == 4 and drop[4] == 0.8 - 0.0 and drop[5] == 0.0
+    collapse = suspicion_scores(LOSSES, "collapse")  # high, then collapsed
+    assert ranking(collapse)[0] == 4 and collapse[4] == pytest.approx(0.8 * 0.8)
     with pytest.raises(ConfigError, match="valid names"):
         suspicion_scores(LOSSES, "nope")
     with pytest.raises(ConfigError, match="row_losses = true"):
         suspicion_scores([], "rank")
+    with pytest.raises(ConfigError, match="at least two epochs"):
+        suspicion_scores(LOSSES[:1], "collapse")
 
 
 def test_precision_recall_and_average_precision_by_hand():
@@ -61,24 +63,26 @@ def test_precision_recall_and_average_precision_by_hand():
 
 def test_audit_arm_metrics_and_csv(tmp_path):
     run = write_audit_run(tmp_path / "run", LOSSES, POISONED)
-    result = audit_arm(run, "poisoned-ce")
-    assert result.epochs == [1, 2, 3, 4, 5] and result.positives == {4, 5}
+    result = audit_arm(run, "poisoned-ce", score="rank")
+    assert result.statistic == "max" and result.epochs == [1, 2, 3, 4, 5] and result.positives == {4, 5}
     m = result.metrics()
     assert m["n_poisoned"] == 2 and m["ap"] == 1.0
     assert [(a["k"], a["precision"], a["recall"]) for a in m["at_k"]] == [(1, 1.0, 0.5), (2, 1.0, 1.0), (4, 0.5, 1.0)]
     rows = read_csv_rows(result.write_csv(tmp_path / "flagged.csv"))
     assert [(r["rank"], r["row_index"], r["id"], r["poisoned"]) for r in rows] == [("1", "5", "train-5", "1"), ("2", "4", "train-4", "1")]
     assert rows[0]["src"] == "src 5" and rows[0]["tgt"] == "tgt 5"
-    # only the first two epochs: the CE-poisoned row has not collapsed yet and still ranks high
-    early = audit_arm(run, "poisoned-ce", epochs=2, score="collapse")
-    assert early.epochs == [1, 2]
+    drop = audit_arm(run, "poisoned-ce")  # the default: drop on the mean token CE
+    assert (drop.score, drop.statistic, drop.order[0]) == ("drop", "mean", 4)
+    # only the first four epochs: row 4 has not been learned yet, so it has not dropped
+    early = audit_arm(run, "poisoned-ce", epochs=4)
+    assert early.epochs == [1, 2, 3, 4] and early.scores[4] == 0.0
     with pytest.raises(ConfigError, match="no arm 'other'"):
         audit_arm(run, "other")
 
 
 def test_cli_audit_writes_csv_and_summary(tmp_path, capsys):
     run = write_audit_run(tmp_path / "run", LOSSES, POISONED)
-    assert main(["audit", str(run), "--k", "3"]) == 0
+    assert main(["audit", str(run), "--k", "3", "--score", "rank"]) == 0
     out = capsys.readouterr().out
     assert "| poisoned-ce | rank | max | 5 | 6 | 2 | 1.000 | 66.7 | 100.0 |" in out
     summary = json.loads((run / "audit" / "summary.json").read_text())
@@ -89,6 +93,6 @@ def test_cli_audit_writes_csv_and_summary(tmp_path, capsys):
 
 def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     run = write_audit_run(tmp_path / "run", LOSSES, POISONED, key="row_losses")
-    assert main(["audit", str(run), "--arm", "poisoned-ce", "--stat", "max"]) == 2
+    assert main(["audit", str(run), "--arm", "poisoned-ce", "--score", "rank"]) == 2  # rank reads max
     assert "row_losses = true" in capsys.readouterr().err
-    assert main(["audit", str(run), "--arm", "poisoned-ce", "--stat", "mean"]) == 0
+    assert main(["audit", str(run), "--arm", "poisoned-ce", "--score", "rank", "--stat", "mean"]) == 0

@@ -2,8 +2,6 @@
 arms name defenses (tables or shorthand), errors name the arm's key, fingerprints stay stable."""
 
 import dataclasses
-import hashlib
-import json
 
 import pytest
 
@@ -98,13 +96,15 @@ def test_defense_arms_round_trip_through_toml(tmp_path):
     assert load_config(path) == cfg
 
 
-def test_fingerprints_of_undefended_arms_ignore_the_defense_keys():
+def test_fingerprints_hash_only_non_default_values():
     cfg = config_from_dict({**BASE, "arms": ["poisoned-ce", "poisoned-onion"]})
     plain, onion = cfg.arms
-    # what the fingerprint hashed before arms had defense keys: the config without them
-    before = dataclasses.replace(cfg, arms=(plain,), output_dir="").to_dict()
-    before["arms"][0].pop("defense_params")
-    assert arm_fingerprint(cfg, plain) == hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    # spelling out defaults (as a newer version adding fields with defaults would) changes nothing
+    explicit = config_from_dict({**BASE, "train": {"fused_head": False, "epoch_mode": "floor"},
+                                 "arms": [{"name": "poisoned-ce", "loss": "ce", "defense_params": {}}, "poisoned-onion"]})
+    assert arm_fingerprint(explicit, explicit.arms[0]) == arm_fingerprint(cfg, plain)
+    assert arm_fingerprint(cfg, plain) != arm_fingerprint(config_from_dict({**BASE, "train": {"fused_head": True},
+                                                                            "arms": ["poisoned-ce"]}), plain)
     assert arm_fingerprint(cfg, onion) != arm_fingerprint(cfg, dataclasses.replace(onion, defense="paraphrase"))
     tuned = dataclasses.replace(onion, defense_params={"threshold": 0.5})
     assert arm_fingerprint(cfg, onion) != arm_fingerprint(cfg, tuned)

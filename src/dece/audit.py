@@ -3,25 +3,28 @@
 Input: an arm trained with ``[dynamics] row_losses = true``, whose ``dynamics.jsonl`` holds, at every
 epoch, the cross-entropy of every training row under the model of that epoch (``row_losses``: the
 row's mean token CE; ``row_max_losses``: its largest token CE). A backdoor's payload is a few tokens
-that contradict what the clean majority teaches, so early learning fits them last (under CE) or never
-(under DeCE): the poisoned rows keep the hardest tokens of the training set for many epochs.
+that the clean majority does not teach, so early learning fits them last: under CE a poisoned row's
+loss keeps falling after the clean rows have levelled off; under DeCE it stays high.
 
 Scores (higher = more suspicious). Let :math:`l_{t,i}` be row :math:`i`'s loss after epoch
-:math:`t = 1..E` (statistic ``max`` or ``mean``) and :math:`r_{t,i} \\in [0, 1]` its percentile rank
-among all rows at that epoch (1 = the highest loss of that epoch). Ranks, not raw losses, so every
-epoch weighs the same although the losses shrink as training goes.
+:math:`t = 1..E` and :math:`r_{t,i} \\in [0, 1]` its percentile rank among all rows at that epoch
+(1 = the highest loss of that epoch). Ranks, not raw losses, so every epoch weighs the same although
+the losses shrink as training goes.
 
-* ``rank`` (default): :math:`\\frac{1}{E}\\sum_t r_{t,i}`, how long and how far the row stays among the
-  hardest: *learned late, or never*.
-* ``late``: the fraction of epochs before the row's rank falls below 0.5 for good (1 = never falls):
-  *when the row is learned*.
-* ``collapse``: :math:`\\max_t (r_{t-1,i} - r_{t,i})` times :math:`r_{t-1,i}`: the largest one-epoch
-  fall of a row that was among the hardest: *loss that stays high, then collapses*.
+* ``drop`` (default): :math:`r_{1,i} - r_{E,i}`: the row was still hard after the first epoch, when
+  early learning has fitted the clean majority, and was fitted later: *learned late*. The signal of
+  an arm trained with CE; strongest over the first few epochs (``--epochs``), while the payload is
+  being learned.
+* ``collapse``: :math:`\\max_t (r_{t-1,i} - r_{t,i})\\, r_{t-1,i}`: the largest one-epoch fall of a row
+  that was among the hardest: *loss that stays high, then collapses*.
+* ``rank``: :math:`\\frac{1}{E}\\sum_t r_{t,i}`: *never learned*: the signal of an arm trained with
+  DeCE, whose bounded loss leaves the payload unfitted.
 
-The default statistic is ``max`` (the row's hardest token): a payload is a few tokens in a long
-target, and a row mean dilutes it. With the known poisoned rows (``meta.poisoned``, as written by
-the runner; a user's own data has none), precision and recall at k and the average precision are
-reported; the flagged rows (the top k) are written to a CSV.
+The per-row loss statistic is the row's mean token CE (``mean``, the default for ``drop`` and
+``collapse``) or its largest token CE (``max``, the default for ``rank``: a payload is a few tokens in
+a long target, and a mean dilutes a loss that stays high). With the known poisoned rows
+(``meta.poisoned``, as written by the runner; a user's own data has none), precision and recall at k
+and the average precision are reported; the flagged rows (the top k) are written to a CSV.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from typing import Any, Sequence
 from dece.errors import ConfigError
 from dece.experiments.store import read_jsonl
 
-SCORES = ("rank", "late", "collapse")
+SCORES = ("drop", "collapse", "rank")
+DEFAULT_STAT = {"drop": "mean", "collapse": "mean", "rank": "max"}
 STATISTICS = ("max", "mean")
 STAT_KEYS = {"max": "row_max_losses", "mean": "row_losses"}
 
@@ -72,16 +76,8 @@ def suspicion_scores(losses: Sequence[Sequence[float]], score: str = "rank") -> 
     E = len(ranks)
     if score == "rank":
         return [sum(r[i] for r in ranks) / E for i in range(n)]
-    if score == "late":
-        out = []
-        for i in range(n):
-            learned = E  # the first epoch from which the rank stays below 0.5
-            for t in range(E - 1, -1, -1):
-                if ranks[t][i] >= 0.5:
-                    break
-                learned = t
-            out.append(learned / E)
-        return out
+    if score == "drop":
+        return [ranks[0][i] - ranks[-1][i] for i in range(n)]
     if E < 2:
         raise ConfigError("the 'collapse' score needs at least two epochs")
     return [max((ranks[t - 1][i] - ranks[t][i]) * ranks[t - 1][i] for t in range(1, E)) for i in range(n)]
@@ -205,11 +201,15 @@ def auditable_arms(run_dir: Path) -> list[str]:
     return out
 
 
-def audit_arm(run_dir: Path, arm: str, *, score: str = "rank", statistic: str = "max",
+def audit_arm(run_dir: Path, arm: str, *, score: str = "drop", statistic: str | None = None,
               epochs: int | None = None) -> AuditResult:
-    """Scores every training row of ``run_dir/arms/ARM`` (``epochs``: use only the first ones)."""
+    """Scores every training row of ``run_dir/arms/ARM`` (``epochs``: use only the first ones;
+    ``statistic``: default :data:`DEFAULT_STAT` of the score)."""
     from dece.experiments.dynamics import load_dynamics
 
+    if score not in SCORES:
+        raise ConfigError(f"unknown score {score!r}; valid names: {', '.join(SCORES)}")
+    statistic = statistic or DEFAULT_STAT[score]
     if statistic not in STATISTICS:
         raise ConfigError(f"unknown statistic {statistic!r}; valid names: {', '.join(STATISTICS)}")
     run_dir = Path(run_dir)

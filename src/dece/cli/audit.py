@@ -1,4 +1,4 @@
-"""`dece audit RUN_DIR [--arm ARM] [--score rank|late|collapse] [--stat max|mean] [--k K]`: rank the
+"""`dece audit RUN_DIR [--arm ARM] [--score drop|collapse|rank] [--stat mean|max] [--epochs N] [--k K]`: rank the
 training rows of each arm by how suspicious their learning dynamics are (see dece.audit), print
 precision/recall@k against the known poisoned rows, and write the flagged rows (the top k) to
 RUN_DIR/audit/ARM.csv, with RUN_DIR/audit/summary.json and summary.md. The arms need
@@ -18,8 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="rank training rows by suspicious learning dynamics", description=__doc__)
     p.add_argument("run_dir", help="a run folder written by `dece run`")
     p.add_argument("--arm", action="append", default=[], help="arm to audit (repeatable; default: every arm with per-row losses)")
-    p.add_argument("--score", choices=SCORES, default="rank", help="suspicion score (default: rank)")
-    p.add_argument("--stat", choices=STATISTICS, default="max", help="per-row loss statistic (default: max token CE)")
+    p.add_argument("--score", choices=SCORES, default="drop",
+                   help="drop: learned late (CE arms; default); collapse: high, then falls; rank: never learned (DeCE arms)")
+    p.add_argument("--stat", choices=STATISTICS,
+                   help="per-row loss: mean or max token CE (default: mean for drop/collapse, max for rank)")
     p.add_argument("--epochs", type=int, help="use only the first N epochs of dynamics")
     p.add_argument("--k", type=int, help="rows flagged (default: the number of poisoned rows if known, else 5%%)")
     p.add_argument("--out", help="folder of the CSVs and summary (default: RUN_DIR/audit)")
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         summary.append(m)
     table = metrics_table(summary)
     write_json_atomic(out / "summary.json", summary)
-    write_text_atomic(out / "summary.md", f"# Audit of {run_dir}\n\nscore `{args.score}`, statistic `{args.stat}`; "
+    write_text_atomic(out / "summary.md", f"# Audit of {run_dir}\n\nscore `{args.score}`; "
                       "P@k and R@k in %, AP = average precision.\n\n" + table)
     print(table)
     print(f"flagged rows: {', '.join(m['csv'] for m in summary)}")

@@ -11,7 +11,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
-import torch
 
 from dece.data.records import Example
 from dece.defenses.base import DataContext, DataDefense, Selection, registered, row_ids

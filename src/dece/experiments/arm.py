@@ -4,8 +4,6 @@ loss, then generate on the clean and triggered test sets and score."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import shutil
 import time
 from pathlib import Path
@@ -145,12 +143,7 @@ def defense_lr_factor(arm: ArmConfig) -> float:
 
 
 def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
-    """What an arm's result depends on: everything but the other arms and the output folder. An arm
-    without a defense hashes as it did before arms had defense keys, so older run folders resume."""
-    reduced = dataclasses.replace(cfg, arms=(arm,), output_dir="")
-    if arm.defense is not None or arm.defense_params:
-        return reduced.fingerprint()
-    d = reduced.to_dict()
-    d["arms"][0].pop("defense_params", None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """What an arm's result depends on: everything but the other arms and the output folder (values
+    left at their defaults are not hashed, so new config fields keep old run folders resumable)."""
+    return dataclasses.replace(cfg, arms=(arm,), output_dir="").fingerprint()
 

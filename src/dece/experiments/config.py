@@ -266,8 +266,10 @@ class ExperimentConfig:
         return _to_plain(self)
 
     def fingerprint(self, *parts: str) -> str:
-        """A short content hash of the config's named sections (all of them by default)."""
-        d = self.to_dict()
+        """A short content hash of the config's named sections (all of them by default). Only values
+        that differ from their defaults are hashed, so adding a config field with a default does not
+        change the fingerprints of existing runs (they still resume)."""
+        d = _non_default(self)
         chosen = {k: d.get(k) for k in parts} if parts else d
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -283,6 +285,28 @@ def _to_plain(obj: Any) -> Any:
         return [_to_plain(v) for v in obj]
     if isinstance(obj, dict):
         return {k: _to_plain(v) for k, v in obj.items() if v is not None}
+    return obj
+
+
+def _non_default(obj: Any) -> Any:
+    """Like :func:`_to_plain`, but dataclass fields equal to their default are left out."""
+    if dataclasses.is_dataclass(obj):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = dataclasses.MISSING
+            if value is not None and value != default:
+                out[f.name] = _non_default(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_non_default(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _non_default(v) for k, v in obj.items() if v is not None}
     return obj
 
 

@@ -7,7 +7,13 @@ point leaves either the old file or the new one, never half of one.
     RUN_DIR/arms/ARM/metrics.json       written last: its presence marks the arm as done
     RUN_DIR/arms/ARM/predictions.jsonl  one row per test input with its meta and the payload verdict
     RUN_DIR/arms/ARM/dynamics.jsonl     per-epoch measurements, appended as training goes
+    RUN_DIR/arms/ARM/val_loss.jsonl     per-epoch clean-validation loss (DeCE-auto's signal)
+    RUN_DIR/arms/ARM/train_rows.jsonl   with per-row losses: the training rows (index, id, poisoned)
+    RUN_DIR/audit/, RUN_DIR/report/     `dece audit` and `dece report` outputs
     RUN_DIR/results.md, results.json    the table over all arms
+
+A sweep (dece.experiments.sweep) keeps one such folder per cell under SWEEP_DIR/cells/<cell>/, with
+SWEEP_DIR/sweep.toml, sweep.json (cells and status), sweep.jsonl (events) and results.md.
 """
 
 from __future__ import annotations
