@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 
 from dece.cli.run import add_config_arguments, overrides
-from dece.experiments.sweep import expand_grid, read_config_data, run_sweep, sweep_status
+from dece.experiments.config import read_config_data
+from dece.experiments.sweep import expand_grid, run_sweep, sweep_status
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -400,8 +400,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
-    """Reads a TOML experiment config, applies ``key.path=value`` overrides, validates."""
+def read_config_data(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """A TOML config file as a mapping, with ``key.path=value`` overrides applied (not validated)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -409,8 +409,14 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    return apply_overrides(data, list(overrides))
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Reads a TOML experiment config, applies ``key.path=value`` overrides, validates."""
+    data = read_config_data(path, overrides)
     try:
-        return config_from_dict(apply_overrides(data, list(overrides)))
+        return config_from_dict(data)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 import tomli_w
 
 from dece.errors import ConfigError
-from dece.experiments.config import ExperimentConfig, apply_overrides, config_from_dict
+from dece.experiments.config import ExperimentConfig, config_from_dict
 from dece.experiments.store import append_jsonl, read_json, write_json_atomic, write_text_atomic
 
 SWEEP_KEY = "sweep"
@@ -137,16 +137,6 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
     return cells
 
 
-def read_config_data(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
-    """A TOML config file as a mapping, with ``key.path=value`` overrides applied."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: invalid TOML: {err}") from None
-    return apply_overrides(data, list(overrides))
 
 
 def has_sweep(path: str | Path) -> bool:
