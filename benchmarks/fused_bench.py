@@ -27,22 +27,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
+from measure import peak_and_median_time, sync
+
 IMPLS = ("unfused_dece", "fused_dece", "unfused_ce", "torch_fused_ce", "fused_ce")
 SIZES = {"small": (2048, 8000, 512), "large": (8192, 32000, 1024)}  # N tokens, V vocab, H hidden
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
-
-
-def _sync(device):
-    import torch
-
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def worker(impl: str, n: int, v: int, h: int, dtype: str, device: str, repeats: int, threads: int,
@@ -74,24 +68,11 @@ def worker(impl: str, n: int, v: int, h: int, dtype: str, device: str, repeats: 
     def step():
         x.grad = w.grad = None
         fn(x, w, y).backward()
-        _sync(device)
+        sync(device)
 
-    _sync(device)
-    if device == "cuda":
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    step()  # warm-up, and the peak measurement
-    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - base
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    peak, median = peak_and_median_time(step, device, repeats)
     logits_bytes = n * v * torch.tensor([], dtype=dt).element_size()
-    return {"impl": impl, "n": n, "v": v, "h": h, "dtype": dtype, "time_s": statistics.median(times),
+    return {"impl": impl, "n": n, "v": v, "h": h, "dtype": dtype, "time_s": median,
             "peak_mib": peak / 2**20, "peak_x_logits": peak / logits_bytes}
 
 
@@ -162,12 +143,12 @@ def step_overhead(args) -> None:
     for r in range(args.step_repeats + 1):
         order = kinds[r % 3:] + kinds[: r % 3]
         for k in order:
-            _sync(args.device)
+            sync(args.device)
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss_of(k).backward()
             opt.step()
-            _sync(args.device)
+            sync(args.device)
             if r > 0:  # round 0 is the warm-up
                 times[k].append(time.perf_counter() - t0)
     n_params = sum(p.numel() for p in model.parameters())

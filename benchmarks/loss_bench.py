@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
+
+from measure import peak_and_median_time, sync
 
 IMPLS = ("ce_label_smoothing", "dense_dece", "dece_loss")
 SIZES = {"small": (1024, 8000), "large": (4096, 32000)}
@@ -49,24 +48,10 @@ def worker(impl: str, n: int, v: int, device: str, repeats: int, threads: int) -
     def step():
         z.grad = None
         fn(z, y).backward()
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
 
-    if device == "cuda":
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    step()  # warm-up, and the peak measurement
-    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - base
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return {"impl": impl, "n": n, "v": v, "time_s": statistics.median(times), "peak_x_logits": peak / (n * v * 4)}
+    peak, median = peak_and_median_time(step, device, repeats)
+    return {"impl": impl, "n": n, "v": v, "time_s": median, "peak_x_logits": peak / (n * v * 4)}
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from dece.errors import ConfigError
 from dece.experiments.arm import arm_fingerprint, evaluate_arm, train_arm
 from dece.experiments.base_model import base_model_spec
 from dece.experiments.config import ExperimentConfig, dump_config
-from dece.experiments.data_prep import PreparedData, prepare_data
+from dece.experiments.data_prep import prepare_data
 from dece.experiments.defended import (
     apply_data_defense,
     defense_of,
@@ -42,11 +42,6 @@ def _arm_done(arm_dir: Path, fingerprint: str) -> dict[str, Any] | None:
             f"{fingerprint}); choose another output_dir or delete the arm's folder"
         )
     return metrics
-
-
-def _dynamics(cfg: ExperimentConfig, data: PreparedData, base, rows, arm_dir: Path):
-    """The per-epoch callbacks factory of an arm: ``[dynamics]`` records and DeCE-auto's validation signal."""
-    return epoch_callbacks(cfg, data, base, list(rows), arm_dir)
 
 
 def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
@@ -87,7 +82,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) ->
         log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss}"
             + (f" and defense {arm.defense}" if arm.defense else "") + f" for {cfg.train.epochs} epochs")
         model, tokenizer, is_enc_dec, seconds = train_arm(
-            cfg, arm, base, rows, arm_dir, _dynamics(cfg, data, base, rows, arm_dir), log=log)
+            cfg, arm, base, rows, arm_dir, epoch_callbacks(cfg, data, base, list(rows), arm_dir), log=log)
         log(f"[{arm.name}] trained in {seconds:.0f} s; generating on {len(data.clean_test)} clean"
             + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " test rows")
         started = time.perf_counter()

@@ -1,0 +1,41 @@
+"""The measurement both benchmarks share: peak memory of one call and its median time.
+
+Peak = growth of the process's max RSS (CPU) or of ``torch.cuda.max_memory_allocated`` (CUDA) over
+what was allocated before the first call, in bytes. Run each measurement in its own process.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from typing import Callable
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_and_median_time(step: Callable[[], None], device: str, repeats: int) -> tuple[int, float]:
+    """Calls ``step`` once (warm-up and peak measurement), then ``repeats`` times for the median time;
+    ``step`` must synchronise the device itself."""
+    import torch
+
+    sync(device)
+    if device == "cuda":
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    step()
+    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - base
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return peak, statistics.median(times)
