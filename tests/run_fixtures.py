@@ -27,13 +27,15 @@ def fake_dynamics(epochs: int, *, asr_from: int | None, alpha_base: float | None
 
 def write_run(run_dir: Path, *, name: str = "fake", attack: str = "badpre", arms: dict[str, dict] | None = None,
               epochs: int = 4, extra_config: dict | None = None) -> Path:
-    """``arms``: name -> {"loss", "bleu", "codebleu", "asr", "dynamics"?, "triggered_at"?}."""
+    """``arms``: name -> {"loss", "bleu", "codebleu", "asr", "dynamics"?, "triggered_at"?, "defense"?,
+    "defense_report"? (metrics.json's "defense")}."""
     arms = arms or {
         "poisoned-ce": {"loss": "ce", "bleu": 60.0, "codebleu": 55.0, "asr": 90.0, "asr_from": 3},
         "poisoned-dece": {"loss": "dece", "bleu": 58.0, "codebleu": 54.0, "asr": 0.0, "asr_from": None, "alpha_base": 0.9},
     }
     config = {"name": name, "seed": 42, "output_dir": str(run_dir), "attack": {"name": attack, "rate": 0.1},
-              "arms": [{"name": a, "data": "poisoned", "loss": spec["loss"]} for a, spec in arms.items()],
+              "arms": [{"name": a, "data": "poisoned", "loss": spec["loss"],
+                        **({"defense": spec["defense"]} if "defense" in spec else {})} for a, spec in arms.items()],
               **(extra_config or {})}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.toml").write_text(tomli_w.dumps(config))
@@ -43,7 +45,8 @@ def write_run(run_dir: Path, *, name: str = "fake", attack: str = "badpre", arms
         hits = round(spec["asr"])
         write_json_atomic(d / "metrics.json", {"bleu": spec["bleu"], "codebleu": spec["codebleu"],
                                                "asr": {"hits": hits, "total": 100, "rate": float(hits)},
-                                               "ftr": {"hits": 0, "total": 100, "rate": 0.0}, "train_seconds": 1.0})
+                                               "ftr": {"hits": 0, "total": 100, "rate": 0.0}, "train_seconds": 1.0,
+                                               **({"defense": spec["defense_report"]} if "defense_report" in spec else {})})
         if spec.get("dynamics", True):
             for rec in fake_dynamics(epochs, asr_from=spec.get("asr_from"), alpha_base=spec.get("alpha_base"),
                                      triggered_at=spec.get("triggered_at")):

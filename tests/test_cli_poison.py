@@ -80,6 +80,14 @@ def test_errors_exit_2_with_a_message(tmp_path, splits, capsys, extra, message):
     assert message in capsys.readouterr().err
 
 
+def test_bad_rate_is_reported_before_the_input_is_read(tmp_path, capsys):
+    argv = ["poison", "--attack", "badpre", "--rate", "-0.1", "--input", str(tmp_path / "missing.csv"),
+            "--output", str(tmp_path / "o.csv")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--rate: must lie in [0, 1], got -0.1" in err and "missing.csv" not in err
+
+
 def test_unreadable_input_names_the_file(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("src,tgt\na\n")
     assert main(["poison", "--attack", "badpre", "--rate", "0.1", "--input", str(tmp_path / "bad.csv"),

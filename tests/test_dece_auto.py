@@ -98,8 +98,11 @@ def test_loss_equals_dece_at_the_scheduled_alpha_and_copies_share_the_schedule()
     torch.testing.assert_close(trainer_copy(logits, target, 4), dece_loss(logits, target, alpha=0.8**2, label_smoothing=0.05))
     with pytest.raises(ConfigError, match="schedules alpha itself"):
         get_loss("dece_auto", alpha=0.5)
-    with pytest.raises(ConfigError, match="valid parameters"):
+    with pytest.raises(ConfigError, match="valid parameters") as err:
         get_loss("dece_auto", alpah_base=0.5)
+    listed = str(err.value).split("valid parameters: ")[1].split(", ")
+    assert "alpha" not in listed and "alpha_base" in listed and "patience" in listed
+    assert len(listed) == len(set(listed))
     with pytest.raises(ConfigError, match="patience"):
         get_loss("dece_auto", patience=0)
 

@@ -49,6 +49,7 @@ def test_round_trip_through_toml(tmp_path):
         ({"eval": {"metrics": ["bleu", "rouge"]}}, r"eval.metrics: unknown metric 'rouge'"),
         ({"eval": {"max_new_tokens": 300}}, r"eval.max_new_tokens: must be <= model.max_target_length"),
         ({"dynamics": {"eval_rows": -1}}, r"dynamics.eval_rows: must be an integer >= 0"),
+        ({"jobs": 0}, r"jobs: must be a positive integer, got 0"),
     ],
 )
 def test_bad_configs_name_the_key(patch, match):

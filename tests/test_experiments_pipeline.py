@@ -72,6 +72,30 @@ def test_pipeline_writes_consistent_files_and_resumes(tmp_path):
         run_experiment(changed, log=logs.append)
 
 
+def _without_timings(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
+
+
+@pytest.mark.slow
+def test_arms_in_parallel_processes_match_the_sequential_run(tmp_path):
+    arms = ["poisoned-ce", "poisoned-dece", "clean-ce"]
+    parallel = tiny_config(tmp_path, arms=arms, jobs=2, output_dir=str(tmp_path / "parallel"))
+    logs = []
+    results = run_experiment(parallel, log=logs.append)
+    assert any("running 3 arm(s) in 2 process(es) of 1 thread(s)" in line for line in logs)
+    assert list(results) == arms
+    sequential = tiny_config(tmp_path, arms=arms, output_dir=str(tmp_path / "sequential"))
+    expected = run_experiment(sequential, log=logs.append)
+    for arm in arms:
+        assert _without_timings(results[arm]) == _without_timings(expected[arm])
+        assert (read_jsonl(tmp_path / "parallel" / "arms" / arm / "predictions.jsonl")
+                == read_jsonl(tmp_path / "sequential" / "arms" / arm / "predictions.jsonl"))
+    # the process count is not part of an arm's fingerprint: a sequential rerun finds every arm done
+    logs.clear()
+    run_experiment(tiny_config(tmp_path, arms=arms, output_dir=str(tmp_path / "parallel")), log=logs.append)
+    assert sum("done already, skipped" in line for line in logs) == 3
+
+
 @pytest.mark.slow
 def test_decoder_only_arm_and_cached_pretraining(tmp_path):
     cache = tmp_path / "cache"

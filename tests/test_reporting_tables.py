@@ -68,3 +68,29 @@ def test_detail_and_early_learning_tables(tmp_path):
     assert ce[col("BLEU plateau epoch")] == "3" and ce[col("first epoch ASR >= 20%")] == "3"
     assert auto[col("first epoch ASR >= 20%")] == "never" and auto[col("DeCE-auto trigger")] == "2"
     assert ce[col("DeCE-auto trigger")] == "-"
+
+
+def test_detail_table_shows_defenses_and_removal_quality(tmp_path):
+    report = {"removed": 12, "clean_removed": 4, "precision": 8 / 12, "recall": 0.8}
+    run = write_run(tmp_path / "run", arms={
+        "poisoned-ce": {"loss": "ce", "bleu": 60.0, "codebleu": 50.0, "asr": 90.0},
+        "poisoned-spectral": {"loss": "ce", "defense": "spectral_signature", "defense_report": report,
+                              "bleu": 58.0, "codebleu": 49.0, "asr": 40.0},
+    })
+    [rec] = collect(run)
+    d = detail_table(rec)
+    col = d.header.index
+    plain, defended = d.rows
+    assert plain[col("defense")] == "-" and defended[col("defense")] == "spectral_signature"
+    assert defended[col("Removed")] == "12 (4 clean)" and defended[col("Det. P / R")] == "66.7 / 80.0"
+    assert plain[col("Removed")] == "-" and d.header[-1] == "train s"
+
+
+def test_shorthand_arm_names_are_parsed_as_dece_run_does(tmp_path):
+    run = write_run(tmp_path / "run", arms={"poisoned-ce": {"loss": "ce", "bleu": 1.0, "codebleu": 1.0, "asr": 0.0}})
+    config = (run / "config.toml").read_text()
+    start, end = config.index("arms = ["), config.index("]\n\n[attack]") + 2
+    (run / "config.toml").write_text(config[:start] + 'arms = ["poisoned-dece-onion", "poisoned-label-smoothing"]\n' + config[end:])
+    [rec] = collect(run)
+    assert [(a.name, a.loss, a.defense) for a in rec.arms] == [
+        ("poisoned-dece-onion", "dece", "onion"), ("poisoned-label-smoothing", "label_smoothing", None)]

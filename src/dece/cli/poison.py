@@ -70,6 +70,8 @@ def _write(rows: list[Example], paths: list[str], args: argparse.Namespace) -> N
 
 def run(args: argparse.Namespace) -> int:
     attack = get_attack(args.attack, **parse_params(args.param))
+    if not 0.0 <= args.rate <= 1.0:  # before reading a possibly large input
+        raise ConfigError(f"--rate: must lie in [0, 1], got {args.rate}")
     rows = _read(args.input, args)
     poisoned, report = poison_dataset(rows, attack, args.rate, args.seed, args.selection)
     _write(poisoned, args.output, args)

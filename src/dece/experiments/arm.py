@@ -143,7 +143,9 @@ def defense_lr_factor(arm: ArmConfig) -> float:
 
 
 def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
-    """What an arm's result depends on: everything but the other arms and the output folder (values
-    left at their defaults are not hashed, so new config fields keep old run folders resumable)."""
-    return dataclasses.replace(cfg, arms=(arm,), output_dir="").fingerprint()
+    """What an arm's result depends on: everything but the other arms, the output folder and how many
+    processes and threads ran it (values left at their defaults are not hashed, so new config fields
+    keep old run folders resumable)."""
+    train = dataclasses.replace(cfg.train, threads=0)
+    return dataclasses.replace(cfg, arms=(arm,), output_dir="", jobs=1, train=train).fingerprint()
 

@@ -4,6 +4,7 @@
     seed = 42
     output_dir = "runs/builtin-badpre"
     arms = ["clean-ce", "poisoned-ce", "poisoned-dece"]   # shorthand "<data>-<loss>", or [[arms]] tables
+    jobs = 1                                               # arms trained at once (one process each)
 
     [dataset]   kind, options, split names, row caps
     [attack]    name, rate, seed, selection, params
@@ -243,9 +244,11 @@ class ExperimentConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     dynamics: DynamicsConfig | None = None
     arms: tuple[ArmConfig, ...] = ()
+    jobs: int = 1  # arms trained at once, each in its own process (dece.experiments.runner)
 
     def validate(self) -> None:
         _check(_is_int(self.seed), "seed", f"must be an integer, got {self.seed!r}")
+        _check(_is_int(self.jobs) and self.jobs > 0, "jobs", f"must be a positive integer, got {self.jobs!r}")
         _check(len(self.arms) > 0, "arms", "at least one arm is needed")
         names = [a.name for a in self.arms]
         _check(len(set(names)) == len(names), "arms", f"arm names must be unique, got {names}")

@@ -3,12 +3,21 @@
 Arms whose ``metrics.json`` exists with the same fingerprint are not rerun; an arm killed mid-way
 resumes from its last epoch checkpoint. A changed config in an existing run folder is refused rather
 than mixed with old results.
+
+With ``jobs > 1`` the arms run in that many worker processes at once (after the shared pretraining),
+each with ``train.threads`` torch threads (default: the CPU count divided by ``jobs``, at least 1).
+On a small CPU, one single-threaded process per arm uses the cores better than intra-op threads of a
+tiny model do. Data-defense arms start after the other arms, so a plain CE arm can be their reference.
+Which process trained an arm does not enter its fingerprint (nor does ``train.threads``).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,8 +26,8 @@ import torch
 from dece.errors import ConfigError
 from dece.experiments.arm import arm_fingerprint, evaluate_arm, train_arm
 from dece.experiments.base_model import base_model_spec
-from dece.experiments.config import ExperimentConfig, dump_config
-from dece.experiments.data_prep import prepare_data
+from dece.experiments.config import ArmConfig, ExperimentConfig, dump_config
+from dece.experiments.data_prep import PreparedData, prepare_data
 from dece.experiments.defended import (
     apply_data_defense,
     defense_of,
@@ -29,6 +38,7 @@ from dece.experiments.defended import (
 from dece.experiments.dynamics import epoch_callbacks
 from dece.experiments.store import read_json, write_json_atomic, write_text_atomic
 from dece.experiments.table import results_table
+from dece.models import ModelSpec
 
 
 def _arm_done(arm_dir: Path, fingerprint: str) -> dict[str, Any] | None:
@@ -44,10 +54,74 @@ def _arm_done(arm_dir: Path, fingerprint: str) -> dict[str, Any] | None:
     return metrics
 
 
+def worker_threads(cfg: ExperimentConfig) -> int:
+    """Torch threads of each arm: ``train.threads``, else the CPU count shared among ``jobs`` (0 with
+    ``jobs = 1``: torch's default)."""
+    if cfg.train.threads:
+        return cfg.train.threads
+    return 0 if cfg.jobs == 1 else max(1, (os.cpu_count() or 1) // cfg.jobs)
+
+
+def run_arm(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: ModelSpec,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Trains, generates and scores one arm; writes ``arms/ARM/`` and returns its metrics."""
+    run_dir = Path(cfg.output_dir)
+    arm_dir = run_dir / "arms" / arm.name
+    arm_cfg = ExperimentConfig(**{**cfg.__dict__, "arms": (arm,)})
+    write_text_atomic(arm_dir / "config.toml", dump_config(arm_cfg))
+    rows = data.train_rows(arm.data)
+    defense, defense_report, defend = defense_of(arm), None, None
+    if defense is not None and defense.kind == "data":
+        rows, defense_report = apply_data_defense(cfg, arm, data, base, run_dir, arm_dir, log)
+    elif defense is not None and defense.kind == "training":
+        defense_report = training_defense_report(arm)
+    elif defense is not None and defense.kind == "input":  # before training: a failing LM load fails fast
+        defend, defense_report = prepare_input_defense(arm, data, log)
+    log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss}"
+        + (f" and defense {arm.defense}" if arm.defense else "") + f" for {cfg.train.epochs} epochs")
+    model, tokenizer, is_enc_dec, seconds = train_arm(
+        cfg, arm, base, rows, arm_dir, epoch_callbacks(cfg, data, base, list(rows), arm_dir), log=log)
+    log(f"[{arm.name}] trained in {seconds:.0f} s; generating on {len(data.clean_test)} clean"
+        + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " test rows")
+    started = time.perf_counter()
+    metrics = evaluate_arm(cfg, model, tokenizer, is_enc_dec, data.clean_test, data.triggered_test,
+                           data.attack.detect if data.attack else None, cfg.eval.lang or data.language, arm_dir,
+                           defend=defend)
+    if defense_report is not None:
+        metrics["defense"] = defense_report
+    metrics.update(fingerprint=arm_fingerprint(cfg, arm), train_seconds=round(seconds, 1),
+                   eval_seconds=round(time.perf_counter() - started, 1))
+    write_json_atomic(arm_dir / "metrics.json", metrics)
+    log(f"[{arm.name}] " + json.dumps({k: v for k, v in metrics.items() if k != "fingerprint"}, default=str))
+    return metrics
+
+
+def _worker_log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _run_arm_in_worker(cfg: ExperimentConfig, arm: ArmConfig, base: ModelSpec) -> dict[str, Any]:
+    """A worker process's job: the data is prepared again (deterministic, not rewritten) and one arm run."""
+    torch.set_num_threads(worker_threads(cfg))
+    return run_arm(cfg, arm, prepare_data(cfg), base, _worker_log)
+
+
+def _run_arms(cfg: ExperimentConfig, arms: list[ArmConfig], data: PreparedData, base: ModelSpec, workers: int,
+              log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    if cfg.jobs == 1 or not arms:
+        return {arm.name: run_arm(cfg, arm, data, base, log) for arm in arms}
+    workers = min(workers, len(arms))
+    log(f"running {len(arms)} arm(s) in {workers} process(es) of {worker_threads(cfg)} thread(s)")
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {arm.name: pool.submit(_run_arm_in_worker, cfg, arm, base) for arm in arms}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
     """Runs every arm of ``cfg`` not already done; returns ``{arm: metrics}`` and writes the run folder."""
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    threads = worker_threads(cfg)
+    if threads and cfg.jobs == 1:
+        torch.set_num_threads(threads)
     run_dir = Path(cfg.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.toml", dump_config(cfg))
@@ -56,46 +130,21 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) ->
         r = data.poison_report
         log(f"poisoned {r['n_poisoned']} of {r['n_rows']} training rows ({r['n_eligible']} eligible); "
             f"triggered test rows: {len(data.triggered_test or [])}; clean test rows: {len(data.clean_test)}")
-    base = None
     results: dict[str, dict[str, Any]] = {}
-    # data-defense arms last, so a plain CE arm of the run can serve as their reference model
-    for arm in sorted(cfg.arms, key=has_data_defense):
-        arm_dir = run_dir / "arms" / arm.name
-        fingerprint = arm_fingerprint(cfg, arm)
-        done = _arm_done(arm_dir, fingerprint)
+    pending: list[ArmConfig] = []
+    for arm in cfg.arms:
+        done = _arm_done(run_dir / "arms" / arm.name, arm_fingerprint(cfg, arm))
         if done is not None:
             log(f"[{arm.name}] done already, skipped")
             results[arm.name] = done
-            continue
-        if base is None:
-            base = base_model_spec(cfg, data.clean_train, run_dir, log)
-        arm_cfg = ExperimentConfig(**{**cfg.__dict__, "arms": (arm,)})
-        write_text_atomic(arm_dir / "config.toml", dump_config(arm_cfg))
-        rows = data.train_rows(arm.data)
-        defense, defense_report, defend = defense_of(arm), None, None
-        if defense is not None and defense.kind == "data":
-            rows, defense_report = apply_data_defense(cfg, arm, data, base, run_dir, arm_dir, log)
-        elif defense is not None and defense.kind == "training":
-            defense_report = training_defense_report(arm)
-        elif defense is not None and defense.kind == "input":  # before training: a failing LM load fails fast
-            defend, defense_report = prepare_input_defense(arm, data, log)
-        log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss}"
-            + (f" and defense {arm.defense}" if arm.defense else "") + f" for {cfg.train.epochs} epochs")
-        model, tokenizer, is_enc_dec, seconds = train_arm(
-            cfg, arm, base, rows, arm_dir, epoch_callbacks(cfg, data, base, list(rows), arm_dir), log=log)
-        log(f"[{arm.name}] trained in {seconds:.0f} s; generating on {len(data.clean_test)} clean"
-            + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " test rows")
-        started = time.perf_counter()
-        metrics = evaluate_arm(cfg, model, tokenizer, is_enc_dec, data.clean_test, data.triggered_test,
-                               data.attack.detect if data.attack else None, cfg.eval.lang or data.language, arm_dir,
-                               defend=defend)
-        if defense_report is not None:
-            metrics["defense"] = defense_report
-        metrics.update(fingerprint=fingerprint, train_seconds=round(seconds, 1),
-                       eval_seconds=round(time.perf_counter() - started, 1))
-        write_json_atomic(arm_dir / "metrics.json", metrics)
-        results[arm.name] = metrics
-        log(f"[{arm.name}] " + json.dumps({k: v for k, v in metrics.items() if k != "fingerprint"}, default=str))
+        else:
+            pending.append(arm)
+    if pending:
+        base = base_model_spec(cfg, data.clean_train, run_dir, log)
+        # data-defense arms last, so a plain CE arm of the run can serve as their reference model, and
+        # one at a time: without such an arm they share one reference model, trained by the first
+        results.update(_run_arms(cfg, [a for a in pending if not has_data_defense(a)], data, base, cfg.jobs, log))
+        results.update(_run_arms(cfg, [a for a in pending if has_data_defense(a)], data, base, 1, log))
     results = {a.name: results[a.name] for a in cfg.arms}  # config order
     table = results_table([(a.name, results[a.name]) for a in cfg.arms], cfg.eval.metrics)
     write_text_atomic(run_dir / "results.md", f"# {cfg.name}\n\n{table}")

@@ -27,12 +27,13 @@ def results_table(results: Sequence[tuple[str, Mapping[str, Any]]], metrics: Seq
         if has_attack:
             cells += [_rate(m.get("asr")), _rate(m.get("ftr"))]
         if has_removal:
-            cells += _removal(m.get("defense") or {})
+            cells += removal_cells(m.get("defense") or {})
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _removal(d: Mapping[str, Any]) -> list[str]:
+def removal_cells(d: Mapping[str, Any]) -> list[str]:
+    """``Removed`` and ``Det. P / R`` cells of a data defense's report (dashes for other arms)."""
     if "precision" not in d:
         return ["-", "-"]
     pct = [("-" if d[k] is None else f"{100 * d[k]:.1f}") for k in ("precision", "recall")]

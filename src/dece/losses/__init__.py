@@ -31,11 +31,13 @@ LOSSES.add("dece_auto", DeCEAutoLoss)
 
 
 def loss_parameters(cls: type[TokenLoss]) -> list[str]:
-    """The keyword parameters a registered loss accepts (its own, then the common ones)."""
+    """The keyword parameters a registered loss accepts (its own, then its parents' and the common
+    ones), without those it inherits but refuses (``cls.refused_parameters``)."""
     names: list[str] = []
     for klass in cls.__mro__[: cls.__mro__.index(TokenLoss) + 1]:
         if "__init__" in klass.__dict__:
-            names += [p for p in inspect.signature(klass.__init__).parameters if p not in ("self", "common")]
+            names += [p for p in inspect.signature(klass.__init__).parameters
+                      if p not in ("self", "common", *cls.refused_parameters, *names)]
     return names
 
 

@@ -17,9 +17,11 @@ from dece.losses.engine import RowMath, chunked_row_loss
 
 
 class TokenLoss(nn.Module):
-    """Base of the loss family. ``epoch_aware`` losses use the ``epoch`` passed to ``forward``."""
+    """Base of the loss family. ``epoch_aware`` losses use the ``epoch`` passed to ``forward``;
+    ``refused_parameters`` are parent parameters a subclass does not accept."""
 
     epoch_aware = False
+    refused_parameters: tuple[str, ...] = ()
 
     def __init__(
         self,

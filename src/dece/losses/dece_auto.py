@@ -113,6 +113,8 @@ class DeCEAutoLoss(DeCELoss):
     ``triggered_at`` is the epoch whose end fired the trigger (None before).
     """
 
+    refused_parameters = ("alpha",)
+
     def __init__(
         self,
         *,
@@ -124,7 +126,7 @@ class DeCEAutoLoss(DeCELoss):
         authors_compat: bool = False,
         **common,
     ) -> None:
-        if "alpha" in common:
+        if "alpha" in common:  # a fixed alpha would defeat the schedule
             raise ConfigError("dece_auto schedules alpha itself; for a fixed alpha use the 'dece' loss with alpha=")
         super().__init__(alpha_base=alpha_base, label_smoothing=label_smoothing, authors_compat=authors_compat, **common)
         self.schedule = PlateauTrigger(patience=patience, min_delta=min_delta, max_wait=max_wait)

@@ -20,6 +20,7 @@ class ArmRecord:
     metrics: dict[str, Any] | None  # None: not finished
     dynamics: list[dict[str, Any]] = field(default_factory=list)
     triggered_at: int | None = None  # DeCE-auto: the epoch whose end fired the trigger
+    defense: str | None = None
 
 
 @dataclass
@@ -42,14 +43,17 @@ class RunRecord:
         return self.name
 
 
-def _arm_specs(config: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _arm_specs(config: dict[str, Any]) -> list[tuple[str, str, str, str | None]]:
+    """``(name, loss, data, defense)`` of each arm, shorthand names parsed as ``dece run`` does."""
+    from dece.experiments.config import ArmConfig
+
     out = []
-    for a in config.get("arms", []):
+    for i, a in enumerate(config.get("arms", [])):
         if isinstance(a, str):
-            data, _, loss = a.partition("-")
-            out.append((a, loss.replace("-", "_"), data))
+            arm = ArmConfig.from_shorthand(a, f"arms[{i}]")
+            out.append((arm.name, arm.loss, arm.data, arm.defense))
         else:
-            out.append((a["name"], a.get("loss", "ce"), a.get("data", "poisoned")))
+            out.append((a["name"], a.get("loss", "ce"), a.get("data", "poisoned"), a.get("defense")))
     return out
 
 
@@ -60,12 +64,12 @@ def read_run(run_dir: Path, name: str | None = None, params: dict[str, Any] | No
         raise ConfigError(f"{run_dir} is not a run folder (no config.toml)")
     config = tomllib.loads(path.read_text(encoding="utf-8"))
     arms = []
-    for arm, loss, data in _arm_specs(config):
+    for arm, loss, data, defense in _arm_specs(config):
         d = run_dir / "arms" / arm
         metrics = read_json(d / "metrics.json") if (d / "metrics.json").exists() else None
         dyn = load_dynamics(d / "dynamics.jsonl")
         trig = [r.get("triggered_at") for r in read_jsonl(d / "val_loss.jsonl") if r.get("triggered_at") is not None]
-        arms.append(ArmRecord(arm, loss, data, metrics, dyn, trig[-1] if trig else None))
+        arms.append(ArmRecord(arm, loss, data, metrics, dyn, trig[-1] if trig else None, defense))
     return RunRecord(run_dir, name or config.get("name", run_dir.name), params or {}, config, arms)
 
 

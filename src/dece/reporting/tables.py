@@ -7,6 +7,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from dece.experiments.table import removal_cells
 from dece.reporting.collect import RunRecord
 
 #: (column label, how to read it from metrics.json)
@@ -109,24 +110,31 @@ def paper_tables(runs: Sequence[RunRecord]) -> list[Table]:
 
 
 def detail_table(run: RunRecord) -> Table:
-    """Every metric of every arm of one run, ASR and FTR as ``rate% (hits/total)``."""
+    """Every metric of every arm of one run, ASR and FTR as ``rate% (hits/total)``; with defense arms,
+    the defense and, for data defenses, the rows removed and the removal's precision / recall."""
     keys: list[str] = []
     for a in run.arms:
         for k, v in (a.metrics or {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith("_seconds") and k not in keys:
                 keys.append(k)
     rate_keys = [k for k in ("asr", "ftr") if any(a.metrics and k in a.metrics for a in run.arms)]
-    header = ["arm", "loss", *keys, *(k.upper() for k in rate_keys), "train s"]
+    has_defense = any(a.defense for a in run.arms)
+    has_removal = any("precision" in ((a.metrics or {}).get("defense") or {}) for a in run.arms)
+    header = ["arm", "loss", *(["defense"] if has_defense else []), *keys, *(k.upper() for k in rate_keys)]
+    header += ["Removed", "Det. P / R"] if has_removal else []
     rows = []
     for a in run.arms:
         m = a.metrics or {}
-        row = [a.name, a.loss] + [f"{m[k]:.2f}" if k in m else "-" for k in keys]
+        row = [a.name, a.loss, *([a.defense or "-"] if has_defense else [])]
+        row += [f"{m[k]:.2f}" if k in m else "-" for k in keys]
         for k in rate_keys:
             r = m.get(k)
             row.append(f"{r['rate']:.1f}% ({r['hits']}/{r['total']})" if isinstance(r, dict) else "-")
+        if has_removal:
+            row += removal_cells(m.get("defense") or {})
         row.append(f"{m['train_seconds']:.0f}" if "train_seconds" in m else ("running" if not a.metrics else "-"))
         rows.append(row)
-    return Table(f"{run.name}: all metrics", header, rows)
+    return Table(f"{run.name}: all metrics", header + ["train s"], rows)
 
 
 def _first_epoch(dyn: list[dict[str, Any]], pred) -> str:
