@@ -165,3 +165,34 @@ def test_loss_sees_epochs_counted_from_one(tmp_path):
                              disable_tqdm=True)
     DeceTrainer(model=model, args=args, train_dataset=Rows(False), data_collator=collate, loss=loss).train()
     assert seen == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+
+
+def test_group_by_length_batches_rows_of_similar_total_length(tmp_path):
+    """A seq2seq dataset whose source lengths say nothing about the target lengths: grouping must look
+    at input plus labels; every epoch still visits every row once."""
+
+    class Mixed(torch.utils.data.Dataset):
+        def __init__(self):
+            g = torch.Generator().manual_seed(3)
+            self.rows = [{"input_ids": torch.randint(2, VOCAB, (4,), generator=g),
+                          "labels": torch.randint(2, VOCAB, (int(n),), generator=g)}
+                         for n in torch.randint(1, 40, (400,), generator=g)]
+
+        def __len__(self):
+            return len(self.rows)
+
+        def __getitem__(self, i):
+            return self.rows[i]
+
+    def padded_label_tokens(group_by_length):
+        args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, use_cpu=True,
+                                 report_to=[], disable_tqdm=True, seed=0)
+        trainer = DeceTrainer(model=tiny_model("t5"), args=args, train_dataset=Mixed(), data_collator=collate,
+                              loss=get_loss("ce"), group_by_length=group_by_length)
+        batches = list(trainer.get_train_dataloader())
+        assert sum(len(b["labels"]) for b in batches) == 400
+        return sum(b["labels"].numel() for b in batches)
+
+    actual = sum(len(r["labels"]) for r in Mixed().rows)
+    grouped, shuffled = padded_label_tokens(True), padded_label_tokens(False)
+    assert grouped < 1.15 * actual < shuffled

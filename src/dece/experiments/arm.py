@@ -66,6 +66,7 @@ def train_arm(
         max_grad_norm=t.max_grad_norm,
         epoch_mode=t.epoch_mode,
         fused_head=t.fused_head,
+        group_by_length=t.group_by_length,
         label=arm.name,
         log=log,
         callbacks=[EpochLog(arm_dir / "train_log.jsonl")]

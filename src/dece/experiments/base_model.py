@@ -48,7 +48,7 @@ def pretrain_key(cfg: ExperimentConfig, corpus: list[Example]) -> str:
     spec = dataclasses.replace(cfg.model, lora=None, dtype="float32")
     payload = {
         "model": dataclasses.asdict(spec),
-        "pretrain": {k: v for k, v in dataclasses.asdict(p).items() if k != "cache_dir"},
+        "pretrain": p.cache_key_fields(),
         "seed": cfg.seed,
         "corpus": hashlib.sha256(json.dumps([[e.src, e.tgt] for e in corpus]).encode()).hexdigest(),
     }
@@ -74,7 +74,8 @@ def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:
     trainer = make_trainer(
         model, tokenizer, encode_examples(corpus, tokenizer, init, is_enc_dec),
         loss=get_loss("ce"), out_dir=work / "checkpoints", epochs=p.epochs, learning_rate=p.learning_rate,
-        batch_size=p.batch_size, seed=cfg.seed, warmup_ratio=0.05, label="pretrain", log=log,
+        batch_size=p.batch_size, seed=cfg.seed, warmup_ratio=0.05, group_by_length=p.group_by_length,
+        label="pretrain", log=log,
     )
     trainer.train(resume_from_checkpoint=last_checkpoint(work / "checkpoints"))
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))

@@ -114,6 +114,7 @@ class TrainConfig:
     epoch_mode: str = "floor"
     threads: int = 0  # torch threads; 0 = torch's default
     fused_head: bool = False  # output head + loss fused, logits never materialised (dece.losses.hf_fused)
+    group_by_length: bool = False  # batches of rows of similar length: less padding (DeceTrainer)
 
     def validate(self, key: str) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -126,6 +127,7 @@ class TrainConfig:
         _check(self.epoch_mode in EPOCH_MODES, f"{key}.epoch_mode", f"must be one of {', '.join(EPOCH_MODES)}, got {self.epoch_mode!r}")
         _check(_is_int(self.threads) and self.threads >= 0, f"{key}.threads", f"must be an integer >= 0, got {self.threads!r}")
         _check(isinstance(self.fused_head, bool), f"{key}.fused_head", "must be true or false")
+        _check(isinstance(self.group_by_length, bool), f"{key}.group_by_length", "must be true or false")
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class PretrainConfig:
     epochs: int = 4
     learning_rate: float = 1e-3
     batch_size: int = 32
+    group_by_length: bool = False
     cache_dir: str = ".cache/dece/pretrained"
 
     def validate(self, key: str) -> None:
@@ -145,6 +148,12 @@ class PretrainConfig:
             v = getattr(self, name)
             _check(_is_int(v) and v > 0, f"{key}.{name}", f"must be a positive integer, got {v!r}")
         _check(_is_number(self.learning_rate) and self.learning_rate > 0, f"{key}.learning_rate", "must be > 0")
+        _check(isinstance(self.group_by_length, bool), f"{key}.group_by_length", "must be true or false")
+
+    def cache_key_fields(self) -> dict[str, Any]:
+        """What the pretrained weights depend on: the fields that differ from their defaults (so a new
+        field keeps old caches valid), without ``cache_dir``."""
+        return {k: v for k, v in _non_default(self).items() if k != "cache_dir"}
 
 
 @dataclass(frozen=True)

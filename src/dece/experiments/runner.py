@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from transformers.utils import logging as hf_logging
 
 from dece.errors import ConfigError
 from dece.experiments.arm import arm_fingerprint, evaluate_arm, train_arm
@@ -103,6 +104,7 @@ def _worker_log(message: str) -> None:
 def _run_arm_in_worker(cfg: ExperimentConfig, arm: ArmConfig, base: ModelSpec) -> dict[str, Any]:
     """A worker process's job: the data is prepared again (deterministic, not rewritten) and one arm run."""
     torch.set_num_threads(worker_threads(cfg))
+    hf_logging.disable_progress_bar()
     return run_arm(cfg, arm, prepare_data(cfg), base, _worker_log)
 
 
@@ -119,6 +121,7 @@ def _run_arms(cfg: ExperimentConfig, arms: list[ArmConfig], data: PreparedData, 
 
 def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
     """Runs every arm of ``cfg`` not already done; returns ``{arm: metrics}`` and writes the run folder."""
+    hf_logging.disable_progress_bar()  # a "Writing model shards" bar at every epoch checkpoint
     threads = worker_threads(cfg)
     if threads and cfg.jobs == 1:
         torch.set_num_threads(threads)

@@ -50,6 +50,7 @@ def make_trainer(
     label: str = "train",
     log: Callable[[str], None] = print,
     fused_head: bool = False,
+    group_by_length: bool = False,
 ) -> DeceTrainer:
     """A :class:`DeceTrainer` that shuffles with ``seed``, logs once per epoch, and (with
     ``checkpoints``) keeps the last epoch's checkpoint under ``out_dir`` so a killed job resumes."""
@@ -81,6 +82,7 @@ def make_trainer(
         loss=loss,
         epoch_mode=epoch_mode,
         fused_head=fused_head,
+        group_by_length=group_by_length,
         callbacks=[EpochPrinter(label, log), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)  # the raw log dicts; EpochPrinter says it in one line
