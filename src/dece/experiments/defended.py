@@ -43,6 +43,11 @@ def _plain_ce(arm: ArmConfig, data: str) -> bool:
     return arm.data == data and arm.loss == "ce" and not arm.loss_params and arm.lr_scale == 1.0 and arm.defense is None
 
 
+def has_reference_arm(cfg: ExperimentConfig, arm: ArmConfig) -> bool:
+    """Whether a plain CE arm of ``cfg`` on ``arm``'s data can serve as ``arm``'s reference model."""
+    return any(_plain_ce(other, arm.data) for other in cfg.arms)
+
+
 def load_trained(base: ModelSpec, model_dir: Path):
     """``(model, tokenizer, is_encoder_decoder)`` of a model saved by ``train_arm`` (LoRA adapters too)."""
     if (model_dir / "adapter_config.json").exists():

@@ -7,7 +7,8 @@ than mixed with old results.
 With ``jobs > 1`` the arms run in that many worker processes at once (after the shared pretraining),
 each with ``train.threads`` torch threads (default: the CPU count divided by ``jobs``, at least 1).
 On a small CPU, one single-threaded process per arm uses the cores better than intra-op threads of a
-tiny model do. Data-defense arms start after the other arms, so a plain CE arm can be their reference.
+tiny model do. Data-defense arms start after the other arms, so a plain CE arm can be their reference
+(without such an arm, they run one at a time: the first trains the reference model they share).
 Which process trained an arm does not enter its fingerprint (nor does ``train.threads``).
 """
 
@@ -33,6 +34,7 @@ from dece.experiments.defended import (
     apply_data_defense,
     defense_of,
     has_data_defense,
+    has_reference_arm,
     prepare_input_defense,
     training_defense_report,
 )
@@ -144,10 +146,12 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) ->
             pending.append(arm)
     if pending:
         base = base_model_spec(cfg, data.clean_train, run_dir, log)
-        # data-defense arms last, so a plain CE arm of the run can serve as their reference model, and
-        # one at a time: without such an arm they share one reference model, trained by the first
+        # data-defense arms last, so a plain CE arm of the run can serve as their reference model;
+        # without one they share a reference model trained by the first of them: one at a time then
         results.update(_run_arms(cfg, [a for a in pending if not has_data_defense(a)], data, base, cfg.jobs, log))
-        results.update(_run_arms(cfg, [a for a in pending if has_data_defense(a)], data, base, 1, log))
+        defended = [a for a in pending if has_data_defense(a)]
+        workers = cfg.jobs if all(has_reference_arm(cfg, a) for a in defended) else 1
+        results.update(_run_arms(cfg, defended, data, base, workers, log))
     results = {a.name: results[a.name] for a in cfg.arms}  # config order
     table = results_table([(a.name, results[a.name]) for a in cfg.arms], cfg.eval.metrics)
     write_text_atomic(run_dir / "results.md", f"# {cfg.name}\n\n{table}")
