@@ -3,12 +3,14 @@
 changed config is refused, and pretraining is cached."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from dece.cli import main
 from dece.errors import ConfigError
 from dece.experiments import config_from_dict, run_experiment
+from dece.experiments.config import dump_config
 from dece.experiments.store import read_jsonl
 
 TINY_MODEL = {"name": "t5-tiny", "d_model": 16, "layers": 1, "heads": 2, "ff": 32, "vocab_size": 300,
@@ -97,7 +99,7 @@ def test_arms_in_parallel_processes_match_the_sequential_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_decoder_only_arm_and_cached_pretraining(tmp_path):
+def test_decoder_only_arm_and_cached_pretraining(tmp_path, capsys):
     cache = tmp_path / "cache"
     model = {**TINY_MODEL, "name": "gpt2-tiny", "max_source_length": 48}
     cfg = tiny_config(tmp_path, model=model, arms=["poisoned-gce"], dynamics=False,
@@ -113,6 +115,18 @@ def test_decoder_only_arm_and_cached_pretraining(tmp_path):
     logs.clear()
     run_experiment(other, log=logs.append)
     assert any("cached at" in line for line in logs)
+
+    # `dece pretrain` finds the cached model, and builds another for a different recipe
+    path = tmp_path / "other.toml"
+    path.write_text(dump_config(other))
+    assert main(["pretrain", str(path)]) == 0
+    assert capsys.readouterr().out.strip().endswith(cached[0].name)
+    assert main(["pretrain", str(path), "--set", "pretrain.group_by_length=true"]) == 0
+    built = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert built.name != cached[0].name and (built / "config.json").exists() and len(list(cache.iterdir())) == 2
+    path.write_text(dump_config(tiny_config(tmp_path)))
+    assert main(["pretrain", str(path)]) == 2
+    assert "no [pretrain] table" in capsys.readouterr().err
 
 
 def test_cli_run_reports_config_errors_with_exit_code_2(tmp_path, capsys):
