@@ -109,6 +109,10 @@ def test_fingerprints_hash_only_non_default_values():
     tuned = dataclasses.replace(onion, defense_params={"threshold": 0.5})
     assert arm_fingerprint(cfg, onion) != arm_fingerprint(cfg, tuned)
     assert ArmConfig(name="x").defense is None
+    # nor do the experiment's name, output folder, process and thread counts: an arm can move between runs
+    elsewhere = config_from_dict({**BASE, "name": "other", "output_dir": "runs/other", "jobs": 3,
+                                  "train": {"threads": 2}, "arms": ["poisoned-ce"]})
+    assert arm_fingerprint(elsewhere, elsewhere.arms[0]) == arm_fingerprint(cfg, plain)
 
 
 def test_cli_lists_the_defenses(capsys):

@@ -144,9 +144,11 @@ def defense_lr_factor(arm: ArmConfig) -> float:
 
 
 def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
-    """What an arm's result depends on: everything but the other arms, the output folder and how many
-    processes and threads ran it (values left at their defaults are not hashed, so new config fields
-    keep old run folders resumable)."""
-    train = dataclasses.replace(cfg.train, threads=0)
-    return dataclasses.replace(cfg, arms=(arm,), output_dir="", jobs=1, train=train).fingerprint()
+    """What an arm's result depends on: everything but the experiment's name, the other arms, the output
+    folder and how many processes and threads ran it (so the same arm in two experiments has the same
+    fingerprint, and its folder can be copied between them). Values left at their defaults are not
+    hashed, so new config fields keep old run folders resumable."""
+    neutral = ExperimentConfig()
+    return dataclasses.replace(cfg, name=neutral.name, arms=(arm,), output_dir=neutral.output_dir, jobs=neutral.jobs,
+                               train=dataclasses.replace(cfg.train, threads=neutral.train.threads)).fingerprint()
 
