@@ -63,6 +63,7 @@ def test_data_and_input_defense_arms(tmp_path):
 
     onion = json.loads((run / "arms" / "poisoned-onion" / "metrics.json").read_text())
     assert onion["defense"]["kind"] == "input" and "precision" not in onion["defense"]
+    assert "model" not in onion["defense"]  # no plain CE arm in this run: the arm trained its own
     preds = read_jsonl(run / "arms" / "poisoned-onion" / "predictions.jsonl")
     assert all("defended_src" in p for p in preds)
     trig = [p for p in preds if p["split"] == "triggered"]
@@ -96,6 +97,11 @@ def test_plain_ce_arm_serves_as_reference_and_resumed_defense_reuses_its_report(
     assert results["poisoned-moderate_fitting"]["defense"] == {
         "name": "moderate_fitting", "kind": "training", "params": {"lr_scale": 0.1}, "lr_factor": 0.1}
     assert results["poisoned-paraphrase"]["defense"]["changed_clean"] == 24
+    # the paraphrase arm would train exactly as poisoned-ce: it generates with that model instead
+    assert results["poisoned-paraphrase"]["defense"]["model"] == "arms/poisoned-ce"
+    assert results["poisoned-paraphrase"]["train_seconds"] == 0
+    assert not (run / "arms" / "poisoned-paraphrase" / "model").exists()
+    assert any("the model of arm poisoned-ce" in line for line in logs)
     # an arm killed after its defense ran: the rerun reuses defense_report.json
     (run / "arms" / "poisoned-activation_clustering" / "metrics.json").unlink()
     logs.clear()

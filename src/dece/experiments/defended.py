@@ -10,6 +10,8 @@
   the rows kept. A resumed arm reuses its ``defense_report.json`` when the fingerprint matches.
 * **Input defense**: fitted on the clean training sources, applied to the clean and triggered test
   sources before generation; the report counts the rewritten inputs and the triggers left intact.
+  An arm that would train exactly as a plain CE arm of the run generates with that arm's model
+  (the report's ``model`` names it) rather than training a copy.
 * **Training defense** (``moderate_fitting``): applied by :func:`dece.experiments.arm.train_arm`.
 """
 
@@ -48,6 +50,23 @@ def has_reference_arm(cfg: ExperimentConfig, arm: ArmConfig) -> bool:
     return any(_plain_ce(other, arm.data) for other in cfg.arms)
 
 
+def reuses_plain_ce_model(cfg: ExperimentConfig, arm: ArmConfig) -> bool:
+    """An input-defense arm that trains exactly as a plain CE arm of ``cfg`` does (loss CE, no loss
+    parameters, no learning-rate scale) generates with that arm's model instead of training a copy."""
+    return (isinstance(defense_of(arm), InputDefense) and _plain_ce(dataclasses.replace(arm, defense=None), arm.data)
+            and has_reference_arm(cfg, arm))
+
+
+def finished_plain_ce_arm(cfg: ExperimentConfig, data: str, run_dir: Path) -> ArmConfig | None:
+    """A plain CE arm of ``cfg`` on ``data`` rows whose results and model are saved, if any."""
+    for other in cfg.arms:
+        d = run_dir / "arms" / other.name
+        if _plain_ce(other, data) and (d / "metrics.json").exists() and (d / "model").is_dir():
+            if read_json(d / "metrics.json").get("fingerprint") == arm_fingerprint(cfg, other):
+                return other
+    return None
+
+
 def load_trained(base: ModelSpec, model_dir: Path):
     """``(model, tokenizer, is_encoder_decoder)`` of a model saved by ``train_arm`` (LoRA adapters too)."""
     if (model_dir / "adapter_config.json").exists():
@@ -63,12 +82,10 @@ def load_trained(base: ModelSpec, model_dir: Path):
 def reference_model(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: ModelSpec, run_dir: Path,
                     log: Callable[[str], None] = print):
     """``(model, tokenizer, is_encoder_decoder, where)``: the CE model on ``arm.data`` rows (module docstring)."""
-    for other in cfg.arms:
-        d = run_dir / "arms" / other.name
-        if _plain_ce(other, arm.data) and (d / "metrics.json").exists() and (d / "model").is_dir():
-            if read_json(d / "metrics.json").get("fingerprint") == arm_fingerprint(cfg, other):
-                log(f"[{arm.name}] reference model: arm {other.name}")
-                return (*load_trained(base, d / "model"), f"arms/{other.name}")
+    other = finished_plain_ce_arm(cfg, arm.data, run_dir)
+    if other is not None:
+        log(f"[{arm.name}] reference model: arm {other.name}")
+        return (*load_trained(base, run_dir / "arms" / other.name / "model"), f"arms/{other.name}")
     ref = ArmConfig(name=f"reference-{arm.data}-ce", data=arm.data, loss="ce")
     ref_dir = run_dir / "reference" / f"{arm.data}-ce"
     fingerprint = arm_fingerprint(cfg, ref)

@@ -8,7 +8,8 @@ With ``jobs > 1`` the arms run in that many worker processes at once (after the 
 each with ``train.threads`` torch threads (default: the CPU count divided by ``jobs``, at least 1).
 On a small CPU, one single-threaded process per arm uses the cores better than intra-op threads of a
 tiny model do. Data-defense arms start after the other arms, so a plain CE arm can be their reference
-(without such an arm, they run one at a time: the first trains the reference model they share).
+(without such an arm, they run one at a time: the first trains the reference model they share), and
+so do input-defense arms that generate with a plain CE arm's model.
 Which process trained an arm does not enter its fingerprint (nor does ``train.threads``).
 """
 
@@ -33,9 +34,12 @@ from dece.experiments.data_prep import PreparedData, prepare_data
 from dece.experiments.defended import (
     apply_data_defense,
     defense_of,
+    finished_plain_ce_arm,
     has_data_defense,
     has_reference_arm,
+    load_trained,
     prepare_input_defense,
+    reuses_plain_ce_model,
     training_defense_report,
 )
 from dece.experiments.dynamics import epoch_callbacks
@@ -80,11 +84,18 @@ def run_arm(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: Mod
         defense_report = training_defense_report(arm)
     elif defense is not None and defense.kind == "input":  # before training: a failing LM load fails fast
         defend, defense_report = prepare_input_defense(arm, data, log)
-    log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss}"
-        + (f" and defense {arm.defense}" if arm.defense else "") + f" for {cfg.train.epochs} epochs")
-    model, tokenizer, is_enc_dec, seconds = train_arm(
-        cfg, arm, base, rows, arm_dir, epoch_callbacks(cfg, data, base, list(rows), arm_dir), log=log)
-    log(f"[{arm.name}] trained in {seconds:.0f} s; generating on {len(data.clean_test)} clean"
+    same = finished_plain_ce_arm(cfg, arm.data, run_dir) if reuses_plain_ce_model(cfg, arm) else None
+    if same is not None:  # an input defense in front of a model this run has trained already
+        model, tokenizer, is_enc_dec = load_trained(base, run_dir / "arms" / same.name / "model")
+        seconds, defense_report = 0.0, {**defense_report, "model": f"arms/{same.name}"}
+        log(f"[{arm.name}] the model of arm {same.name}, which trains the same way")
+    else:
+        log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss}"
+            + (f" and defense {arm.defense}" if arm.defense else "") + f" for {cfg.train.epochs} epochs")
+        model, tokenizer, is_enc_dec, seconds = train_arm(
+            cfg, arm, base, rows, arm_dir, epoch_callbacks(cfg, data, base, list(rows), arm_dir), log=log)
+        log(f"[{arm.name}] trained in {seconds:.0f} s")
+    log(f"[{arm.name}] generating on {len(data.clean_test)} clean"
         + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " test rows")
     started = time.perf_counter()
     metrics = evaluate_arm(cfg, model, tokenizer, is_enc_dec, data.clean_test, data.triggered_test,
@@ -146,12 +157,13 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) ->
             pending.append(arm)
     if pending:
         base = base_model_spec(cfg, data.clean_train, run_dir, log)
-        # data-defense arms last, so a plain CE arm of the run can serve as their reference model;
-        # without one they share a reference model trained by the first of them: one at a time then
-        results.update(_run_arms(cfg, [a for a in pending if not has_data_defense(a)], data, base, cfg.jobs, log))
-        defended = [a for a in pending if has_data_defense(a)]
-        workers = cfg.jobs if all(has_reference_arm(cfg, a) for a in defended) else 1
-        results.update(_run_arms(cfg, defended, data, base, workers, log))
+        # arms that use a plain CE arm's model (data defenses, input defenses that would train the
+        # same) come after the others; data defenses without such an arm share a reference model
+        # trained by the first of them: one at a time then
+        later = [a for a in pending if has_data_defense(a) or reuses_plain_ce_model(cfg, a)]
+        results.update(_run_arms(cfg, [a for a in pending if a not in later], data, base, cfg.jobs, log))
+        workers = cfg.jobs if all(has_reference_arm(cfg, a) for a in later) else 1
+        results.update(_run_arms(cfg, later, data, base, workers, log))
     results = {a.name: results[a.name] for a in cfg.arms}  # config order
     table = results_table([(a.name, results[a.name]) for a in cfg.arms], cfg.eval.metrics)
     write_text_atomic(run_dir / "results.md", f"# {cfg.name}\n\n{table}")
