@@ -15,6 +15,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from dece.errors import ConfigError
 from dece.losses import get_loss
 from dece.training import DeceTrainer, epoch_from_state
 from dece.training.trainer import shift_for_causal_lm
@@ -193,6 +194,11 @@ def test_group_by_length_batches_rows_of_similar_total_length(tmp_path):
         assert sum(len(b["labels"]) for b in batches) == 400
         return sum(b["labels"].numel() for b in batches)
 
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], disable_tqdm=True)
+    odd = DeceTrainer(model=tiny_model("t5"), args=args, train_dataset=[(1, 2)], data_collator=collate,
+                      loss=get_loss("ce"), group_by_length=True)
+    with pytest.raises(ConfigError, match="group_by_length needs training rows"):
+        odd.get_train_dataloader()
     actual = sum(len(r["labels"]) for r in Mixed().rows)
     grouped, shuffled = padded_label_tokens(True), padded_label_tokens(False)
     assert grouped < 1.15 * actual < shuffled

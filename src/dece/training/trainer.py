@@ -108,7 +108,10 @@ class DeceTrainer(Trainer):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if not self.group_by_length or dataset is None:
             return super()._get_train_sampler(train_dataset)
-        lengths = [len(row["input_ids"]) + len(row.get("labels", ())) for row in dataset]
+        try:
+            lengths = [len(row["input_ids"]) + len(row.get("labels", ())) for row in dataset]
+        except (KeyError, TypeError, AttributeError):
+            raise ConfigError("group_by_length needs training rows that are mappings with 'input_ids'") from None
         return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths)
 
     def current_epoch(self) -> float:
