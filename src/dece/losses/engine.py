@@ -93,6 +93,15 @@ def resolve_denominator(y: torch.Tensor, ignore_index: int, reduction: str, deno
     return max(float(denominator or 1.0), 1.0)
 
 
+def reduce_rows(row_loss: torch.Tensor, reduction: str, denominator: float) -> torch.Tensor:
+    """The forward's output from the per-row losses: themselves (``"none"``), their sum, or the sum
+    over ``denominator`` (``"mean"``, see :func:`resolve_denominator`)."""
+    if reduction == "none":
+        return row_loss
+    total = row_loss.sum()
+    return total / denominator if reduction == "mean" else total
+
+
 def take_saved_grads(ctx) -> tuple:
     """The gradients a Function stored in forward (``ctx.saved_grads``); with ``ctx.inplace`` they are
     released from ``ctx`` (so autograd may take the buffers over) and a second backward raises."""
@@ -150,10 +159,7 @@ class _ChunkedRowLoss(torch.autograd.Function):
         ctx.reduction = reduction
         ctx.inplace = inplace
         ctx.saved_grads = (grad,)
-        if reduction == "none":
-            return row_loss
-        total = row_loss.sum()
-        return total / denominator if reduction == "mean" else total
+        return reduce_rows(row_loss, reduction, denominator)
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]

@@ -43,6 +43,7 @@ from dece.losses.dece import DEFAULT_ALPHA_BASE, DEFAULT_LABEL_SMOOTHING, DeCELo
 from dece.losses.engine import (
     RowChunks,
     RowMath,
+    reduce_rows,
     resolve_denominator,
     scale_saved_grads,
     take_saved_grads,
@@ -185,10 +186,7 @@ class _FusedLinearRowLoss(torch.autograd.Function):
         scale = 1.0 / denominator if reduction == "mean" else 1.0
         grads = _sweep(h, w, b, y, chunks, math, want, row_loss=row_loss, scale=scale, check_finite=check_finite)
         ctx.saved_grads = grads
-        if reduction == "none":
-            return row_loss
-        total = row_loss.sum()
-        return total / denominator if reduction == "mean" else total
+        return reduce_rows(row_loss, reduction, denominator)
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dece.errors import ConfigError
+from dece.experiments.config import ArmConfig
 from dece.experiments.dynamics import load_dynamics
 from dece.experiments.store import read_json, read_jsonl
 
@@ -45,8 +46,6 @@ class RunRecord:
 
 def _arm_specs(config: dict[str, Any]) -> list[tuple[str, str, str, str | None]]:
     """``(name, loss, data, defense)`` of each arm, shorthand names parsed as ``dece run`` does."""
-    from dece.experiments.config import ArmConfig
-
     out = []
     for i, a in enumerate(config.get("arms", [])):
         if isinstance(a, str):
