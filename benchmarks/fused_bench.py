@@ -16,10 +16,13 @@ Time = median of ``--repeats`` runs after a warm-up. Implementations:
 * ``torch_fused_ce``: ``F.linear_cross_entropy(hidden, W, y, options=LinearCrossEntropyOptions())``, plain CE
   (torch >= 2.13; its chunked path falls back to the unfused reference for ``label_smoothing > 0``)
 * ``fused_ce``: our engine with label-smoothed CE (``FusedLinearLoss(get_loss("label_smoothing"))``)
+* ``unfused_dece_triton``, ``fused_dece_triton``: the first two with ``backend="triton"`` (CUDA only;
+  in the default list when ``--device cuda``)
 
 Part 2 (``--step``): one full training step (forward, loss, backward, AdamW step) of a small Llama,
 CE (the model's own loss) vs DeCE (``dece_loss`` on its logits) vs fused DeCE (``fused_model_loss``),
-in one process, the variants interleaved in rotating order over ``--step-repeats`` rounds.
+and on CUDA both DeCE variants again with ``backend="triton"``, in one process, the variants interleaved in
+rotating order over ``--step-repeats`` rounds.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import time
 from measure import peak_and_median_time, sync
 
 IMPLS = ("unfused_dece", "fused_dece", "unfused_ce", "torch_fused_ce", "fused_ce")
+TRITON_IMPLS = ("unfused_dece_triton", "fused_dece_triton")
 SIZES = {"small": (2048, 8000, 512), "large": (8192, 32000, 1024)}  # N tokens, V vocab, H hidden
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
@@ -57,6 +61,10 @@ def worker(impl: str, n: int, v: int, h: int, dtype: str, device: str, repeats: 
             x, w, y, options=torch.nn.LinearCrossEntropyOptions()
         ),
         "fused_ce": lambda x, w, y: smooth_ce(x, w, y),
+        "unfused_dece_triton": lambda x, w, y: dece_loss(x @ w.T, y, alpha=0.9, label_smoothing=0.05, backend="triton"),
+        "fused_dece_triton": lambda x, w, y: fused_linear_dece(
+            x, w, y, alpha=0.9, label_smoothing=0.05, chunk_size=chunk, backend="triton"
+        ),
     }
     fn = fns[impl]
     g = torch.Generator(device=device).manual_seed(0)
@@ -128,25 +136,26 @@ def step_overhead(args) -> None:
     labels = ids.clone()
     labels[:, : seq // 4] = -100  # a prompt, as in the project's decoder-only data
     batch_in = {"input_ids": ids}
-    dece = get_loss("dece", alpha_base=0.985, label_smoothing=0.05)
     shifted = F.pad(labels[:, 1:], (0, 1), value=-100)
+    backends = ["torch"] + (["triton"] if args.device == "cuda" else [])
+    suffix = {"torch": "", "triton": "_triton"}
+    fused = {b: get_loss("dece", alpha_base=0.985, label_smoothing=0.05, backend=b) for b in backends}
+    losses = {"ce": lambda: model(**batch_in, labels=labels).loss}
+    for b in backends:
+        losses["dece" + suffix[b]] = lambda b=b: dece_loss(
+            model(**batch_in).logits, shifted, epoch=1, alpha_base=0.985, backend=b
+        )
+        losses["fused_dece" + suffix[b]] = lambda b=b: fused_model_loss(model, batch_in, labels, fused[b], epoch=1)
 
-    def loss_of(kind):
-        if kind == "ce":
-            return model(**batch_in, labels=labels).loss
-        if kind == "dece":
-            return dece_loss(model(**batch_in).logits, shifted, epoch=1, alpha_base=0.985)
-        return fused_model_loss(model, batch_in, labels, dece, epoch=1)
-
-    kinds = ["ce", "dece", "fused_dece"]
+    kinds = list(losses)
     times = {k: [] for k in kinds}
     for r in range(args.step_repeats + 1):
-        order = kinds[r % 3:] + kinds[: r % 3]
+        order = kinds[r % len(kinds):] + kinds[: r % len(kinds)]
         for k in order:
             sync(args.device)
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
-            loss_of(k).backward()
+            losses[k]().backward()
             opt.step()
             sync(args.device)
             if r > 0:  # round 0 is the warm-up
@@ -169,7 +178,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", default="small,large")
     ap.add_argument("--dtypes", default="fp32")
-    ap.add_argument("--impls", default=",".join(IMPLS))
+    ap.add_argument("--impls", default=None, help=f"default: {','.join(IMPLS)} (+ {','.join(TRITON_IMPLS)} on cuda)")
     ap.add_argument("--chunk", type=int, default=None, help="rows per chunk of the fused losses (default: theirs)")
     ap.add_argument("--no-kernels", action="store_true", help="skip part 1")
     ap.add_argument("--step", action="store_true", help="also run part 2 (training-step overhead)")
@@ -182,6 +191,8 @@ def main() -> None:
         impl, n, v, h, dtype = args.worker
         print(json.dumps(worker(impl, int(n), int(v), int(h), dtype, args.device, args.repeats, args.threads, args.chunk)))
         return
+    if args.impls is None:
+        args.impls = ",".join(IMPLS + (TRITON_IMPLS if args.device == "cuda" else ()))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not args.no_kernels:
         kernel_table(args)

@@ -8,6 +8,8 @@ logits ``(..., V)``, integer targets ``(...)``, ``ignore_index`` positions contr
 
 from __future__ import annotations
 
+import importlib.util
+
 import torch
 from torch import nn
 
@@ -18,10 +20,12 @@ from dece.losses.engine import RowMath, chunked_row_loss
 
 class TokenLoss(nn.Module):
     """Base of the loss family. ``epoch_aware`` losses use the ``epoch`` passed to ``forward``;
-    ``refused_parameters`` are parent parameters a subclass does not accept."""
+    ``refused_parameters`` are parent parameters a subclass does not accept; ``backends`` are the values
+    its ``backend`` parameter takes (a loss whose row math has a device kernel adds ``"triton"``)."""
 
     epoch_aware = False
     refused_parameters: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ("torch",)
 
     def __init__(
         self,
@@ -31,9 +35,12 @@ class TokenLoss(nn.Module):
         check_finite: bool = False,
         chunk_size: int | None = None,
         inplace_backward: bool = True,
+        backend: str = "torch",
     ) -> None:
         """``chunk_size``: rows processed at once (default ~2M elements a chunk). ``inplace_backward``:
-        see :mod:`dece.losses.engine` (False allows ``retain_graph``/``gradcheck``)."""
+        see :mod:`dece.losses.engine` (False allows ``retain_graph``/``gradcheck``). ``backend``:
+        ``"torch"`` (the chunked PyTorch math) or ``"triton"`` (one fused kernel per row, CUDA only;
+        DeCE and DeCE-auto have one, :mod:`dece.losses.triton_dece`)."""
         super().__init__()
         self.ignore_index = int(ignore_index)
         self.reduction = check_reduction(reduction)
@@ -42,6 +49,14 @@ class TokenLoss(nn.Module):
             raise ConfigError(f"chunk_size must be >= 1, got {chunk_size!r}")
         self.chunk_size = chunk_size
         self.inplace_backward = bool(inplace_backward)
+        if backend not in self.backends:
+            raise ConfigError(
+                f"backend must be one of {', '.join(self.backends)} for {type(self).__name__}, got {backend!r}"
+            )
+        if backend == "triton" and importlib.util.find_spec("triton") is None:
+            raise ConfigError("backend='triton' needs the triton package (pip install 'dece[triton]'; CUDA builds of "
+                              "torch ship it)")
+        self.backend = backend
 
     def row_math(self, vocab: int, epoch: float | None) -> RowMath:
         raise NotImplementedError
@@ -72,6 +87,7 @@ class TokenLoss(nn.Module):
             denominator=mean_denominator,
             chunk_rows=self.chunk_size,
             inplace_backward=self.inplace_backward,
+            backend=self.backend,
         )
         return out.view(target.shape) if self.reduction == "none" else out
 

@@ -77,6 +77,13 @@ class DeCERowMath:
         g.masked_fill_(p < P_MIN, 0.0)  # the clamp's zero-gradient region
         return loss, softmax_vjp_(p, g)
 
+    def kernel(self, z, y, grad, *, scale, row_scale, rows):
+        """The same math as one Triton kernel (:mod:`dece.losses.triton_dece`, ``backend="triton"``)."""
+        from dece.losses.triton_dece import dece_rows  # needs triton: imported only when asked for
+
+        return dece_rows(z, y, grad, alpha=self.alpha, label_smoothing=self.label_smoothing,
+                         scale=scale, row_scale=row_scale, rows=rows)
+
 
 class DeCELoss(TokenLoss):
     """The DeCE loss as an ``nn.Module``. Three lines in any training loop::
@@ -93,6 +100,7 @@ class DeCELoss(TokenLoss):
     """
 
     epoch_aware = True
+    backends = ("torch", "triton")
 
     def __init__(
         self,
@@ -144,6 +152,7 @@ def dece_loss(
     check_finite: bool = False,
     chunk_size: int | None = None,
     inplace_backward: bool = True,
+    backend: str = "torch",
 ) -> torch.Tensor:
     """Functional DeCE (see :class:`DeCELoss` and the module docstring).
 
@@ -162,5 +171,6 @@ def dece_loss(
         check_finite=check_finite,
         chunk_size=chunk_size,
         inplace_backward=inplace_backward,
+        backend=backend,
     )
     return loss(logits, target, epoch, mean_denominator=mean_denominator)

@@ -40,6 +40,35 @@ class RowMath(Protocol):
         ...
 
 
+class RowKernel(Protocol):
+    """The same math as one device kernel (``backend="triton"``): reads ``z`` in its own dtype, returns
+    fp32 losses and writes ``scale * row_scale[i] * dL/dz`` into ``grad`` (which may be ``z``).
+    ``rows`` restricts the work to those row indices; losses and ``row_scale`` follow their order."""
+
+    def __call__(
+        self,
+        z: torch.Tensor,
+        y: torch.Tensor,
+        grad: torch.Tensor | None,
+        *,
+        scale: float,
+        row_scale: torch.Tensor | None,
+        rows: torch.Tensor | None,
+    ) -> torch.Tensor: ...
+
+
+def row_kernel(math: RowMath, backend: str) -> RowKernel | None:
+    """The kernel that replaces ``math`` under ``backend`` (None: the PyTorch row math runs)."""
+    if backend == "torch":
+        return None
+    kernel = getattr(math, "kernel", None)
+    if kernel is None:
+        raise ValueError(
+            f"backend={backend!r} has no kernel for {type(math).__name__} (only DeCE has one); use backend='torch'"
+        )
+    return kernel
+
+
 def default_chunk_rows(vocab: int, device: torch.device | None = None) -> int:
     elements = _CHUNK_ELEMENTS["cuda" if device is not None and device.type == "cuda" else "cpu"]
     return max(1, elements // vocab)
@@ -137,14 +166,23 @@ def scale_saved_grads(grads: tuple, grad_out: torch.Tensor, *, per_row: bool, in
 
 class _ChunkedRowLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z, y, math, ignore_index, reduction, denominator, chunk_rows, inplace):  # type: ignore[override]
+    def forward(ctx, z, y, math, ignore_index, reduction, denominator, chunk_rows, inplace, kernel):  # type: ignore[override]
         n, vocab = z.shape
         need_grad = ctx.needs_input_grad[0]
         chunks = RowChunks(y, ignore_index, chunk_rows or default_chunk_rows(vocab, z.device))
         compute_dtype = torch.promote_types(z.dtype, torch.float32)  # fp32 math for bf16/fp16, fp64 stays fp64
         row_loss = torch.zeros(n, dtype=compute_dtype, device=z.device)
-        grad = (torch.empty_like(z) if chunks.all_valid else torch.zeros_like(z)) if need_grad else None
+        grad = None
+        if need_grad:  # contiguous whatever z's strides, as the kernel wants
+            grad = (torch.empty if chunks.all_valid else torch.zeros)(z.shape, dtype=z.dtype, device=z.device)
         scale = 1.0 / denominator if reduction == "mean" else 1.0
+        ctx.reduction = reduction
+        ctx.inplace = inplace
+        ctx.saved_grads = (grad,)
+        if kernel is not None:  # every row in one launch; no fp32 copy of the logits
+            loss = kernel(z.contiguous(), y, grad, scale=scale, row_scale=None, rows=chunks.rows)
+            RowChunks.put_(row_loss, 0, n, chunks.rows, loss)
+            return reduce_rows(row_loss, reduction, denominator)
         for start, stop, idx in chunks:
             if idx is None:
                 zc = z[start:stop].to(compute_dtype, copy=True)
@@ -156,9 +194,6 @@ class _ChunkedRowLoss(torch.autograd.Function):
                 if scale != 1.0:
                     grad_c.mul_(scale)
                 RowChunks.put_(grad, start, stop, idx, grad_c)
-        ctx.reduction = reduction
-        ctx.inplace = inplace
-        ctx.saved_grads = (grad,)
         return reduce_rows(row_loss, reduction, denominator)
 
     @staticmethod
@@ -166,7 +201,7 @@ class _ChunkedRowLoss(torch.autograd.Function):
         (grad,) = scale_saved_grads(
             take_saved_grads(ctx), grad_out, per_row=ctx.reduction == "none", inplace=ctx.inplace
         )
-        return grad, None, None, None, None, None, None, None
+        return grad, None, None, None, None, None, None, None, None
 
 
 def chunked_row_loss(
@@ -179,11 +214,16 @@ def chunked_row_loss(
     denominator: float | None = None,
     chunk_rows: int | None = None,
     inplace_backward: bool = True,
+    backend: str = "torch",
 ) -> torch.Tensor:
     """Applies ``math`` to validated (N, V) logits and (N,) labels; see the module docstring.
 
     ``denominator`` is the divisor of ``reduction="mean"`` (default: the number of non-ignored rows;
-    a mean over zero rows is 0, with a zero gradient, rather than NaN).
+    a mean over zero rows is 0, with a zero gradient, rather than NaN). ``backend="triton"`` runs the
+    math's kernel (:func:`row_kernel`) over all rows at once instead of the chunked PyTorch math.
     """
     denominator = resolve_denominator(y, ignore_index, reduction, denominator)
-    return _ChunkedRowLoss.apply(z, y, math, ignore_index, reduction, denominator, chunk_rows, inplace_backward)
+    kernel = row_kernel(math, backend)
+    return _ChunkedRowLoss.apply(
+        z, y, math, ignore_index, reduction, denominator, chunk_rows, inplace_backward, kernel
+    )

@@ -42,9 +42,11 @@ from dece.losses.base import TokenLoss
 from dece.losses.dece import DEFAULT_ALPHA_BASE, DEFAULT_LABEL_SMOOTHING, DeCELoss
 from dece.losses.engine import (
     RowChunks,
+    RowKernel,
     RowMath,
     reduce_rows,
     resolve_denominator,
+    row_kernel,
     scale_saved_grads,
     take_saved_grads,
 )
@@ -77,9 +79,10 @@ class SoftcapRowMath:
 
 
 def _sweep(h, w, b, y, chunks: RowChunks, math: RowMath, want, *, row_loss=None, scale=1.0, row_scale=None,
-           check_finite=False):
+           check_finite=False, kernel: RowKernel | None = None):
     """One pass over the chunks: losses into ``row_loss`` (when given) and, for each ``want`` (hidden,
-    weight, bias) flag set, that gradient, with dL/dz scaled by ``scale`` and by ``row_scale[row]``."""
+    weight, bias) flag set, that gradient, with dL/dz scaled by ``scale`` and by ``row_scale[row]``.
+    With a ``kernel`` the chunk's logits stay in the inputs' dtype and become dL/dz in place."""
     want_h, want_w, want_b = want
     need_grad = want_h or want_w or want_b
     compute = torch.promote_types(h.dtype, torch.float32)  # the math's dtype; also the accumulators'
@@ -92,18 +95,25 @@ def _sweep(h, w, b, y, chunks: RowChunks, math: RowMath, want, *, row_loss=None,
         z = hc @ wt if b is None else torch.addmm(b, hc, wt)
         if check_finite:
             _check_finite_chunk(z, start, idx)
-        z = z.to(compute)  # a no-op for fp32/fp64: the matmul's output is already private to the math
-        loss_c, dz = math(z, RowChunks.take(y, start, stop, idx), need_grad)
+        yc = RowChunks.take(y, start, stop, idx)
+        if kernel is not None:
+            rs = None if row_scale is None else RowChunks.take(row_scale, start, stop, idx)
+            loss_c = kernel(z, yc, z if need_grad else None, scale=scale, row_scale=rs, rows=None)
+            dz = z
+        else:
+            z = z.to(compute)  # a no-op for fp32/fp64: the matmul's output is already private to the math
+            loss_c, dz = math(z, yc, need_grad)
         del z  # the math's scratch (e.g. the softmax): free it before the gradient matmuls
         if row_loss is not None:
             RowChunks.put_(row_loss, start, stop, idx, loss_c)
         if not need_grad:
             continue
-        if scale != 1.0:
-            dz.mul_(scale)
-        if row_scale is not None:
-            dz.mul_(RowChunks.take(row_scale, start, stop, idx).unsqueeze(1))
-        dz = dz.to(h.dtype)  # as the unfused path, whose logits gradient has the logits' dtype
+        if kernel is None:
+            if scale != 1.0:
+                dz.mul_(scale)
+            if row_scale is not None:
+                dz.mul_(RowChunks.take(row_scale, start, stop, idx).unsqueeze(1))
+            dz = dz.to(h.dtype)  # as the unfused path, whose logits gradient has the logits' dtype
         if want_h:
             RowChunks.put_(grad_h, start, stop, idx, dz @ w)
         if want_w:
@@ -163,14 +173,16 @@ def _check_finite_chunk(z: torch.Tensor, start: int, idx: torch.Tensor | None) -
 
 class _FusedLinearRowLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, w, b, y, math, ignore_index, reduction, denominator, chunk_rows, inplace, check_finite):  # type: ignore[override]
+    def forward(ctx, h, w, b, y, math, ignore_index, reduction, denominator, chunk_rows, inplace, check_finite,  # type: ignore[override]
+                kernel):
         with torch.autocast(h.device.type, enabled=False):  # inputs are already in the autocast dtype
             return _FusedLinearRowLoss._forward(
-                ctx, h, w, b, y, math, ignore_index, reduction, denominator, chunk_rows, inplace, check_finite
+                ctx, h, w, b, y, math, ignore_index, reduction, denominator, chunk_rows, inplace, check_finite, kernel
             )
 
     @staticmethod
-    def _forward(ctx, h, w, b, y, math, ignore_index, reduction, denominator, chunk_rows, inplace, check_finite):
+    def _forward(ctx, h, w, b, y, math, ignore_index, reduction, denominator, chunk_rows, inplace, check_finite,
+                 kernel):
         want = tuple(ctx.needs_input_grad[:3])
         chunks = RowChunks(y, ignore_index, chunk_rows or 1)
         if not chunk_rows:
@@ -179,12 +191,14 @@ class _FusedLinearRowLoss(torch.autograd.Function):
         ctx.reduction, ctx.inplace = reduction, inplace
         ctx.deferred = any(want) and reduction == "none"
         if ctx.deferred:  # per-row incoming gradients: the gradients are formed in backward
-            _sweep(h, w, b, y, chunks, math, (False, False, False), row_loss=row_loss, check_finite=check_finite)
+            _sweep(h, w, b, y, chunks, math, (False, False, False), row_loss=row_loss, check_finite=check_finite,
+                   kernel=kernel)
             ctx.save_for_backward(h, w, b)
-            ctx.chunks, ctx.math, ctx.y = chunks, math, y
+            ctx.chunks, ctx.math, ctx.y, ctx.kernel = chunks, math, y, kernel
             return row_loss
         scale = 1.0 / denominator if reduction == "mean" else 1.0
-        grads = _sweep(h, w, b, y, chunks, math, want, row_loss=row_loss, scale=scale, check_finite=check_finite)
+        grads = _sweep(h, w, b, y, chunks, math, want, row_loss=row_loss, scale=scale, check_finite=check_finite,
+                       kernel=kernel)
         ctx.saved_grads = grads
         return reduce_rows(row_loss, reduction, denominator)
 
@@ -194,10 +208,11 @@ class _FusedLinearRowLoss(torch.autograd.Function):
             h, w, b = ctx.saved_tensors
             row_scale = grad_out.to(torch.promote_types(h.dtype, torch.float32))
             with torch.autocast(h.device.type, enabled=False):
-                grads = _sweep(h, w, b, ctx.y, ctx.chunks, ctx.math, tuple(ctx.needs_input_grad[:3]), row_scale=row_scale)
+                grads = _sweep(h, w, b, ctx.y, ctx.chunks, ctx.math, tuple(ctx.needs_input_grad[:3]), row_scale=row_scale,
+                               kernel=ctx.kernel)
         else:
             grads = scale_saved_grads(take_saved_grads(ctx), grad_out, per_row=False, inplace=ctx.inplace)
-        return (*grads, None, None, None, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None, None, None, None)
 
 
 def _flatten_linear_inputs(hidden, weight, target, bias, ignore_index):
@@ -253,6 +268,7 @@ def fused_linear_row_loss(
     inplace_backward: bool = True,
     check_finite: bool = False,
     softcap: float | None = None,
+    backend: str = "torch",
 ) -> torch.Tensor:
     """``row_math`` applied to ``hidden @ weight.T + bias`` without materialising it (module docstring).
 
@@ -260,7 +276,8 @@ def fused_linear_row_loss(
     ``ignore_index`` positions skipped. ``reduction``/``denominator`` as
     :func:`dece.losses.engine.chunked_row_loss`; ``reduction="none"`` returns ``target``'s shape.
     ``softcap`` applies the loss to ``softcap * tanh(logits / softcap)``. ``row_math`` must be built for
-    ``V = weight.shape[0]``.
+    ``V = weight.shape[0]``. ``backend="triton"``: the row math runs as its kernel (see
+    :func:`dece.losses.engine.row_kernel`), on each chunk's logits in place.
     """
     hidden, weight, bias = _autocast(hidden, weight, bias)
     h, y = _flatten_linear_inputs(hidden, weight, target, bias, ignore_index)
@@ -271,8 +288,10 @@ def fused_linear_row_loss(
             raise ValueError(f"softcap must be > 0, got {softcap!r}")
         row_math = SoftcapRowMath(row_math, float(softcap))
     denominator = resolve_denominator(y, ignore_index, reduction, denominator)
+    kernel = row_kernel(row_math, backend)
     out = _FusedLinearRowLoss.apply(
-        h, weight, bias, y, row_math, ignore_index, reduction, denominator, chunk_rows, inplace_backward, check_finite
+        h, weight, bias, y, row_math, ignore_index, reduction, denominator, chunk_rows, inplace_backward, check_finite,
+        kernel,
     )
     return out.view(target.shape) if reduction == "none" else out
 
@@ -321,6 +340,7 @@ class FusedLinearLoss(nn.Module):
             inplace_backward=loss.inplace_backward,
             check_finite=loss.check_finite,
             softcap=softcap,
+            backend=loss.backend,
         )
 
     def extra_repr(self) -> str:
@@ -344,6 +364,7 @@ def fused_linear_dece(
     check_finite: bool = False,
     chunk_size: int | None = None,
     inplace_backward: bool = True,
+    backend: str = "torch",
 ) -> torch.Tensor:
     """DeCE of ``hidden @ weight.T + bias`` without materialising the logits; equal to
     ``dece_loss(hidden @ weight.T + bias, target, ...)`` in value and gradients (same arguments and
@@ -360,5 +381,6 @@ def fused_linear_dece(
         check_finite=check_finite,
         chunk_size=chunk_size,
         inplace_backward=inplace_backward,
+        backend=backend,
     )
     return FusedLinearLoss(loss)(hidden, weight, target, bias, epoch, mean_denominator)
