@@ -85,6 +85,9 @@ def test_arms_in_parallel_processes_match_the_sequential_run(tmp_path):
     logs = []
     results = run_experiment(parallel, log=logs.append)
     assert any("running 3 arm(s) in 2 process(es) of 1 thread(s)" in line for line in logs)
+    for arm in arms:  # the workers' lines reach the caller's log, each arm's in its order
+        mine = [line for line in logs if line.startswith(f"[{arm}] ")]
+        assert [line.split()[1] for line in mine[:1] + mine[-1:]] == ["training", "{\"bleu\":"], mine
     assert list(results) == arms
     sequential = tiny_config(tmp_path, arms=arms, output_dir=str(tmp_path / "sequential"))
     expected = run_experiment(sequential, log=logs.append)

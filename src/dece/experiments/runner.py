@@ -10,7 +10,8 @@ On a small CPU, one single-threaded process per arm uses the cores better than i
 tiny model do. Data-defense arms start after the other arms, so a plain CE arm can be their reference
 (without such an arm, they run one at a time: the first trains the reference model they share), and
 so do input-defense arms that generate with a plain CE arm's model.
-Which process trained an arm does not enter its fingerprint (nor does ``train.threads``).
+Which process trained an arm does not enter its fingerprint (nor does ``train.threads``). The workers'
+log lines come back to the caller's ``log`` (a sweep's tagged log, a test's list), not to their stdout.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import queue as queue_module
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -110,25 +112,60 @@ def run_arm(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: Mod
     return metrics
 
 
+_LOG_QUEUE: Any = None  # in a worker process: where its log lines go (the parent passes them to its ``log``)
+
+
+def _init_worker(queue: Any, threads: int) -> None:
+    global _LOG_QUEUE
+    _LOG_QUEUE = queue
+    torch.set_num_threads(threads)
+    hf_logging.disable_progress_bar()
+
+
 def _worker_log(message: str) -> None:
-    print(message, flush=True)
+    _LOG_QUEUE.put(message)
 
 
 def _run_arm_in_worker(cfg: ExperimentConfig, arm: ArmConfig, base: ModelSpec) -> dict[str, Any]:
-    """A worker process's job: the data is prepared again (deterministic, not rewritten) and one arm run."""
-    torch.set_num_threads(worker_threads(cfg))
-    hf_logging.disable_progress_bar()
-    return run_arm(cfg, arm, prepare_data(cfg), base, _worker_log)
+    """A worker process's job: the data is prepared again (deterministic, not rewritten) and one arm run.
+    Its last queued item, even when the arm fails, is None: all its log lines came before."""
+    try:
+        return run_arm(cfg, arm, prepare_data(cfg), base, _worker_log)
+    finally:
+        _LOG_QUEUE.put(None)
+
+
+def _relay_logs(queue: Any, futures: list, log: Callable[[str], None]) -> None:
+    """Passes the workers' log lines to ``log`` until every job has sent its end mark (or, for a worker
+    that died without one, until every job is over)."""
+    ended = 0
+    while ended < len(futures):
+        try:
+            line = queue.get(timeout=0.5)
+        except queue_module.Empty:
+            if all(f.done() for f in futures) and any(f.exception() is not None for f in futures):
+                return
+            continue
+        if line is None:
+            ended += 1
+        else:
+            log(line)
 
 
 def _run_arms(cfg: ExperimentConfig, arms: list[ArmConfig], data: PreparedData, base: ModelSpec, workers: int,
               log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Runs ``arms`` in this process (``jobs = 1``) or in ``workers`` spawned processes, whose log lines
+    reach ``log`` here, in the order they were written."""
     if cfg.jobs == 1 or not arms:
         return {arm.name: run_arm(cfg, arm, data, base, log) for arm in arms}
     workers = min(workers, len(arms))
     log(f"running {len(arms)} arm(s) in {workers} process(es) of {worker_threads(cfg)} thread(s)")
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(queue, worker_threads(cfg))) as pool:
         futures = {arm.name: pool.submit(_run_arm_in_worker, cfg, arm, base) for arm in arms}
+        _relay_logs(queue, list(futures.values()), log)
         return {name: future.result() for name, future in futures.items()}
 
 
