@@ -32,6 +32,17 @@ _MAX_BLOCK = 4096
 
 
 @triton.jit
+def _dece_terms(z_row, offs, inside, y, m, d, alpha, c, h, p_min):
+    """p_j, y'_j log q_j and g_j = dL/dp_j for the columns ``offs`` of a row with max ``m`` and normaliser ``d``."""
+    x = tl.load(z_row + offs, mask=inside, other=-float("inf")).to(tl.float32)
+    p = tl.exp(x - m) / d
+    t = tl.where(offs == y, h, c)
+    q = alpha * tl.maximum(p, p_min) + (1.0 - alpha) * t
+    g = tl.where(p < p_min, 0.0, -alpha * t / q)
+    return p, tl.where(inside, t * tl.log(q), 0.0), g
+
+
+@triton.jit
 def _dece_rows_kernel(
     Z, stride_z, G, stride_g, Y, ROWS, LOSS, ROW_SCALE,
     n_cols, alpha, c, h, scale, p_min,
@@ -61,13 +72,8 @@ def _dece_rows_kernel(
     pg = 0.0
     for start in range(0, n_cols, BLOCK):
         offs = start + cols
-        inside = offs < n_cols
-        x = tl.load(z_row + offs, mask=inside, other=-float("inf")).to(tl.float32)
-        p = tl.exp(x - m) / d
-        t = tl.where(offs == y, h, c)
-        q = alpha * tl.maximum(p, p_min) + (1.0 - alpha) * t
-        log_sum += tl.sum(tl.where(inside, t * tl.log(q), 0.0), axis=0)
-        g = tl.where(p < p_min, 0.0, -alpha * t / q)
+        p, t_log_q, g = _dece_terms(z_row, offs, offs < n_cols, y, m, d, alpha, c, h, p_min)
+        log_sum += tl.sum(t_log_q, axis=0)
         pg += tl.sum(p * g, axis=0)
     tl.store(LOSS + pid, -log_sum)
 
@@ -80,13 +86,8 @@ def _dece_rows_kernel(
         for start in range(0, n_cols, BLOCK):
             offs = start + cols
             inside = offs < n_cols
-            x = tl.load(z_row + offs, mask=inside, other=-float("inf")).to(tl.float32)
-            p = tl.exp(x - m) / d
-            t = tl.where(offs == y, h, c)
-            q = alpha * tl.maximum(p, p_min) + (1.0 - alpha) * t
-            g = tl.where(p < p_min, 0.0, -alpha * t / q)
-            dz = p * (g - pg) * factor
-            tl.store(g_row + offs, dz.to(G.dtype.element_ty), mask=inside)
+            p, _, g = _dece_terms(z_row, offs, inside, y, m, d, alpha, c, h, p_min)
+            tl.store(g_row + offs, (p * (g - pg) * factor).to(G.dtype.element_ty), mask=inside)
 
 
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
