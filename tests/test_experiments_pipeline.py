@@ -137,3 +137,33 @@ def test_cli_run_reports_config_errors_with_exit_code_2(tmp_path, capsys):
     path.write_text('arms = ["clean-ce"]\n[train]\nepochz = 3\n')
     assert main(["run", str(path)]) == 2
     assert "unknown key 'train.epochz'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_scores_a_saved_model_as_its_arm_was_scored(tmp_path, capsys):
+    cfg = tiny_config(tmp_path, arms=["poisoned-ce"], dynamics=False)
+    results = run_experiment(cfg, log=lambda line: None)
+    config_path = tmp_path / "tiny.toml"
+    config_path.write_text(dump_config(cfg))
+    model_dir = tmp_path / "run" / "arms" / "poisoned-ce" / "model"
+    assert main(["evaluate", str(model_dir), str(config_path), "--output-dir", str(tmp_path / "elsewhere")]) == 0
+    out = tmp_path / "elsewhere" / "evaluate" / "poisoned-ce"
+    assert f"results: {out}" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    arm = {k: v for k, v in results["poisoned-ce"].items() if k not in ("fingerprint", "train_seconds", "eval_seconds")}
+    assert {k: v for k, v in metrics.items() if k != "model"} == json.loads(json.dumps(arm))
+    assert metrics["model"] == str(model_dir)
+    assert (read_jsonl(out / "predictions.jsonl")
+            == read_jsonl(tmp_path / "run" / "arms" / "poisoned-ce" / "predictions.jsonl"))
+    assert (out / "config.toml").exists()
+
+
+def test_evaluate_refuses_what_is_not_a_model(tmp_path):
+    cfg = tiny_config(tmp_path)
+    from dece.experiments.model_eval import evaluate_model
+
+    with pytest.raises(ConfigError, match="not a folder; give a saved model folder or an hf: checkpoint name"):
+        evaluate_model(cfg, "t5-tiny", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="empty: no config.json .*not a saved model folder"):
+        evaluate_model(cfg, str(tmp_path / "empty"), tmp_path / "out")

@@ -10,7 +10,9 @@ import sys
 from dece.errors import DeceError
 
 # module name under dece.cli -> one sub-command each
-COMMANDS: tuple[str, ...] = ("demo", "pretrain", "run", "poison", "attacks", "defenses", "sweep", "report", "audit")
+COMMANDS: tuple[str, ...] = (
+    "demo", "pretrain", "run", "evaluate", "poison", "attacks", "defenses", "sweep", "report", "audit"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

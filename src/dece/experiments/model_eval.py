@@ -1,0 +1,61 @@
+"""Scoring a model the experiment did not train: the config's clean and triggered test sets, greedy
+generation, its metrics, ASR and FTR, exactly as an arm is scored (``dece evaluate``).
+
+The model is a saved folder (a Hugging Face ``save_pretrained`` folder with its tokenizer, e.g. an
+arm's ``arms/ARM/model`` or a model fine-tuned elsewhere; a PEFT adapter folder on the config's base
+model) or an ``hf:`` checkpoint name. Nothing is trained; the data is loaded and poisoned as ``dece run``
+would (deterministic), so the numbers compare with the run's arms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+from dece.errors import ConfigError
+from dece.experiments.arm import evaluate_arm
+from dece.experiments.base_model import base_model_spec
+from dece.experiments.config import ExperimentConfig, dump_config
+from dece.experiments.data_prep import prepare_data
+from dece.experiments.defended import load_trained
+from dece.experiments.store import write_json_atomic, write_text_atomic
+from dece.models import build_model
+
+
+def default_output_dir(cfg: ExperimentConfig, model: str) -> Path:
+    """``OUTPUT_DIR/evaluate/NAME``: NAME is the model folder's name (its parent's for ``.../model``)."""
+    path = Path(model.removeprefix("hf:"))
+    name = path.parent.name if path.name == "model" and path.parent.name else path.name
+    return Path(cfg.output_dir) / "evaluate" / (name or "model")
+
+
+def load_model(cfg: ExperimentConfig, model: str, data, out_dir: Path, log: Callable[[str], None]):
+    """``(model, tokenizer, is_encoder_decoder)`` of ``model`` (module docstring)."""
+    path = Path(model)
+    if path.is_dir():
+        if (path / "adapter_config.json").exists():  # adapters on the config's base model
+            return load_trained(base_model_spec(cfg, data.clean_train, out_dir, log), path)
+        if not (path / "config.json").exists():
+            raise ConfigError(f"{path}: no config.json (nor adapter_config.json): not a saved model folder")
+        return load_trained(cfg.model, path)
+    if model.startswith("hf:"):
+        return build_model(dataclasses.replace(cfg.model, name=model, lora=None))
+    raise ConfigError(f"model {model!r}: not a folder; give a saved model folder or an hf: checkpoint name")
+
+
+def evaluate_model(cfg: ExperimentConfig, model: str, out_dir: Path | None = None,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Scores ``model`` on ``cfg``'s test sets; writes ``metrics.json``, ``predictions.jsonl`` and the
+    resolved ``config.toml`` into ``out_dir`` (default :func:`default_output_dir`) and returns the metrics."""
+    out_dir = Path(out_dir) if out_dir is not None else default_output_dir(cfg, model)
+    data = prepare_data(cfg)
+    net, tokenizer, is_enc_dec = load_model(cfg, model, data, out_dir, log)
+    log(f"evaluating {model} on {len(data.clean_test)} clean"
+        + (f" + {len(data.triggered_test)} triggered" if data.triggered_test is not None else "") + " test rows")
+    metrics = evaluate_arm(cfg, net, tokenizer, is_enc_dec, data.clean_test, data.triggered_test,
+                           data.attack.detect if data.attack else None, cfg.eval.lang or data.language, out_dir)
+    metrics["model"] = model
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    write_text_atomic(out_dir / "config.toml", dump_config(cfg))
+    return metrics
