@@ -156,6 +156,10 @@ def test_evaluate_scores_a_saved_model_as_its_arm_was_scored(tmp_path, capsys):
     assert (read_jsonl(out / "predictions.jsonl")
             == read_jsonl(tmp_path / "run" / "arms" / "poisoned-ce" / "predictions.jsonl"))
     assert (out / "config.toml").exists()
+    from dece.experiments.model_eval import evaluate_model  # an hf: name loads the same checkpoint
+
+    again = evaluate_model(cfg, f"hf:{model_dir}", tmp_path / "hf", log=lambda line: None)
+    assert {k: v for k, v in again.items() if k != "model"} == {k: v for k, v in metrics.items() if k != "model"}
 
 
 def test_evaluate_refuses_what_is_not_a_model(tmp_path):
