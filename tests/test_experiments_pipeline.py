@@ -171,3 +171,16 @@ def test_evaluate_refuses_what_is_not_a_model(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="empty: no config.json .*not a saved model folder"):
         evaluate_model(cfg, str(tmp_path / "empty"), tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_evaluate_a_lora_arm_rebuilds_its_base_and_loads_the_adapters(tmp_path):
+    cfg = tiny_config(tmp_path, arms=["poisoned-ce"], dynamics=False, model={**TINY_MODEL, "lora": {"r": 2}})
+    results = run_experiment(cfg, log=lambda line: None)
+    model_dir = tmp_path / "run" / "arms" / "poisoned-ce" / "model"
+    assert (model_dir / "adapter_config.json").exists()
+    from dece.experiments.model_eval import evaluate_model
+
+    metrics = evaluate_model(cfg, str(model_dir), tmp_path / "eval", log=lambda line: None)
+    arm = {k: v for k, v in results["poisoned-ce"].items() if k not in ("fingerprint", "train_seconds", "eval_seconds")}
+    assert {k: v for k, v in metrics.items() if k != "model"} == json.loads(json.dumps(arm))
