@@ -14,6 +14,10 @@ With ``inplace_backward=True`` (the default) the saved gradient is consumed by t
 a second backward through the same graph (``retain_graph``, ``gradcheck``) raises instead of
 returning a wrong gradient. ``inplace_backward=False`` keeps it intact at the cost of one more
 gradient-sized tensor in backward.
+
+A row math may also bring a device kernel (a :class:`RowKernel`, its ``kernel`` attribute): with
+``backend="triton"`` the engine runs it on all rows at once, in the logits' dtype, instead of the
+chunks above (DeCE's: :mod:`dece.losses.triton_dece`).
 """
 
 from __future__ import annotations
