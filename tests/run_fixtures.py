@@ -68,10 +68,12 @@ def write_sweep(sweep_dir: Path, cells: dict[str, dict]) -> Path:
     return sweep_dir
 
 
-def write_audit_run(run_dir: Path, losses: list[list[float]], poisoned: list[bool], *, key: str = "row_max_losses") -> Path:
-    """A run whose arm ``poisoned-ce`` recorded ``losses[epoch][row]`` for rows with the given labels."""
+def write_audit_run(run_dir: Path, losses: list[list[float]], poisoned: list[bool], *, key: str = "row_max_losses",
+                    loss: str = "ce") -> Path:
+    """A run whose arm ``poisoned-ce`` (trained with ``loss``) recorded ``losses[epoch][row]`` for rows with
+    the given labels."""
     rows = [Example(f"src {i}", f"tgt {i}", {"id": f"train-{i}", "poisoned": p}) for i, p in enumerate(poisoned)]
-    config = {"name": "audit", "arms": [{"name": "poisoned-ce", "data": "poisoned", "loss": "ce"}]}
+    config = {"name": "audit", "arms": [{"name": "poisoned-ce", "data": "poisoned", "loss": loss}]}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.toml").write_text(tomli_w.dumps(config))
     write_jsonl_atomic(run_dir / "data" / "train.poisoned.jsonl", [e.to_dict() for e in rows])

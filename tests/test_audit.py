@@ -71,7 +71,7 @@ def test_audit_arm_metrics_and_csv(tmp_path):
     rows = read_csv_rows(result.write_csv(tmp_path / "flagged.csv"))
     assert [(r["rank"], r["row_index"], r["id"], r["poisoned"]) for r in rows] == [("1", "5", "train-5", "1"), ("2", "4", "train-4", "1")]
     assert rows[0]["src"] == "src 5" and rows[0]["tgt"] == "tgt 5"
-    drop = audit_arm(run, "poisoned-ce")  # the default: drop on the mean token CE
+    drop = audit_arm(run, "poisoned-ce")  # the default for a CE arm: drop on the mean token CE
     assert (drop.score, drop.statistic, drop.order[0]) == ("drop", "mean", 4)
     # only the first four epochs: row 4 has not been learned yet, so it has not dropped
     early = audit_arm(run, "poisoned-ce", epochs=4)
@@ -96,3 +96,13 @@ def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     assert main(["audit", str(run), "--arm", "poisoned-ce", "--score", "rank"]) == 2  # rank reads max
     assert "row_losses = true" in capsys.readouterr().err
     assert main(["audit", str(run), "--arm", "poisoned-ce", "--score", "rank", "--stat", "mean"]) == 0
+
+
+def test_auto_score_follows_the_arms_loss(tmp_path):
+    for loss, score, stat in (("dece", "rank", "max"), ("dece_auto", "drop", "mean"), ("gce", "drop", "mean")):
+        run = write_audit_run(tmp_path / loss, LOSSES, POISONED, loss=loss)
+        result = audit_arm(run, "poisoned-ce")
+        assert (result.score, result.statistic) == (score, stat), loss
+        assert result.scores == audit_arm(run, "poisoned-ce", score=score).scores
+    with pytest.raises(ConfigError, match="unknown score 'best'; valid names: drop, collapse, rank, auto"):
+        audit_arm(run, "poisoned-ce", score="best")

@@ -11,14 +11,16 @@ Scores (higher = more suspicious). Let :math:`l_{t,i}` be row :math:`i`'s loss a
 (1 = the highest loss of that epoch). Ranks, not raw losses, so every epoch weighs the same although
 the losses shrink as training goes.
 
-* ``drop`` (default): :math:`r_{1,i} - r_{E,i}`: the row was still hard after the first epoch, when
+* ``drop``: :math:`r_{1,i} - r_{E,i}`: the row was still hard after the first epoch, when
   early learning has fitted the clean majority, and was fitted later: *learned late*. The signal of
-  an arm trained with CE; strongest over the first few epochs (``--epochs``), while the payload is
-  being learned.
+  an arm trained with CE (or any loss that lets the payload be learnt), from the epochs in which the
+  payload is being learned.
 * ``collapse``: :math:`\\max_t (r_{t-1,i} - r_{t,i})\\, r_{t-1,i}`: the largest one-epoch fall of a row
   that was among the hardest: *loss that stays high, then collapses*.
 * ``rank``: :math:`\\frac{1}{E}\\sum_t r_{t,i}`: *never learned*: the signal of an arm trained with
   DeCE, whose bounded loss leaves the payload unfitted.
+* ``auto`` (default): ``rank`` for an arm trained with fixed-schedule DeCE (loss ``dece``), ``drop``
+  for every other arm (read from the run's ``config.toml``).
 
 The per-row loss statistic is the row's mean token CE (``mean``, the default for ``drop`` and
 ``collapse``) or its largest token CE (``max``, the default for ``rank``: a payload is a few tokens in
@@ -39,6 +41,8 @@ from dece.errors import ConfigError
 from dece.experiments.store import read_jsonl
 
 SCORES = ("drop", "collapse", "rank")
+AUTO = "auto"
+AUTO_SCORES = {"dece": "rank"}  # by the arm's loss; every other loss: "drop"
 DEFAULT_STAT = {"drop": "mean", "collapse": "mean", "rank": "max"}
 STATISTICS = ("max", "mean")
 STAT_KEYS = {"max": "row_max_losses", "mean": "row_losses"}
@@ -201,22 +205,36 @@ def auditable_arms(run_dir: Path) -> list[str]:
     return out
 
 
-def audit_arm(run_dir: Path, arm: str, *, score: str = "drop", statistic: str | None = None,
+def auto_score(run_dir: Path, arm: str) -> str:
+    """The score ``auto`` stands for on this arm (module docstring)."""
+    import tomllib
+
+    from dece.reporting.collect import arm_specs
+
+    path = Path(run_dir) / "config.toml"
+    config = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    loss = next((loss for name, loss, _, _ in arm_specs(config) if name == arm), "ce")
+    return AUTO_SCORES.get(loss, "drop")
+
+
+def audit_arm(run_dir: Path, arm: str, *, score: str = AUTO, statistic: str | None = None,
               epochs: int | None = None) -> AuditResult:
     """Scores every training row of ``run_dir/arms/ARM`` (``epochs``: use only the first ones;
     ``statistic``: default :data:`DEFAULT_STAT` of the score)."""
     from dece.experiments.dynamics import load_dynamics
 
-    if score not in SCORES:
-        raise ConfigError(f"unknown score {score!r}; valid names: {', '.join(SCORES)}")
-    statistic = statistic or DEFAULT_STAT[score]
-    if statistic not in STATISTICS:
+    if score not in (*SCORES, AUTO):
+        raise ConfigError(f"unknown score {score!r}; valid names: {', '.join((*SCORES, AUTO))}")
+    if statistic is not None and statistic not in STATISTICS:
         raise ConfigError(f"unknown statistic {statistic!r}; valid names: {', '.join(STATISTICS)}")
     run_dir = Path(run_dir)
     arm_dir = run_dir / "arms" / arm
     if not arm_dir.is_dir():
         found = ", ".join(p.name for p in sorted((run_dir / "arms").glob("*"))) or "none"
         raise ConfigError(f"no arm {arm!r} in {run_dir}; arms: {found}")
+    if score == AUTO:
+        score = auto_score(run_dir, arm)
+    statistic = statistic or DEFAULT_STAT[score]
     key = STAT_KEYS[statistic]
     recs = [r for r in load_dynamics(arm_dir / "dynamics.jsonl") if key in r]
     if epochs is not None:

@@ -1,4 +1,4 @@
-"""`dece audit RUN_DIR [--arm ARM] [--score drop|collapse|rank] [--stat mean|max] [--epochs N] [--k K]`: rank the
+"""`dece audit RUN_DIR [--arm ARM] [--score auto|drop|collapse|rank] [--stat mean|max] [--epochs N] [--k K]`: rank the
 training rows of each arm by how suspicious their learning dynamics are (see dece.audit), print
 precision/recall@k against the known poisoned rows, and write the flagged rows (the top k) to
 RUN_DIR/audit/ARM.csv, with RUN_DIR/audit/summary.json and summary.md. The arms need
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dece.audit import SCORES, STATISTICS, audit_arm, auditable_arms, metrics_table
+from dece.audit import AUTO, SCORES, STATISTICS, audit_arm, auditable_arms, metrics_table
 from dece.errors import ConfigError
 from dece.experiments.store import write_json_atomic, write_text_atomic
 
@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="rank training rows by suspicious learning dynamics", description=__doc__)
     p.add_argument("run_dir", help="a run folder written by `dece run`")
     p.add_argument("--arm", action="append", default=[], help="arm to audit (repeatable; default: every arm with per-row losses)")
-    p.add_argument("--score", choices=SCORES, default="drop",
-                   help="drop: learned late (CE arms; default); collapse: high, then falls; rank: never learned (DeCE arms)")
+    p.add_argument("--score", choices=(AUTO, *SCORES), default=AUTO,
+                   help="drop: learned late (CE arms); collapse: high, then falls; rank: never learned (DeCE arms); "
+                        "auto (default): rank for arms trained with loss dece, drop for the others")
     p.add_argument("--stat", choices=STATISTICS,
                    help="per-row loss: mean or max token CE (default: mean for drop/collapse, max for rank)")
     p.add_argument("--epochs", type=int, help="use only the first N epochs of dynamics")

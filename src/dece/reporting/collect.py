@@ -44,7 +44,7 @@ class RunRecord:
         return self.name
 
 
-def _arm_specs(config: dict[str, Any]) -> list[tuple[str, str, str, str | None]]:
+def arm_specs(config: dict[str, Any]) -> list[tuple[str, str, str, str | None]]:
     """``(name, loss, data, defense)`` of each arm, shorthand names parsed as ``dece run`` does."""
     out = []
     for i, a in enumerate(config.get("arms", [])):
@@ -63,7 +63,7 @@ def read_run(run_dir: Path, name: str | None = None, params: dict[str, Any] | No
         raise ConfigError(f"{run_dir} is not a run folder (no config.toml)")
     config = tomllib.loads(path.read_text(encoding="utf-8"))
     arms = []
-    for arm, loss, data, defense in _arm_specs(config):
+    for arm, loss, data, defense in arm_specs(config):
         d = run_dir / "arms" / arm
         metrics = read_json(d / "metrics.json") if (d / "metrics.json").exists() else None
         dyn = load_dynamics(d / "dynamics.jsonl")
