@@ -70,9 +70,13 @@ RULES: dict[str, HeadRule] = {
         for name in (
             "GPT2LMHeadModel", "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM",
             "Qwen3ForCausalLM", "GemmaForCausalLM", "Phi3ForCausalLM", "Starcoder2ForCausalLM",
-            "GPTBigCodeForCausalLM", "GPTNeoXForCausalLM",
+            "GPTBigCodeForCausalLM", "GPTNeoXForCausalLM", "CodeGenForCausalLM", "GPTJForCausalLM",
+            "GPTNeoForCausalLM", "PhiForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "OlmoForCausalLM",
+            "Olmo2ForCausalLM", "StableLmForCausalLM", "BloomForCausalLM",
         )
     },
+    "FalconForCausalLM": HeadRule(("lm_logits = self.lm_head(hidden_states)",)),
+    "OPTForCausalLM": HeadRule(("logits = self.lm_head(hidden_states).contiguous()",)),
     "Gemma2ForCausalLM": HeadRule(_GEMMA_SOFTCAP, softcap=lambda m: m.config.final_logit_softcapping),
     "Gemma3ForCausalLM": HeadRule(_GEMMA_SOFTCAP, softcap=lambda m: m.config.final_logit_softcapping),
     "CohereForCausalLM": HeadRule(_PLAIN + ("logits = logits * self.logit_scale",), scale=lambda m: m.logit_scale),
