@@ -160,6 +160,14 @@ def test_evaluate_scores_a_saved_model_as_its_arm_was_scored(tmp_path, capsys):
 
     again = evaluate_model(cfg, f"hf:{model_dir}", tmp_path / "hf", log=lambda line: None)
     assert {k: v for k, v in again.items() if k != "model"} == {k: v for k, v in metrics.items() if k != "model"}
+    # behind an input defense: as an input-defense arm, the sources are rewritten before generation
+    assert main(["evaluate", str(model_dir), str(config_path), "--output-dir", str(tmp_path / "onion"),
+                 "--defense", "onion", "--defense-param", "threshold=0.0"]) == 0
+    out = tmp_path / "onion" / "evaluate" / "poisoned-ce"
+    defended = json.loads((out / "metrics.json").read_text())
+    assert defended["defense"]["name"] == "onion" and defended["defense"]["params"]["threshold"] == 0.0
+    preds = read_jsonl(out / "predictions.jsonl")
+    assert all("defended_src" in p for p in preds) and any(p["defended_src"] != p["src"] for p in preds)
 
 
 def test_evaluate_refuses_what_is_not_a_model(tmp_path):
@@ -171,6 +179,12 @@ def test_evaluate_refuses_what_is_not_a_model(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="empty: no config.json .*not a saved model folder"):
         evaluate_model(cfg, str(tmp_path / "empty"), tmp_path / "out")
+    from dece.experiments.model_eval import input_defense_arm
+
+    with pytest.raises(ConfigError, match="'spectral_signature' is a data defense; only input defenses"):
+        input_defense_arm("spectral_signature")
+    with pytest.raises(ConfigError, match="unknown defense 'onoin'"):
+        input_defense_arm("onoin")
 
 
 @pytest.mark.slow
