@@ -59,3 +59,18 @@ def test_non_finite_logits_opt_in_check_names_row():
     assert torch.isnan(dece_loss(z, y, alpha=0.9))  # off by default: no extra pass over the logits
     with pytest.raises(ValueError, match="row 2"):
         get_loss("gce", check_finite=True)(z, y)
+
+
+def test_dece_losses_lists_every_loss_its_parameters_and_backends(capsys):
+    from dece.cli import main
+    from dece.losses import LOSSES, loss_defaults
+
+    assert main(["losses"]) == 0
+    out = capsys.readouterr().out
+    for name in LOSSES.names():
+        cls = LOSSES.get(name)
+        assert cls.summary and f"{name:<16} {cls.summary}" in out
+    assert "alpha_base=0.985  alpha=None  label_smoothing=0.05  authors_compat=False  [backends: torch, triton]" in out
+    assert "alpha_base=0.9  patience=1" in out and "q=0.7  [backends: torch]" in out
+    assert "every loss also takes: ignore_index=-100  reduction=mean" in out and "backend=torch" in out
+    assert "alpha" not in loss_defaults(LOSSES.get("dece_auto"))  # refused, so not listed

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from dece.errors import DeceError
 
 # module name under dece.cli -> one sub-command each
 COMMANDS: tuple[str, ...] = (
-    "demo", "pretrain", "run", "evaluate", "poison", "attacks", "defenses", "sweep", "report", "audit"
+    "demo", "pretrain", "run", "evaluate", "poison", "attacks", "defenses", "losses", "sweep", "report", "audit"
 )
 
 
@@ -33,4 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except DeceError as err:
         print(f"dece {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`dece attacks | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 

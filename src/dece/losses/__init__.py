@@ -11,6 +11,7 @@ Every loss is a :class:`~dece.losses.base.TokenLoss`: ``forward(logits, target, 
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from dece.losses.base import TokenLoss
 from dece.losses.baselines import CELoss, GCELoss, InTrustLoss, LabelSmoothingLoss, SCELoss
@@ -30,15 +31,22 @@ LOSSES.add("dece", DeCELoss)
 LOSSES.add("dece_auto", DeCEAutoLoss)
 
 
-def loss_parameters(cls: type[TokenLoss]) -> list[str]:
-    """The keyword parameters a registered loss accepts (its own, then its parents' and the common
-    ones), without those it inherits but refuses (``cls.refused_parameters``)."""
-    names: list[str] = []
-    for klass in cls.__mro__[: cls.__mro__.index(TokenLoss) + 1]:
+def loss_defaults(cls: type[TokenLoss], *, common: bool = True) -> dict[str, Any]:
+    """The keyword parameters a registered loss accepts, with their defaults (its own, then its parents'
+    and, with ``common``, the ones every loss takes), without those it inherits but refuses
+    (``cls.refused_parameters``)."""
+    out: dict[str, Any] = {}
+    for klass in cls.__mro__[: cls.__mro__.index(TokenLoss) + (1 if common else 0)]:
         if "__init__" in klass.__dict__:
-            names += [p for p in inspect.signature(klass.__init__).parameters
-                      if p not in ("self", "common", *cls.refused_parameters, *names)]
-    return names
+            for name, p in inspect.signature(klass.__init__).parameters.items():
+                if name not in ("self", "common", *cls.refused_parameters, *out):
+                    out[name] = p.default
+    return out
+
+
+def loss_parameters(cls: type[TokenLoss]) -> list[str]:
+    """The names of :func:`loss_defaults`."""
+    return list(loss_defaults(cls))
 
 
 def get_loss(name: str, **kwargs) -> TokenLoss:
@@ -54,6 +62,7 @@ __all__ = [
     "LOSSES",
     "get_loss",
     "loss_parameters",
+    "loss_defaults",
     "TokenLoss",
     "DeCELoss",
     "dece_loss",

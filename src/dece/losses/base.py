@@ -19,10 +19,12 @@ from dece.losses.engine import RowMath, chunked_row_loss
 
 
 class TokenLoss(nn.Module):
-    """Base of the loss family. ``epoch_aware`` losses use the ``epoch`` passed to ``forward``;
+    """Base of the loss family. ``summary``: one line for ``dece losses``; ``epoch_aware`` losses use the
+    ``epoch`` passed to ``forward``;
     ``refused_parameters`` are parent parameters a subclass does not accept; ``backends`` are the values
     its ``backend`` parameter takes (a loss whose row math has a device kernel adds ``"triton"``)."""
 
+    summary: str = ""
     epoch_aware = False
     refused_parameters: tuple[str, ...] = ()
     backends: tuple[str, ...] = ("torch",)

@@ -134,12 +134,16 @@ class SCERowMath:
 class CELoss(TokenLoss):
     """Plain cross-entropy (the undefended baseline)."""
 
+    summary = "cross-entropy: the undefended baseline"
+
     def row_math(self, vocab: int, epoch: float | None) -> CERowMath:
         return CERowMath()
 
 
 class LabelSmoothingLoss(TokenLoss):
     """Cross-entropy with label smoothing, PyTorch's convention (``eps/V`` on every class)."""
+
+    summary = "cross-entropy with PyTorch's label smoothing"
 
     def __init__(self, *, label_smoothing: float = 0.05, **common) -> None:
         super().__init__(**common)
@@ -152,6 +156,8 @@ class LabelSmoothingLoss(TokenLoss):
 class GCELoss(TokenLoss):
     """Generalised cross-entropy, ``(1 - p_y^q)/q`` with ``q`` in (0, 1]."""
 
+    summary = "generalised cross-entropy (1 - p_y^q)/q (Zhang & Sabuncu 2018)"
+
     def __init__(self, *, q: float = 0.7, **common) -> None:
         super().__init__(**common)
         self.q = check_unit_interval("q", q, low_open=True, high_open=False)
@@ -162,6 +168,8 @@ class GCELoss(TokenLoss):
 
 class InTrustLoss(TokenLoss):
     """In-trust loss, ``ce_weight * CE + dce_weight * DCE(delta)``."""
+
+    summary = "in-trust loss, ce_weight * CE + dce_weight * DCE(delta) (Huang et al. 2021)"
 
     def __init__(self, *, delta: float = 0.5, ce_weight: float = 0.2, dce_weight: float = 0.8, **common) -> None:
         super().__init__(**common)
@@ -175,6 +183,8 @@ class InTrustLoss(TokenLoss):
 
 class SCELoss(TokenLoss):
     """Symmetric cross-entropy, ``ce_weight * CE + rce_weight * RCE``."""
+
+    summary = "symmetric cross-entropy, ce_weight * CE + rce_weight * RCE (Wang et al. 2019)"
 
     def __init__(self, *, ce_weight: float = 0.1, rce_weight: float = 1.0, **common) -> None:
         super().__init__(**common)

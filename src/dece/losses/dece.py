@@ -99,6 +99,7 @@ class DeCELoss(TokenLoss):
     logits' dtype and the loss is fp32.
     """
 
+    summary = "DeCE (Yang et al., TOSEM 2026): CE against alpha * p + (1 - alpha) * y', alpha = alpha_base ** epoch"
     epoch_aware = True
     backends = ("torch", "triton")
 

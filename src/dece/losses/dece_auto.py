@@ -113,6 +113,7 @@ class DeCEAutoLoss(DeCELoss):
     ``triggered_at`` is the epoch whose end fired the trigger (None before).
     """
 
+    summary = "DeCE whose alpha stays 1 until the clean validation loss plateaus, then decays"
     refused_parameters = ("alpha",)
 
     def __init__(
