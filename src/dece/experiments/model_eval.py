@@ -1,5 +1,5 @@
-"""Scoring a model the experiment did not train: the config's clean and triggered test sets, greedy
-generation, its metrics, ASR and FTR, exactly as an arm is scored (``dece evaluate``).
+"""Scoring a model the experiment did not train: the config's clean and triggered test sets, generation
+as its ``[eval]`` says, its metrics, ASR and FTR, exactly as an arm is scored (``dece evaluate``).
 
 The model is a saved folder (a Hugging Face ``save_pretrained`` folder with its tokenizer, e.g. an
 arm's ``arms/ARM/model`` or a model fine-tuned elsewhere; a PEFT adapter folder on the config's base
