@@ -146,3 +146,28 @@ def test_representations_do_not_depend_on_batching(arch, pooling):
     assert together.shape == (6, 16)
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(together[0], together[1])
+
+
+def test_dece_filter_removes_the_rows_that_stay_unlearnt():
+    """Rows 3 and 7 keep the highest loss at every epoch (a payload DeCE never fits); the others fall."""
+    rows = [Example(f"s{i}", "t", {"id": f"r{i}", **({"poisoned": True} if i in (3, 7) else {})}) for i in range(10)]
+    epochs = [[(10.0 if i in (3, 7) else 5.0 - i * 0.4) / (e + 1) for i in range(10)] for e in range(3)]
+    asked = []
+
+    def row_losses(given):
+        asked.append([r.meta["id"] for r in given])
+        return epochs
+
+    sel = get_defense("dece_filter").select(rows, DataContext(row_losses=row_losses, poison_rate=0.2))
+    assert sel.ids == ("r3", "r7") and sel.details["budget"] == 2 and sel.details["epochs"] == 3
+    assert asked == [[r.meta["id"] for r in rows]]
+    r = detection_report(sel.ids, rows)
+    assert (r["precision"], r["recall"]) == (1.0, 1.0)
+    wider = get_defense("dece_filter", rate=0.2, multiplier=2.0).select(rows, DataContext(row_losses=row_losses))
+    assert len(wider.ids) == 4 and {"r3", "r7"} <= set(wider.ids)
+    with pytest.raises(ValueError, match="dece_filter needs DataContext.row_losses"):
+        get_defense("dece_filter").select(rows, DataContext(poison_rate=0.2))
+    with pytest.raises(ConfigError, match="'dece_filter', parameter 'rate': no attack rate is known here"):
+        get_defense("dece_filter").select(rows, DataContext(row_losses=row_losses))
+    with pytest.raises(ConfigError, match="parameter 'multiplier': must be > 0"):
+        get_defense("dece_filter", multiplier=0)

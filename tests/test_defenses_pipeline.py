@@ -132,3 +132,50 @@ def test_parallel_defense_arms_share_one_reference_model(tmp_path):
     # the reference trained apart equals the poisoned-ce arm, so the defenses choose the same rows
     for arm in ("poisoned-spectral_signature", "poisoned-activation_clustering"):
         assert again[arm]["defense"]["removed"] == results[arm]["defense"]["removed"]
+
+
+def test_dece_filter_config_needs_a_dece_arm_with_row_losses(tmp_path):
+    from dece.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"arms\[0\].defense_params: dece_filter reads the per-row losses of an arm "
+                                          r"trained with loss 'dece'.*\"poisoned-dece\""):
+        tiny_config(tmp_path, ["poisoned-dece-filter"], dynamics={"row_losses": True})
+    with pytest.raises(ConfigError, match=r"dynamics.row_losses: dece_filter reads per-row losses"):
+        tiny_config(tmp_path, ["poisoned-dece", "poisoned-dece-filter"])
+    with pytest.raises(ConfigError, match=r"defense_params.source: no arm named 'x'"):
+        tiny_config(tmp_path, ["poisoned-dece", {"name": "f", "defense": "dece_filter", "defense_params": {"source": "x"}}],
+                    dynamics={"row_losses": True})
+    with pytest.raises(ConfigError, match=r"arm 'poisoned-ce' must be trained with loss dece"):
+        tiny_config(tmp_path, ["poisoned-ce", {"name": "f", "defense": "dece_filter", "defense_params": {"source": "poisoned-ce"}}],
+                    dynamics={"row_losses": True})
+
+
+def test_dece_filter_fingerprint_includes_its_source_arm(tmp_path):
+    from dece.experiments.arm import arm_fingerprint
+
+    def fingerprint(dece_arm, other="poisoned-ce"):
+        cfg = tiny_config(tmp_path, [dece_arm, other, "poisoned-dece-filter"], dynamics={"row_losses": True})
+        return arm_fingerprint(cfg, cfg.arms[2])
+
+    base = fingerprint("poisoned-dece")
+    assert fingerprint("poisoned-dece", other="clean-ce") == base  # an unrelated arm does not matter
+    tuned = {"name": "poisoned-dece", "loss": "dece", "loss_params": {"alpha_base": 0.9}}
+    assert fingerprint(tuned) != base  # the arm whose losses it reads does
+
+
+@pytest.mark.slow
+def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path):
+    cfg = tiny_config(tmp_path, ["poisoned-dece", "poisoned-dece-filter"], jobs=2,
+                      train={"epochs": 2, "batch_size": 8, "threads": 1}, dynamics={"eval_rows": 0, "row_losses": True})
+    logs = []
+    results = run_experiment(cfg, log=logs.append)
+    run = tmp_path / "run"
+    assert any("dece_filter: reading the per-row losses of arm poisoned-dece" in line for line in logs)
+    metrics, removed = check_data_defense(run, "poisoned-dece-filter", "dece_filter")
+    assert metrics["defense"]["reference"] == "arms/poisoned-dece"
+    assert metrics["defense"]["removed"] == 6 and metrics["defense"]["details"]["epochs"] == 2  # ceil(0.25 * 24)
+    assert not (run / "reference").exists()  # no CE reference model was trained
+    assert results["poisoned-dece-filter"]["defense"] == metrics["defense"]
+    logs.clear()
+    run_experiment(cfg, log=logs.append)
+    assert sum("done already, skipped" in line for line in logs) == 2

@@ -1,6 +1,7 @@
 """Defenses DeCE is compared with, each a registered component that an experiment arm can name.
 
     data      bki, spectral_signature, activation_clustering   remove training rows, then train
+              dece_filter                                       (the last: rows a DeCE arm never learns)
     input     onion, paraphrase                                 rewrite test inputs before generation
     training  moderate_fitting                                  train differently (10x lower lr)
 
@@ -12,7 +13,7 @@
 The loss-based baselines (``label_smoothing``, ``gce``, ``in_trust``) live in :mod:`dece.losses`.
 """
 
-from dece.defenses import activation_clustering, bki, moderate_fitting, onion, paraphrase, spectral  # noqa: F401
+from dece.defenses import activation_clustering, bki, dece_filter, moderate_fitting, onion, paraphrase, spectral  # noqa: F401
 from dece.defenses.base import (
     DEFENSES,
     KINDS,
@@ -20,6 +21,7 @@ from dece.defenses.base import (
     DataDefense,
     Defense,
     InputDefense,
+    RepresentationDefense,
     Selection,
     TrainingDefense,
     get_defense,
@@ -36,6 +38,7 @@ __all__ = [
     "Defense",
     "InputDefense",
     "NgramLM",
+    "RepresentationDefense",
     "Selection",
     "TrainingDefense",
     "detection_report",

@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 
 from dece.data.records import Example
-from dece.defenses.base import DataContext, DataDefense, Selection, registered, row_ids
+from dece.defenses.base import DataContext, RepresentationDefense, Selection, registered, row_ids
 
 
 def pca(x: torch.Tensor, components: int) -> torch.Tensor:
@@ -51,7 +51,7 @@ def kmeans(x: torch.Tensor, k: int, *, n_init: int = 10, iters: int = 100, seed:
 
 @registered
 @dataclass
-class ActivationClustering(DataDefense):
+class ActivationClustering(RepresentationDefense):
     """Project the reference-model representations of the training rows on their top ``components``
     principal directions (the original uses ICA; PCA keeps it dependency-free), split them into two
     clusters with k-means, and remove the smaller cluster when it holds at most ``max_share`` of the

@@ -2,9 +2,10 @@
 
 Three kinds, by where they act in the pipeline:
 
-* **data** defenses (``bki``, ``spectral_signature``, ``activation_clustering``) look at the training
-  rows through a *reference model* (one fine-tuned with CE on the same, possibly poisoned, rows) and
-  choose rows to remove: :meth:`DataDefense.select` -> :class:`Selection`.
+* **data** defenses choose training rows to remove (:meth:`DataDefense.select` -> :class:`Selection`).
+  ``bki``, ``spectral_signature`` and ``activation_clustering`` look at the rows through a *reference
+  model* (one fine-tuned with CE on the same, possibly poisoned, rows; :class:`RepresentationDefense`);
+  ``dece_filter`` reads the per-row losses a DeCE-trained arm of the same run recorded.
 * **input** defenses (``onion``, ``paraphrase``) rewrite the test inputs before generation:
   :meth:`InputDefense.fit` on clean training sources (where they need it), then
   :meth:`InputDefense.transform`.
@@ -18,6 +19,7 @@ checked in :meth:`Defense.check`; :func:`get_defense` builds one by name and typ
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -74,11 +76,14 @@ class DataContext:
     ``encode(texts) -> [len(texts), d]`` returns the reference model's representation of source texts
     (see :func:`dece.defenses.encode_texts`); ``representations`` may be given instead, one row per
     training row, in order (synthetic tests do this). ``poison_rate`` is the experiment's configured
-    poisoning rate, for defenses that assume it is known (spectral signature)."""
+    poisoning rate, for defenses that assume it is known (spectral signature). ``row_losses(rows)``
+    returns, for each recorded epoch of a DeCE-trained arm, every row's largest token CE (in ``rows``'
+    order), for defenses that read training dynamics (``reads = "row_losses"``)."""
 
     encode: Callable[[Sequence[str]], torch.Tensor] | None = None
     representations: torch.Tensor | None = None
     poison_rate: float | None = None
+    row_losses: Callable[[Sequence[Example]], list[list[float]]] | None = None
 
     def represent(self, rows: Sequence[Example]) -> torch.Tensor:
         """The representations of ``rows`` (float32, ``[len(rows), d]``)."""
@@ -114,13 +119,25 @@ def row_ids(rows: Sequence[Example]) -> list[str]:
 
 @dataclass
 class DataDefense(Defense):
-    """A defense that removes training rows. Every data defense has the parameter ``representation``:
-    which reference-model states it looks at (see :func:`dece.defenses.encode_texts`): ``"source"``
-    (default; mean-pooled encoder states, or a decoder-only model's state at the prompt's last token)
-    or ``"first_step"`` (the final hidden state the first target token is predicted from: the
-    decoder's at step 0 for encoder-decoder models, the same as ``"source"`` for decoder-only ones)."""
+    """A defense that removes training rows; ``reads`` says what of :class:`DataContext` it needs:
+    ``"representations"`` (a reference model's) or ``"row_losses"`` (a DeCE arm's training dynamics)."""
 
     kind: ClassVar[str] = "data"
+    reads: ClassVar[str] = "representations"
+
+    @abstractmethod
+    def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
+        """The rows to remove from the training set."""
+
+
+@dataclass
+class RepresentationDefense(DataDefense):
+    """A data defense that looks at a reference model's states, chosen by the parameter
+    ``representation`` (see :func:`dece.defenses.encode_texts`): ``"source"`` (default; mean-pooled
+    encoder states, or a decoder-only model's state at the prompt's last token) or ``"first_step"`` (the
+    final hidden state the first target token is predicted from: the decoder's at step 0 for
+    encoder-decoder models, the same as ``"source"`` for decoder-only ones)."""
+
     representation: str = "source"
 
     def __post_init__(self) -> None:
@@ -130,9 +147,14 @@ class DataDefense(Defense):
             raise self.fail("representation", f"must be one of {', '.join(REPRESENTATIONS)}")
         super().__post_init__()
 
-    @abstractmethod
-    def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
-        """The rows to remove from the training set."""
+
+def removal_budget(defense: Defense, n: int, rate: float | None, multiplier: float, poison_rate: float | None) -> int:
+    """``ceil(multiplier * rate * n)`` rows out of ``n`` (at most ``n - 1``); ``rate`` None takes the
+    experiment's ``poison_rate``."""
+    rate = rate if rate is not None else poison_rate
+    if rate is None:
+        raise ConfigError(f"defense {defense.name!r}, parameter 'rate': no attack rate is known here; set it")
+    return max(0, min(n - 1, math.ceil(multiplier * rate * n - 1e-9)))
 
 
 # ---------------------------------------------------------------------------------------------------------

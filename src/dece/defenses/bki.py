@@ -13,7 +13,7 @@ from typing import Sequence
 
 
 from dece.data.records import Example
-from dece.defenses.base import DataContext, DataDefense, Selection, registered, row_ids
+from dece.defenses.base import DataContext, RepresentationDefense, Selection, registered, row_ids
 from dece.defenses.words import delete_words, is_placeholder, word_spans
 
 ROWS_PER_CHUNK = 128  # rows whose deletion variants are encoded together (bounds the memory used)
@@ -30,7 +30,7 @@ def row_keywords(text: str) -> set[str]:
 
 @registered
 @dataclass
-class BKI(DataDefense):
+class BKI(RepresentationDefense):
     """For every (scored) training row and every word ``w`` in its source, the importance of ``w`` is
     ``||r(x) - r(x without w)||``, with ``r`` the reference model's representation
     (:func:`dece.defenses.encode_texts`). Each row contributes its ``top_words`` most important words

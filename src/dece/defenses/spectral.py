@@ -4,15 +4,13 @@ removed."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
 from dece.data.records import Example
-from dece.defenses.base import DataContext, DataDefense, Selection, registered, row_ids
-from dece.errors import ConfigError
+from dece.defenses.base import DataContext, RepresentationDefense, Selection, registered, removal_budget, row_ids
 
 
 def spectral_scores(reps: torch.Tensor, components: int = 1) -> torch.Tensor:
@@ -25,7 +23,7 @@ def spectral_scores(reps: torch.Tensor, components: int = 1) -> torch.Tensor:
 
 @registered
 @dataclass
-class SpectralSignature(DataDefense):
+class SpectralSignature(RepresentationDefense):
     """Score every training row by its squared projection on the top singular vector of the centred
     reference-model representations and remove the ``ceil(multiplier * rate * n)`` highest-scoring rows.
     There are no classes in generation, so all rows form one population.
@@ -54,16 +52,9 @@ class SpectralSignature(DataDefense):
         if self.components < 1:
             raise self.fail("components", "must be >= 1")
 
-    def budget(self, n: int, poison_rate: float | None) -> int:
-        """How many rows are removed out of ``n``."""
-        rate = self.rate if self.rate is not None else poison_rate
-        if rate is None:
-            raise ConfigError("defense 'spectral_signature', parameter 'rate': no attack rate is known here; set it")
-        return max(0, min(n - 1, math.ceil(self.multiplier * rate * n - 1e-9)))
-
     def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
         ids = row_ids(rows)
-        k = self.budget(len(rows), context.poison_rate)
+        k = removal_budget(self, len(rows), self.rate, self.multiplier, context.poison_rate)
         if k == 0:
             return Selection(ids=(), details={"budget": 0})
         scores = spectral_scores(context.represent(rows), self.components).tolist()

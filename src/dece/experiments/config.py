@@ -255,6 +255,37 @@ class ExperimentConfig:
     arms: tuple[ArmConfig, ...] = ()
     jobs: int = 1  # arms trained at once, each in its own process (dece.experiments.runner)
 
+    def source_arm(self, arm: ArmConfig) -> ArmConfig | None:
+        """The arm whose per-row losses ``arm``'s data defense reads (``dece_filter``): the one named by
+        its ``source`` parameter, else the first arm with loss ``dece``, no defense, on the same data;
+        None for every other arm (and when there is no such arm)."""
+        from dece.defenses import DEFENSES
+
+        if arm.defense is None or getattr(DEFENSES.get(arm.defense), "reads", None) != "row_losses":
+            return None
+        name = arm.defense_params.get("source")
+        for other in self.arms:
+            if (other.name == name if name is not None
+                    else other.loss == "dece" and other.defense is None and other.data == arm.data):
+                return other
+        return None
+
+    def _validate_source(self, i: int, arm: ArmConfig) -> None:
+        from dece.defenses import DEFENSES
+
+        if arm.defense is None or getattr(DEFENSES.get(arm.defense), "reads", None) != "row_losses":
+            return
+        key = f"arms[{i}].defense_params"
+        src = self.source_arm(arm)
+        if arm.defense_params.get("source") is not None:
+            _check(src is not None, f"{key}.source", f"no arm named {arm.defense_params['source']!r}")
+        _check(src is not None, key, f"{arm.defense} reads the per-row losses of an arm trained with loss 'dece' on "
+               f"the same data ({arm.data}) without a defense: add one, e.g. \"{arm.data}-dece\"")
+        _check(src.loss in ("dece", "dece_auto") and src.defense is None and src.data == arm.data, f"{key}.source",
+               f"arm {src.name!r} must be trained with loss dece (or dece_auto), no defense, on {arm.data} rows")
+        _check(self.dynamics is not None and self.dynamics.row_losses, "dynamics.row_losses",
+               f"{arm.defense} reads per-row losses: set [dynamics] row_losses = true")
+
     def validate(self) -> None:
         _check(_is_int(self.seed), "seed", f"must be an integer, got {self.seed!r}")
         _check(_is_int(self.jobs) and self.jobs > 0, "jobs", f"must be a positive integer, got {self.jobs!r}")
@@ -264,8 +295,10 @@ class ExperimentConfig:
         for i, arm in enumerate(self.arms):
             arm.validate(f"arms[{i}]")
             _check(arm.data == "clean" or self.attack is not None, f"arms[{i}].data", "a poisoned arm needs an [attack]")
-            _check(self.attack is not None or arm.defense_params.get("rate") is not None or arm.defense != "spectral_signature",
-                   f"arms[{i}].defense_params", "spectral_signature needs 'rate' when the experiment has no [attack]")
+            _check(self.attack is not None or arm.defense_params.get("rate") is not None
+                   or arm.defense not in ("spectral_signature", "dece_filter"),
+                   f"arms[{i}].defense_params", f"{arm.defense} needs 'rate' when the experiment has no [attack]")
+            self._validate_source(i, arm)
         for name in ("dataset", "attack", "pretrain", "train", "eval", "dynamics"):
             section = getattr(self, name)
             if section is not None:

@@ -8,6 +8,9 @@
   representations; ``arms/ARM/defense_report.json`` records its detection quality, parameters,
   details and the removed ids, ``arms/ARM/removed.jsonl`` the removed rows, and the arm is trained on
   the rows kept. A resumed arm reuses its ``defense_report.json`` when the fingerprint matches.
+  ``dece_filter`` needs no reference model: it reads the per-row losses the run's DeCE arm recorded
+  (:func:`source_row_losses`); that arm runs first, and its config is part of the filtered arm's
+  fingerprint.
 * **Input defense**: fitted on the clean training sources, applied to the clean and triggered test
   sources before generation; the report counts the rewritten inputs and the triggers left intact.
   An arm that would train exactly as a plain CE arm of the run generates with that arm's model
@@ -29,7 +32,8 @@ from dece.errors import ConfigError, DeceError
 from dece.experiments.arm import arm_fingerprint, train_arm
 from dece.experiments.config import ArmConfig, ExperimentConfig
 from dece.experiments.data_prep import PreparedData
-from dece.experiments.store import read_json, write_json_atomic, write_jsonl_atomic
+from dece.experiments.dynamics import load_dynamics
+from dece.experiments.store import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
 from dece.models import ModelSpec, build_model
 
 
@@ -46,8 +50,9 @@ def _plain_ce(arm: ArmConfig, data: str) -> bool:
 
 
 def has_reference_arm(cfg: ExperimentConfig, arm: ArmConfig) -> bool:
-    """Whether a plain CE arm of ``cfg`` on ``arm``'s data can serve as ``arm``'s reference model."""
-    return any(_plain_ce(other, arm.data) for other in cfg.arms)
+    """Whether an arm of ``cfg`` serves as ``arm``'s reference: a plain CE arm on ``arm``'s data, or the
+    DeCE arm whose per-row losses its defense reads (validated to exist)."""
+    return cfg.source_arm(arm) is not None or any(_plain_ce(other, arm.data) for other in cfg.arms)
 
 
 def reuses_plain_ce_model(cfg: ExperimentConfig, arm: ArmConfig) -> bool:
@@ -116,15 +121,22 @@ def apply_data_defense(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData
         log(f"[{arm.name}] {arm.defense}: reusing {path}")
         full = saved
     else:
-        model, tokenizer, is_enc_dec, where = reference_model(cfg, arm, data, base, run_dir, log)
+        rate = cfg.attack.rate if cfg.attack else None
+        if defense.reads == "row_losses":
+            source = cfg.source_arm(arm)
+            context, where = DataContext(row_losses=source_row_losses(cfg, source, run_dir), poison_rate=rate), f"arms/{source.name}"
+            log(f"[{arm.name}] {arm.defense}: reading the per-row losses of arm {source.name}")
+        else:
+            model, tokenizer, is_enc_dec, where = reference_model(cfg, arm, data, base, run_dir, log)
 
-        def encode(texts: Sequence[str]):
-            return encode_texts(model, tokenizer, texts, is_encoder_decoder=is_enc_dec,
-                                max_source_length=base.max_source_length, batch_size=cfg.eval.batch_size,
-                                pooling=defense.representation)
+            def encode(texts: Sequence[str]):
+                return encode_texts(model, tokenizer, texts, is_encoder_decoder=is_enc_dec,
+                                    max_source_length=base.max_source_length, batch_size=cfg.eval.batch_size,
+                                    pooling=defense.representation)
 
+            context = DataContext(encode=encode, poison_rate=rate)
         started = time.perf_counter()
-        selection = defense.select(rows, DataContext(encode=encode, poison_rate=cfg.attack.rate if cfg.attack else None))
+        selection = defense.select(rows, context)
         report = {"name": defense.name, "kind": defense.kind, "params": defense.params, "reference": where,
                   **detection_report(selection.ids, rows), "details": selection.details,
                   "seconds": round(time.perf_counter() - started, 1)}
@@ -144,6 +156,29 @@ def apply_data_defense(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData
     if not kept:
         raise DeceError(f"arm {arm.name!r}: defense {arm.defense!r} removed every training row")
     return kept, report
+
+
+def source_row_losses(cfg: ExperimentConfig, source: ArmConfig, run_dir: Path
+                      ) -> Callable[[Sequence[Example]], list[list[float]]]:
+    """``rows -> losses[epoch][row]``: the largest token CE of each row after each epoch of the finished
+    arm ``source`` (its ``dynamics.jsonl`` and ``train_rows.jsonl``), in the order of ``rows``."""
+    arm_dir = run_dir / "arms" / source.name
+    metrics = arm_dir / "metrics.json"
+    if not metrics.exists() or read_json(metrics).get("fingerprint") != arm_fingerprint(cfg, source):
+        raise DeceError(f"arm {source.name!r} has not finished in {run_dir}: its per-row losses are needed first")
+    epochs = [r["row_max_losses"] for r in load_dynamics(arm_dir / "dynamics.jsonl") if "row_max_losses" in r]
+    column = {str(r["id"]): r["index"] for r in read_jsonl(arm_dir / "train_rows.jsonl")}
+    if not epochs:
+        raise DeceError(f"{arm_dir / 'dynamics.jsonl'} has no per-row losses: run with [dynamics] row_losses = true")
+
+    def row_losses(rows: Sequence[Example]) -> list[list[float]]:
+        missing = [r.meta.get("id") for r in rows if str(r.meta.get("id")) not in column]
+        if missing:
+            raise DeceError(f"arm {source.name!r} did not train on row(s) {missing[:3]}: it must train on the same rows")
+        idx = [column[str(r.meta["id"])] for r in rows]
+        return [[epoch[i] for i in idx] for epoch in epochs]
+
+    return row_losses
 
 
 def _pct(v: float | None) -> str:
