@@ -240,6 +240,13 @@ class ArmConfig:
         return cls(name=text, data=data, loss=rest)
 
 
+def _reads_row_losses(arm: ArmConfig) -> bool:
+    """Whether ``arm``'s defense reads another arm's per-row losses (``DataDefense.reads``)."""
+    from dece.defenses import DEFENSES
+
+    return arm.defense is not None and getattr(DEFENSES.get(arm.defense), "reads", None) == "row_losses"
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "experiment"
@@ -259,9 +266,7 @@ class ExperimentConfig:
         """The arm whose per-row losses ``arm``'s data defense reads (``dece_filter``): the one named by
         its ``source`` parameter, else the first arm with loss ``dece``, no defense, on the same data;
         None for every other arm (and when there is no such arm)."""
-        from dece.defenses import DEFENSES
-
-        if arm.defense is None or getattr(DEFENSES.get(arm.defense), "reads", None) != "row_losses":
+        if not _reads_row_losses(arm):
             return None
         name = arm.defense_params.get("source")
         for other in self.arms:
@@ -271,9 +276,7 @@ class ExperimentConfig:
         return None
 
     def _validate_source(self, i: int, arm: ArmConfig) -> None:
-        from dece.defenses import DEFENSES
-
-        if arm.defense is None or getattr(DEFENSES.get(arm.defense), "reads", None) != "row_losses":
+        if not _reads_row_losses(arm):
             return
         key = f"arms[{i}].defense_params"
         src = self.source_arm(arm)

@@ -124,7 +124,8 @@ def apply_data_defense(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData
         rate = cfg.attack.rate if cfg.attack else None
         if defense.reads == "row_losses":
             source = cfg.source_arm(arm)
-            context, where = DataContext(row_losses=source_row_losses(cfg, source, run_dir), poison_rate=rate), f"arms/{source.name}"
+            context = DataContext(row_losses=source_row_losses(cfg, source, run_dir), poison_rate=rate)
+            where = f"arms/{source.name}"
             log(f"[{arm.name}] {arm.defense}: reading the per-row losses of arm {source.name}")
         else:
             model, tokenizer, is_enc_dec, where = reference_model(cfg, arm, data, base, run_dir, log)
