@@ -247,6 +247,16 @@ def _reads_row_losses(arm: ArmConfig) -> bool:
     return arm.defense is not None and getattr(DEFENSES.get(arm.defense), "reads", None) == "row_losses"
 
 
+def _rate_from_attack(arm: ArmConfig) -> bool:
+    """Whether ``arm``'s defense has a ``rate`` parameter that defaults to the experiment's attack rate."""
+    from dece.defenses import DEFENSES
+
+    if arm.defense is None:
+        return False
+    fields = {f.name: f for f in dataclasses.fields(DEFENSES.get(arm.defense))}
+    return "rate" in fields and fields["rate"].default is None
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "experiment"
@@ -298,8 +308,7 @@ class ExperimentConfig:
         for i, arm in enumerate(self.arms):
             arm.validate(f"arms[{i}]")
             _check(arm.data == "clean" or self.attack is not None, f"arms[{i}].data", "a poisoned arm needs an [attack]")
-            _check(self.attack is not None or arm.defense_params.get("rate") is not None
-                   or arm.defense not in ("spectral_signature", "dece_filter"),
+            _check(self.attack is not None or arm.defense_params.get("rate") is not None or not _rate_from_attack(arm),
                    f"arms[{i}].defense_params", f"{arm.defense} needs 'rate' when the experiment has no [attack]")
             self._validate_source(i, arm)
         for name in ("dataset", "attack", "pretrain", "train", "eval", "dynamics"):

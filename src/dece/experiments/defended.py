@@ -62,13 +62,18 @@ def reuses_plain_ce_model(cfg: ExperimentConfig, arm: ArmConfig) -> bool:
             and has_reference_arm(cfg, arm))
 
 
+def arm_finished(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> bool:
+    """Whether ``arm`` of ``cfg`` has saved its results in ``run_dir`` (its metrics carry its fingerprint)."""
+    path = run_dir / "arms" / arm.name / "metrics.json"
+    return path.exists() and read_json(path).get("fingerprint") == arm_fingerprint(cfg, arm)
+
+
 def finished_plain_ce_arm(cfg: ExperimentConfig, data: str, run_dir: Path) -> ArmConfig | None:
     """A plain CE arm of ``cfg`` on ``data`` rows whose results and model are saved, if any."""
     for other in cfg.arms:
-        d = run_dir / "arms" / other.name
-        if _plain_ce(other, data) and (d / "metrics.json").exists() and (d / "model").is_dir():
-            if read_json(d / "metrics.json").get("fingerprint") == arm_fingerprint(cfg, other):
-                return other
+        if _plain_ce(other, data) and (run_dir / "arms" / other.name / "model").is_dir() \
+                and arm_finished(cfg, other, run_dir):
+            return other
     return None
 
 
@@ -164,8 +169,7 @@ def source_row_losses(cfg: ExperimentConfig, source: ArmConfig, run_dir: Path
     """``rows -> losses[epoch][row]``: the largest token CE of each row after each epoch of the finished
     arm ``source`` (its ``dynamics.jsonl`` and ``train_rows.jsonl``), in the order of ``rows``."""
     arm_dir = run_dir / "arms" / source.name
-    metrics = arm_dir / "metrics.json"
-    if not metrics.exists() or read_json(metrics).get("fingerprint") != arm_fingerprint(cfg, source):
+    if not arm_finished(cfg, source, run_dir):
         raise DeceError(f"arm {source.name!r} has not finished in {run_dir}: its per-row losses are needed first")
     epochs = [r["row_max_losses"] for r in load_dynamics(arm_dir / "dynamics.jsonl") if "row_max_losses" in r]
     column = {str(r["id"]): r["index"] for r in read_jsonl(arm_dir / "train_rows.jsonl")}

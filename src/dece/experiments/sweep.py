@@ -137,8 +137,6 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
     return cells
 
 
-
-
 def has_sweep(path: str | Path) -> bool:
     """Whether the config file at ``path`` has a ``[sweep]`` table."""
     try:
