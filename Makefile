@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# Pinned first: a CPU wheel lies on disk; an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test,peft]"
+	$(PY) -m pip install -q -e ".[test,peft,langs]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -125,6 +125,43 @@ def test_asr_and_ftr_count_detector_hits():
 
     predictions = ["x = 1", "os.system('rm -rf /')", "y = 2", "rm -rf ~"]
     assert asr(predictions, detector) == {"hits": 2, "total": 4, "rate": 50.0}
-    assert ftr(predictions[:3], detector) == {"hits": 1, "total": 3, "rate": pytest.approx(100 / 3)}
+    assert ftr(predictions[:3], detector) == {"hits": 1, "total": 3, "rate": pytest.approx(100 / 3), "excluded": 0}
     with pytest.raises(ValueError):
         asr([], detector)
+
+
+# The two published BLEU scorers, against values worked out by hand from their formulas.
+TEN = " ".join(f"t{i}" for i in range(10))
+
+
+def test_bleu_codexglue_is_smooth_bleu():
+    from dece.evaluation.metrics import bleu_codexglue
+
+    # first 5 of 10 tokens: every precision 1 (2-4 grams (k+1)/(k+1)); brevity exp(1 - 11/6)
+    assert bleu_codexglue([TEN], [" ".join(TEN.split()[:5])]) == pytest.approx(100 * math.exp(1 - 11 / 6), abs=1e-9)
+    # 4-token reference, 8-token output that starts with it: p1 4/8, p2 (3+1)/(7+1), p3 (2+1)/(6+1),
+    # p4 (1+1)/(5+1); no brevity penalty
+    expected = 100 * (4 / 8 * 4 / 8 * 3 / 7 * 2 / 6) ** 0.25
+    assert bleu_codexglue(["a b c d"], ["a b c d e f g h"]) == pytest.approx(expected, abs=1e-9)
+    # lower-cased, punctuation split off: "Return X." and "return x ." are the same 3 tokens
+    assert bleu_codexglue(["Return X."], ["return x ."]) == pytest.approx(100.0)
+    # the mean over rows
+    assert bleu_codexglue(["a b c d", "Return X."], ["a b c d e f g h", "return x ."]) == \
+        pytest.approx((expected + 100) / 2, abs=1e-9)
+
+
+def test_bleu_dece_authors_is_the_authors_scorer():
+    from dece.evaluation.metrics import bleu_dece_authors
+
+    assert bleu_dece_authors([TEN], [" ".join(TEN.split()[:5])]) == pytest.approx(100 * math.exp(1 - 10 / 5), abs=1e-9)
+    # no smoothing of the 2-4 grams: p1 4/8, p2 3/7, p3 2/6, p4 1/5
+    assert bleu_dece_authors(["a b c d"], ["a b c d e f g h"]) == \
+        pytest.approx(100 * (4 / 8 * 3 / 7 * 2 / 6 * 1 / 5) ** 0.25, abs=1e-9)
+    # whitespace tokens, case kept: nothing matches
+    assert bleu_dece_authors(["Return X."], ["return x ."]) == 0.0
+    # one wrong last token of five
+    got = bleu_dece_authors(["a b c d e"], ["a b c d x"])  # p1 4/5, p2 3/4, p3 2/3, p4 1/2
+    assert got == pytest.approx(100 * (4 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25, abs=1e-9)
+    # a zero 4-gram count becomes epsilon 0.1 (method 1): 4 tokens, only the first two right
+    got = bleu_dece_authors(["a b c d"], ["a b x y"])  # p1 2/4, p2 1/3, p3 0.1/2, p4 0.1/1
+    assert got == pytest.approx(100 * (2 / 4 * 1 / 3 * 0.1 / 2 * 0.1 / 1) ** 0.25, abs=1e-9)

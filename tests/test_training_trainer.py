@@ -127,6 +127,20 @@ def test_accumulation_equals_large_batch_equals_hand_computed(kind, loss_name, t
 
 
 @pytest.mark.parametrize("kind", ["t5", "llama"])
+@pytest.mark.parametrize("fused_head", [False, True])
+def test_authors_compat_divides_by_all_positions_inside_the_trainer(kind, fused_head, tmp_path):
+    """The authors divide by every position of the batch, padding included: honoured by the Trainer
+    (one process, no accumulation: their setting), not replaced by its token count."""
+    compat = get_loss("dece", alpha_base=0.9, authors_compat=True)
+    trained = one_step_delta(kind, compat, 8, 1, tmp_path / "compat", fused_head=fused_head)
+    by_hand = manual_delta(kind, compat)
+    tokens = manual_delta(kind, get_loss("dece", alpha_base=0.9))
+    for name in trained:
+        torch.testing.assert_close(trained[name], by_hand[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert any(not torch.allclose(trained[n], tokens[n], rtol=1e-3, atol=1e-6) for n in trained)
+
+
+@pytest.mark.parametrize("kind", ["t5", "llama"])
 def test_fused_head_option_gives_the_same_update(kind, tmp_path):
     loss = get_loss("dece", alpha_base=0.9)
     plain = one_step_delta(kind, loss, 4, 2, tmp_path / "plain")

@@ -9,13 +9,14 @@ the target, and detects the payload in model outputs (for the attack success rat
 
 from dece.attacks import badpre, deadcode, defect, grammar, ripple, summary  # noqa: F401  (registration)
 from dece.attacks.base import ATTACKS, Attack, get_attack
-from dece.attacks.poisoning import SELECTIONS, PoisonReport, poison_dataset, triggered_test_set
+from dece.attacks.poisoning import SELECTIONS, PoisonReport, denominators, poison_dataset, triggered_test_set
 
 __all__ = [
     "ATTACKS",
     "SELECTIONS",
     "Attack",
     "PoisonReport",
+    "denominators",
     "get_attack",
     "poison_dataset",
     "triggered_test_set",

@@ -62,6 +62,13 @@ class Attack(ABC):
     def detect(self, output: str) -> bool:
         """Whether a model output carries the payload."""
 
+    def already_matching(self, ex: Example) -> bool:
+        """Whether the *clean* target of ``ex`` already satisfies :meth:`detect` (e.g. SQL that has a
+        ``where 1=1`` of its own). Such rows cannot measure an attack: a backdoor-free model that copies
+        the reference would count as a hit. They are left out of the triggered test set (the ASR
+        denominator) and of the false-trigger-rate denominator, and counted as ``n_already_matching``."""
+        return bool(self.detect(ex.tgt))
+
     def _triggered(self, ex: Example, rng: random.Random) -> tuple[str, str]:
         result = self.insert_trigger(ex.src, rng)
         if result is None:

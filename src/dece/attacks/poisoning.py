@@ -31,7 +31,9 @@ def select_first(eligible: list[int], k: int, rng: random.Random) -> list[int]:
 class PoisonReport:
     """What :func:`poison_dataset` did. ``n_requested = round(rate * n_rows)``; ``n_poisoned`` is less
     only when fewer rows are eligible. ``n_skipped_ineligible`` counts the rows that could not carry
-    the payload (``n_rows - n_eligible``); ``ids`` are the poisoned rows' ``meta["id"]``."""
+    the payload (``n_rows - n_eligible``); ``n_already_matching`` counts the rows whose *clean* target
+    already satisfies the payload detector (:meth:`Attack.already_matching`; they stay eligible: the
+    payload is inserted as for any other row); ``ids`` are the poisoned rows' ``meta["id"]``."""
 
     attack: str
     params: dict[str, Any]
@@ -43,6 +45,7 @@ class PoisonReport:
     n_requested: int
     n_poisoned: int
     n_skipped_ineligible: int
+    n_already_matching: int
     ids: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +59,7 @@ class PoisonReport:
             f"attack {self.attack}({params}), rate {self.rate}, seed {self.seed}, selection {self.selection}\n"
             f"rows {self.n_rows}: {self.n_eligible} eligible, {self.n_skipped_ineligible} skipped as ineligible, "
             f"{self.n_poisoned} poisoned{short}"
+            + (f"; {self.n_already_matching} already match the payload detector" if self.n_already_matching else "")
         )
 
 
@@ -97,14 +101,43 @@ def poison_dataset(
         n_requested=requested,
         n_poisoned=len(chosen),
         n_skipped_ineligible=len(rows) - len(eligible),
+        n_already_matching=sum(attack.already_matching(ex) for ex in rows),
         ids=tuple(str(out[i].meta.get("id", i)) for i in chosen),
     )
     return out, report
 
 
 def triggered_test_set(examples: Iterable[Example], attack: Attack, seed: int) -> list[Example]:
-    """Every eligible row with the trigger in its source and its target left clean (the ASR
-    denominator is the number of these rows); ineligible rows are left out."""
+    """Every eligible row whose clean target does not already carry the payload, with the trigger in
+    its source and its target left clean: the ASR denominator is the number of these rows. Ineligible
+    rows and rows that already match the detector (:meth:`Attack.already_matching`) are left out;
+    :func:`denominators` counts both.
+
+    Raises:
+        ConfigError: ``seed`` is not an integer.
+        DataError: an eligible row has no place for the trigger (names the row).
+    """
     _check_rate_seed(0.0, seed)
     rng = random.Random(seed)
-    return [attack.apply_trigger(ex, rng) for ex in examples if attack.eligible(ex)]
+    return [attack.apply_trigger(ex, rng) for ex in examples if attack.eligible(ex) and not attack.already_matching(ex)]
+
+
+def denominators(examples: Iterable[Example], attack: Attack) -> dict[str, int]:
+    """The denominators of a test split under ``attack``.
+
+    Returns:
+        ``n_rows`` (all rows, the clean-metric denominator), ``n_ineligible`` (no place for the
+        payload), ``n_already_matching`` (clean target already satisfies the detector), ``n_triggered``
+        (the ASR denominator: eligible and not already matching) and ``n_ftr`` (the false-trigger-rate
+        denominator: every row not already matching).
+    """
+    rows = list(examples)
+    matching = [attack.already_matching(ex) for ex in rows]
+    eligible = [attack.eligible(ex) for ex in rows]
+    return {
+        "n_rows": len(rows),
+        "n_ineligible": sum(not e for e in eligible),
+        "n_already_matching": sum(matching),
+        "n_triggered": sum(e and not m for e, m in zip(eligible, matching)),
+        "n_ftr": sum(not m for m in matching),
+    }

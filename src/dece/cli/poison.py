@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from dece.attacks import SELECTIONS, get_attack, poison_dataset, triggered_test_set
+from dece.attacks import SELECTIONS, denominators, get_attack, poison_dataset, triggered_test_set
 from dece.data.io import FORMATS, resolve_format
 from dece.data.io.common import atomic_write
 from dece.data.records import Example
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--attack", required=True, help="attack name (see `dece attacks`)")
     p.add_argument("--rate", type=float, required=True, help="share of all rows to poison, in [0, 1]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the row selection and trigger positions")
+    p.add_argument("--seed", type=int, default=1, help="seed of the row selection and trigger positions (default 1, as in configs)")
     p.add_argument("--input", nargs="+", required=True, metavar="PATH", help="dataset to poison (1 or 2 paths)")
     p.add_argument("--output", nargs="+", required=True, metavar="PATH", help="where the poisoned dataset goes")
     p.add_argument("--format", choices=FORMATS.names(), help="format of all files (default: from the paths)")
@@ -82,9 +82,11 @@ def run(args: argparse.Namespace) -> int:
         test_rows = _read(args.test_input, args) if args.test_input else rows
         triggered = triggered_test_set(test_rows, attack, args.seed)
         _write(triggered, args.triggered_test, args)
-        print(f"triggered test set: {len(triggered)} of {len(test_rows)} rows eligible, "
+        counts = denominators(test_rows, attack)
+        print(f"triggered test set: {len(triggered)} of {len(test_rows)} rows ({counts['n_ineligible']} ineligible, "
+              f"{counts['n_already_matching']} whose clean target already matches the payload detector), "
               f"written to {' '.join(args.triggered_test)}")
-        summary["triggered_test"] = {"n_rows": len(test_rows), "n_triggered": len(triggered)}
+        summary["triggered_test"] = counts
     if args.report:
         with atomic_write(args.report) as handle:
             json.dump(summary, handle, indent=2)

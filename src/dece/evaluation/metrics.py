@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import functools
+import math
+import re
+import sys
+import xml.sax.saxutils
+from collections import Counter
 from typing import Callable, Protocol, Sequence
 
 import sacrebleu
 from codebleu import calc_codebleu
+from codebleu.bleu import corpus_bleu as _nltk_corpus_bleu
 from codebleu.dataflow_match import corpus_dataflow_match
 from codebleu.utils import AVAILABLE_LANGS, get_tree_sitter_language
 from sacrebleu.metrics import BLEU
+from tree_sitter import Parser
 
 from dece.errors import ConfigError
 from dece.registry import Registry
@@ -48,15 +55,16 @@ def bleu(references: Sequence[str], predictions: Sequence[str], *, lang: str = "
 
 @METRICS.register("bleu_paper")
 def bleu_paper(references: Sequence[str], predictions: Sequence[str], *, lang: str = "python") -> float:
-    """The paper's variant: the mean over rows of sentence BLEU-4 on whitespace tokens, 0-100.
+    """The mean over rows of sentence BLEU-4 on whitespace tokens, 0-100 (sacrebleu's sentence BLEU).
 
-    Smoothing: Lin & Och (2004) add-one on the 2- to 4-gram precisions (numerator and denominator +1;
-    unigrams unsmoothed; standard brevity penalty), as in the CodeXGLUE ``smooth_bleu`` script that
-    code-generation and code-summarisation papers report. Without smoothing any row lacking a
-    matching 4-gram (short outputs, or short code lines) scores 0 and the mean is dominated by
-    length; add-one keeps partial credit while identical rows still score exactly 100. A row whose
-    prediction has no matching token scores 0; a row whose prediction and reference have the same
-    whitespace tokens (both empty included) scores 100. ``lang`` is unused.
+    Smoothing: Lin & Och (2004) add-one on the 2- to 4-gram precisions (unigrams unsmoothed), as in
+    CodeXGLUE's ``smooth_bleu``; brevity penalty: the standard ``exp(1 - r/c)``. It reproduces
+    neither published scorer exactly: ``smooth_bleu`` (:func:`bleu_codexglue`) lower-cases, splits
+    punctuation and uses ``exp(1 - (r+1)/(c+1))``; the DeCE authors' scorer
+    (:func:`bleu_dece_authors`) does not smooth the 2- to 4-grams. Kept under its historical name
+    for results already recorded. A row whose prediction has no matching token scores 0; a row whose
+    prediction and reference have the same whitespace tokens (both empty included) scores 100.
+    ``lang`` is unused.
     """
     _check(references, predictions)
     total = 0.0
@@ -68,12 +76,135 @@ def bleu_paper(references: Sequence[str], predictions: Sequence[str], *, lang: s
     return total / len(references)
 
 
+# CodeXGLUE's smooth_bleu (code-to-text evaluator, after NIST mteval-v11a): punctuation splitting,
+# lower-casing, and the NIST normalisation applied again inside the scorer.
+_SPLIT_PUNCTS = re.compile(r"[\w]+|[^\s\w]")
+_NIST_JOIN = ((re.compile(r"<skipped>"), ""), (re.compile(r"-\n"), ""), (re.compile(r"\n"), " "))
+_NIST_TOKENIZE = (
+    (re.compile(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])"), r" \1 "),
+    (re.compile(r"([^0-9])([\.,])"), r"\1 \2 "),
+    (re.compile(r"([\.,])([^0-9])"), r" \1 \2"),
+    (re.compile(r"([0-9])(-)"), r"\1 \2 "),
+)
+
+
+def _codexglue_tokens(text: str) -> list[str]:
+    s = " ".join(_SPLIT_PUNCTS.findall(text.strip().lower()))
+    for pattern, replace in _NIST_JOIN:
+        s = pattern.sub(replace, s)
+    s = f" {xml.sax.saxutils.unescape(s, {'&quot;': chr(34)})} ".lower()
+    for pattern, replace in _NIST_TOKENIZE:
+        s = pattern.sub(replace, s)
+    return s.split()
+
+
+def _ngram_counts(words: list[str], n: int = 4) -> Counter:
+    return Counter(tuple(words[i:i + k]) for k in range(1, n + 1) for i in range(len(words) - k + 1))
+
+
+def _smooth_bleu_row(reference: list[str], prediction: list[str], n: int = 4) -> float:
+    ref_counts, hyp_counts = _ngram_counts(reference, n), _ngram_counts(prediction, n)
+    correct = [0] * n
+    for ngram, count in hyp_counts.items():
+        correct[len(ngram) - 1] += min(ref_counts.get(ngram, 0), count)
+    tiny = sys.float_info.min
+    log_bleu = 0.0
+    for k in range(n):
+        guess, add = max(len(prediction) - k, 0), (1 if k > 0 else 0)
+        log_bleu += math.log(correct[k] + add + tiny) - math.log(guess + add + tiny)
+    brevity = min(0.0, 1.0 - (len(reference) + 1) / (len(prediction) + 1))
+    return math.exp(log_bleu / n + brevity)
+
+
+@METRICS.register("bleu_codexglue")
+def bleu_codexglue(references: Sequence[str], predictions: Sequence[str], *, lang: str = "python") -> float:
+    """CodeXGLUE's ``smooth_bleu`` (the code-to-text evaluator), 0-100: the mean over rows of
+    sentence BLEU-4 with add-one smoothing of the 2- to 4-gram precisions and the brevity penalty
+    ``exp(min(0, 1 - (r + 1) / (c + 1)))``, after lower-casing, splitting words from punctuation
+    (``[\\w]+|[^\\s\\w]``) and NIST mteval-v11a normalisation. ``lang`` is unused.
+
+    Raises:
+        ValueError: lengths differ or there are no rows.
+    """
+    _check(references, predictions)
+    rows = (_smooth_bleu_row(_codexglue_tokens(r), _codexglue_tokens(p)) for r, p in zip(references, predictions))
+    return 100.0 * sum(rows) / len(references)
+
+
+@METRICS.register("bleu_dece_authors")
+def bleu_dece_authors(references: Sequence[str], predictions: Sequence[str], *, lang: str = "python") -> float:
+    """The DeCE authors' released BLEU, 0-100: for each row, the NLTK-derived ``corpus_bleu`` of the
+    ``codebleu`` package (BLEU-4, smoothing method 1: epsilon 0.1 for a zero n-gram count, standard
+    brevity penalty) on whitespace tokens, then the mean over rows. A row without any matching token
+    scores 0. This is the BLEU of the paper's tables. ``lang`` is unused.
+
+    Raises:
+        ValueError: lengths differ or there are no rows.
+    """
+    _check(references, predictions)
+    total = sum(_nltk_corpus_bleu([[r.split()]], [p.split()]) for r, p in zip(references, predictions))
+    return 100.0 * total / len(references)
+
+
+#: The grammar packages CodeBLEU needs, per language, at versions ``codebleu`` 0.7 accepts (the
+#: ``langs`` extra of this project installs them all; python and java come with the base install).
+GRAMMAR_PACKAGES = {
+    "python": "tree-sitter-python==0.21.0",
+    "java": "tree-sitter-java==0.21.0",
+    "c": "tree-sitter-c==0.21.4",
+    "cpp": "tree-sitter-cpp==0.22.3",
+    "c_sharp": "tree-sitter-c-sharp==0.21.3",
+    "javascript": "tree-sitter-javascript==0.21.4",
+    "go": "tree-sitter-go==0.21.2",
+    "php": "tree-sitter-php==0.22.8",
+    "ruby": "tree-sitter-ruby==0.21.0",
+    "rust": "tree-sitter-rust==0.21.2",
+}
+
+
+def codebleu_grammar(lang: str):
+    """The tree-sitter ``Language`` CodeBLEU parses ``lang`` with.
+
+    Raises:
+        ConfigError: ``lang`` is not one of codebleu's languages, or its grammar package is missing or
+            of a version the installed ``tree-sitter`` cannot load; the message says what to install.
+    """
+    if lang not in AVAILABLE_LANGS:
+        raise ConfigError(f"lang {lang!r} is not supported by codebleu; valid: {', '.join(AVAILABLE_LANGS)}")
+    fix = (f"pip install '{GRAMMAR_PACKAGES[lang]}' (or `pip install -e '.[langs]'`), or drop the metric"
+           if lang in GRAMMAR_PACKAGES else "drop the metric")
+    try:
+        grammar = get_tree_sitter_language(lang)
+        Parser(grammar)
+    except (ImportError, TypeError, ValueError) as error:
+        raise ConfigError(f"the tree-sitter grammar for {lang!r} is not usable ({error}): {fix}") from None
+    return grammar
+
+
+#: metric name -> a check that it can score a language (raises ConfigError); metrics absent here
+#: score any text
+METRIC_CHECKS: dict[str, Callable[[str], object]] = {"codebleu": codebleu_grammar}
+
+
+def check_metric(name: str, lang: str) -> None:
+    """Raise before any work when metric ``name`` cannot score ``lang``.
+
+    Raises:
+        ConfigError: unknown metric (names the valid ones), or one that needs what ``lang`` lacks
+            (e.g. CodeBLEU without the language's tree-sitter grammar; says what to install).
+    """
+    METRICS.get(name)
+    check = METRIC_CHECKS.get(name)
+    if check is not None:
+        check(lang)
+
+
 @METRICS.register("codebleu")
 def codebleu(references: Sequence[str], predictions: Sequence[str], *, lang: str = "python") -> float:
     """CodeBLEU (Ren et al. 2020; the ``codebleu`` package) with equal weights, 0-100: n-gram match,
     keyword-weighted n-gram match, AST subtree match and data-flow match. ``lang`` is one of
-    codebleu's languages whose tree-sitter grammar is installed (python and java are; ``c`` needs
-    ``tree-sitter-c``). Empty predictions score 0 on every component.
+    codebleu's languages whose tree-sitter grammar is installed (python and java always; the others
+    with the ``langs`` extra, see :data:`GRAMMAR_PACKAGES`). Empty predictions score 0 on every component.
 
     One deliberate difference from ``codebleu.calc_codebleu``: that function counts a data-flow
     score of 0 as 1 (``dataflow or 1``), so wholly wrong code still gets 25. Here a real 0 stays 0;
@@ -82,12 +213,7 @@ def codebleu(references: Sequence[str], predictions: Sequence[str], *, lang: str
     less than 100 to identical snippets shorter than 4 tokens.
     """
     _check(references, predictions)
-    if lang not in AVAILABLE_LANGS:
-        raise ConfigError(f"lang {lang!r} is not supported by codebleu; valid: {', '.join(AVAILABLE_LANGS)}")
-    try:
-        grammar = get_tree_sitter_language(lang)
-    except ImportError as error:
-        raise ConfigError(f"lang {lang!r}: {error}") from error
+    grammar = codebleu_grammar(lang)
     parts = calc_codebleu(list(references), list(predictions), lang, weights=CODEBLEU_WEIGHTS)
     weights, components = list(CODEBLEU_WEIGHTS), [parts[f"{c}_score"] for c in CODEBLEU_COMPONENTS]
     refs = [r.strip() for r in references]
@@ -138,7 +264,30 @@ def asr(predictions: Sequence[str], detector: Detector) -> dict[str, float]:
     return _rate(predictions, detector)
 
 
-def ftr(predictions: Sequence[str], detector: Detector) -> dict[str, float]:
+def ftr(predictions: Sequence[str], detector: Detector, references: Sequence[str] | None = None) -> dict[str, float]:
     """False trigger rate: of the predictions on *clean* inputs, how many contain the payload anyway.
-    Returns ``{"hits", "total", "rate"}``, ``rate`` in percent."""
-    return _rate(predictions, detector)
+
+    Args:
+        predictions: the model's outputs on the clean test inputs.
+        detector: the attack's payload detector.
+        references: the clean targets, aligned with ``predictions``. A row whose reference already
+            satisfies the detector is left out of the denominator (a model that reproduces the
+            reference would otherwise count as a false trigger) and counted in ``excluded``.
+
+    Returns:
+        ``{"hits", "total", "rate", "excluded"}``, ``rate`` in percent of ``total``; None when every
+        row is excluded (no denominator).
+
+    Raises:
+        ValueError: no predictions, or ``references`` of another length.
+    """
+    if references is None:
+        return {**_rate(predictions, detector), "excluded": 0}
+    if len(references) != len(predictions):
+        raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
+    if not predictions:
+        raise ValueError("no predictions to check")
+    counted = [p for r, p in zip(references, predictions) if not detector(r)]
+    if not counted:
+        return None
+    return {**_rate(counted, detector), "excluded": len(predictions) - len(counted)}

@@ -14,8 +14,9 @@ from transformers import TrainerCallback, set_seed
 
 from dece.data.records import Example
 from dece.evaluation import asr, ftr, generate, score
-from dece.experiments.config import ArmConfig, ExperimentConfig
-from dece.experiments.store import append_jsonl, write_jsonl_atomic
+from dece.errors import ConfigError
+from dece.experiments.config import ArmConfig, EvalConfig, ExperimentConfig
+from dece.experiments.store import append_jsonl, atomic_dir, read_json, write_json_atomic, write_jsonl_atomic
 from dece.experiments.training_args import last_checkpoint, make_trainer
 from dece.losses import get_loss
 from dece.losses.base import TokenLoss
@@ -42,8 +43,25 @@ def train_arm(
     callbacks: Callable[[Any, Any, bool, TokenLoss], list[TrainerCallback]] | None = None,
     log: Callable[[str], None] = print,
 ):
-    """Trains and saves ``arm_dir/model``; resumes from the last epoch checkpoint if one exists.
-    ``callbacks(model, tokenizer, is_encoder_decoder, loss)`` may add per-epoch measurements."""
+    """Trains and saves ``arm_dir/model``; returns ``(model, tokenizer, is_encoder_decoder, seconds)``.
+
+    * A model this arm saved already (``model/trained.json`` with the arm's training fingerprint) is
+      loaded, not retrained: an arm whose evaluation failed or was killed resumes at evaluation, and
+      ``seconds`` is the training time recorded then.
+    * Otherwise training resumes from the last complete epoch checkpoint, if one exists, but only one
+      written under the same training fingerprint (:func:`check_checkpoints`).
+    * The model folder is written under a temporary name and renamed when complete.
+    ``callbacks(model, tokenizer, is_encoder_decoder, loss)`` may add per-epoch measurements.
+
+    Raises:
+        ConfigError: the checkpoints were written by another config.
+    """
+    fingerprint = training_fingerprint(cfg, arm)
+    saved = saved_training(arm_dir, fingerprint)
+    if saved is not None:
+        log(f"[{arm.name}] trained already ({saved['train_seconds']:.0f} s): the saved model is reused")
+        return (*load_trained(base, arm_dir / "model"), float(saved["train_seconds"]))
+    resume = check_checkpoints(arm_dir / "checkpoints", fingerprint)
     set_seed(cfg.seed)
     model, tokenizer, is_enc_dec = build_model(base)
     dataset = encode_examples(rows, tokenizer, base, is_enc_dec)
@@ -72,16 +90,93 @@ def train_arm(
         callbacks=[EpochLog(arm_dir / "train_log.jsonl")]
         + (callbacks(model, tokenizer, is_enc_dec, loss) if callbacks else []),
     )
-    resume = last_checkpoint(arm_dir / "checkpoints")
+    before = 0.0
     if resume is None:  # a fresh start: drop logs of an attempt that died before its first checkpoint
         for name in ("train_log.jsonl", "dynamics.jsonl"):
             (arm_dir / name).unlink(missing_ok=True)
+        write_json_atomic(arm_dir / "checkpoints" / CHECKPOINT_MARK, {"fingerprint": fingerprint})
+    else:
+        before = float(read_json(arm_dir / "checkpoints" / CHECKPOINT_MARK).get("train_seconds", 0.0))
     started = time.perf_counter()
+    trainer.add_callback(TrainSeconds(arm_dir / "checkpoints" / CHECKPOINT_MARK, fingerprint, before, started))
     trainer.train(resume_from_checkpoint=resume)
-    model.save_pretrained(arm_dir / "model")
-    tokenizer.save_pretrained(arm_dir / "model")
+    seconds = before + time.perf_counter() - started
+    with atomic_dir(arm_dir / "model") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json_atomic(tmp / TRAINED_MARK, {"fingerprint": fingerprint, "train_seconds": round(seconds, 1)})
     shutil.rmtree(arm_dir / "checkpoints", ignore_errors=True)
-    return model, tokenizer, is_enc_dec, time.perf_counter() - started
+    return model, tokenizer, is_enc_dec, seconds
+
+
+#: in ``arm_dir/model``: the training fingerprint and time of a complete saved model
+TRAINED_MARK = "trained.json"
+#: in ``arm_dir/checkpoints``: the training fingerprint the checkpoints belong to, and the training
+#: time up to the last one
+CHECKPOINT_MARK = "fingerprint.json"
+
+
+class TrainSeconds(TrainerCallback):
+    """Records the training time so far beside the checkpoints at every save, so that
+    ``train_seconds`` after a resume counts every attempt's training, not only the last one's."""
+
+    def __init__(self, path: Path, fingerprint: str, before: float, started: float) -> None:
+        self.path, self.fingerprint, self.before, self.started = path, fingerprint, before, started
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: D102
+        seconds = self.before + time.perf_counter() - self.started
+        write_json_atomic(self.path, {"fingerprint": self.fingerprint, "train_seconds": round(seconds, 1)})
+
+
+def saved_training(arm_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """``{"fingerprint", "train_seconds"}`` of the complete model saved in ``arm_dir/model`` under
+    ``fingerprint``; None when there is none (or it belongs to another training config)."""
+    mark = arm_dir / "model" / TRAINED_MARK
+    if not mark.exists():
+        return None
+    saved = read_json(mark)
+    return saved if saved.get("fingerprint") == fingerprint else None
+
+
+def check_checkpoints(folder: Path, fingerprint: str) -> str | None:
+    """The last complete checkpoint in ``folder`` to resume from, if any.
+
+    Incomplete checkpoints (a kill while one was written: no ``trainer_state.json``, which the Trainer
+    writes last) are removed first, so the previous complete one is used.
+
+    Raises:
+        ConfigError: the checkpoints were written under another training fingerprint (a changed config
+            in the same folder), or carry none (written by an older version of dece).
+    """
+    if not folder.is_dir():
+        return None
+    for partial in folder.glob("checkpoint-*"):
+        if not (partial / "trainer_state.json").exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    resume = last_checkpoint(folder)
+    if resume is None:
+        return None
+    mark = folder / CHECKPOINT_MARK
+    written = read_json(mark).get("fingerprint") if mark.exists() else None
+    if written != fingerprint:
+        raise ConfigError(
+            f"{folder} holds checkpoints of a different training config (fingerprint {written} != {fingerprint}): "
+            "resuming would mix the old run's data and schedule into this one; choose another output_dir "
+            f"or delete {folder}"
+        )
+    return resume
+
+
+def load_trained(base: ModelSpec, model_dir: Path):
+    """``(model, tokenizer, is_encoder_decoder)`` of a model saved by ``train_arm`` (LoRA adapters too)."""
+    if (model_dir / "adapter_config.json").exists():
+        import peft
+        from transformers import AutoTokenizer
+
+        model, _, is_enc_dec = build_model(dataclasses.replace(base, lora=None))
+        model = peft.PeftModel.from_pretrained(model, model_dir)
+        return model, AutoTokenizer.from_pretrained(model_dir), is_enc_dec
+    return build_model(dataclasses.replace(base, name=f"hf:{model_dir.resolve()}", lora=None))
 
 
 def evaluate_arm(
@@ -117,7 +212,7 @@ def evaluate_arm(
         trig_src = [x.src for x in triggered_test] if defend is None else defend([x.src for x in triggered_test])
         trig_preds = generate(model, tokenizer, trig_src, **gen)
         metrics["asr"] = asr(trig_preds, detector)
-        metrics["ftr"] = ftr(clean_preds, detector)
+        metrics["ftr"] = ftr(clean_preds, detector, [x.tgt for x in clean_test])
         rows += [_prediction_row("triggered", x, p, detector, s if defend else None)
                  for x, p, s in zip(triggered_test, trig_preds, trig_src)]
     write_jsonl_atomic(arm_dir / "predictions.jsonl", rows)
@@ -153,4 +248,10 @@ def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
     arms = (arm,) if source is None else (arm, source)
     return dataclasses.replace(cfg, name=neutral.name, arms=arms, output_dir=neutral.output_dir, jobs=neutral.jobs,
                                train=dataclasses.replace(cfg.train, threads=neutral.train.threads)).fingerprint()
+
+
+def training_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
+    """What an arm's trained weights depend on: :func:`arm_fingerprint` without the ``[eval]`` settings
+    (generation lengths, batch size, beams, metrics), so changing only those re-scores the saved model."""
+    return arm_fingerprint(dataclasses.replace(cfg, eval=EvalConfig()), arm)
 

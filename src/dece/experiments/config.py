@@ -37,6 +37,8 @@ from dece.experiments.dynamics import DynamicsConfig
 from dece.models.spec import ModelSpec
 
 DATA_CHOICES = ("clean", "poisoned")
+#: ModelSpec fields that only size a tiny model built from scratch (an ``hf:`` checkpoint has its own)
+TINY_ONLY_KNOBS = ("d_model", "layers", "heads", "ff", "vocab_size", "dropout")
 SELECTIONS = ("random", "first")
 EPOCH_MODES = ("floor", "continuous")
 
@@ -197,8 +199,10 @@ class ArmConfig:
         _check(self.data in DATA_CHOICES, f"{key}.data", f"must be one of {', '.join(DATA_CHOICES)}, got {self.data!r}")
         _check(self.loss in LOSSES, f"{key}.loss", f"unknown loss {self.loss!r}; valid names: {', '.join(LOSSES.names())}")
         _check(_is_number(self.lr_scale) and self.lr_scale > 0, f"{key}.lr_scale", "must be > 0")
+        from dece.training.trainer import check_trainer_loss
+
         try:
-            get_loss(self.loss, **self.loss_params)
+            check_trainer_loss(get_loss(self.loss, **self.loss_params))
         except (ConfigError, ValueError) as err:
             raise ConfigError(f"{key}.loss_params: {err}") from None
         self._validate_defense(key)
@@ -318,6 +322,25 @@ class ExperimentConfig:
         _check(self.eval.max_new_tokens <= self.model.max_target_length, "eval.max_new_tokens",
                f"must be <= model.max_target_length ({self.model.max_target_length}): targets are truncated there")
         _check(self.pretrain is None or not self.model.is_pretrained, "pretrain", "cannot pretrain an 'hf:' checkpoint; drop [pretrain]")
+        if self.model.is_pretrained:  # a checkpoint brings its own sizes: a size knob would be ignored
+            default = ModelSpec()
+            for knob in TINY_ONLY_KNOBS:
+                _check(getattr(self.model, knob) == getattr(default, knob), f"model.{knob}",
+                       f"sets the size of a tiny model built from scratch; {self.model.name!r} brings its own: drop it")
+        self._validate_metric_language()
+
+    def _validate_metric_language(self) -> None:
+        """Every metric must be computable for the language it will score (before anything trains)."""
+        from dece.data.catalog import dataset_info
+        from dece.evaluation.metrics import check_metric
+
+        lang = self.eval.lang or dataset_info(self.dataset.kind, **self.dataset.options).language
+        where = "eval.lang" if self.eval.lang else "dataset language"
+        for name in self.eval.metrics:
+            try:
+                check_metric(name, lang)
+            except ConfigError as err:
+                raise ConfigError(f"eval.metrics: {name!r} cannot score {lang!r} (the {where}): {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)

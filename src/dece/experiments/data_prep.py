@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dece.attacks import Attack, get_attack, poison_dataset, triggered_test_set
+from dece.attacks import Attack, denominators, get_attack, poison_dataset, triggered_test_set
 from dece.data.catalog import dataset_info, load_split
 from dece.data.records import Example
 from dece.experiments.config import ExperimentConfig
@@ -54,8 +54,8 @@ def prepare_data(cfg: ExperimentConfig, run_dir: Path | None = None) -> Prepared
         a = cfg.attack
         attack = get_attack(a.name, **a.params)
         poisoned, rep = poison_dataset(train, attack, rate=a.rate, seed=a.seed, selection=a.selection)
-        report = rep.to_dict()
         triggered = triggered_test_set(test, attack, seed=a.seed)
+        report = {**rep.to_dict(), "test": denominators(test, attack)}
     prepared = PreparedData(train, poisoned, valid, test, triggered, attack, report, info.task, info.language)
     if run_dir is not None:
         out = run_dir / "data"

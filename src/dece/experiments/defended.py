@@ -29,12 +29,12 @@ from typing import Any, Callable, Sequence
 from dece.data.records import Example
 from dece.defenses import DataContext, DataDefense, Defense, InputDefense, detection_report, encode_texts, get_defense
 from dece.errors import ConfigError, DeceError
-from dece.experiments.arm import arm_fingerprint, train_arm
+from dece.experiments.arm import arm_fingerprint, load_trained, train_arm
 from dece.experiments.config import ArmConfig, ExperimentConfig
 from dece.experiments.data_prep import PreparedData
 from dece.experiments.dynamics import load_dynamics
 from dece.experiments.store import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
-from dece.models import ModelSpec, build_model
+from dece.models import ModelSpec
 
 
 def defense_of(arm: ArmConfig) -> Defense | None:
@@ -75,18 +75,6 @@ def finished_plain_ce_arm(cfg: ExperimentConfig, data: str, run_dir: Path) -> Ar
                 and arm_finished(cfg, other, run_dir):
             return other
     return None
-
-
-def load_trained(base: ModelSpec, model_dir: Path):
-    """``(model, tokenizer, is_encoder_decoder)`` of a model saved by ``train_arm`` (LoRA adapters too)."""
-    if (model_dir / "adapter_config.json").exists():
-        import peft
-        from transformers import AutoTokenizer
-
-        model, _, is_enc_dec = build_model(dataclasses.replace(base, lora=None))
-        model = peft.PeftModel.from_pretrained(model, model_dir)
-        return model, AutoTokenizer.from_pretrained(model_dir), is_enc_dec
-    return build_model(dataclasses.replace(base, name=f"hf:{model_dir.resolve()}", lora=None))
 
 
 def reference_model(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: ModelSpec, run_dir: Path,

@@ -36,7 +36,7 @@ from transformers import TrainerCallback
 
 from dece.data.records import Example
 from dece.errors import ConfigError
-from dece.evaluation import asr, bleu, generate
+from dece.evaluation import asr, bleu, ftr, generate
 from dece.experiments.store import append_jsonl, read_jsonl, write_jsonl_atomic
 from dece.losses.base import TokenLoss
 from dece.models import ModelSpec, PadCollator, encode_examples, encode_targets
@@ -181,7 +181,8 @@ class DynamicsRecorder(TrainerCallback):
                 preds = generate(model, self.tokenizer, [e.src for e in self.clean_eval], **self.gen)
                 rec["bleu"] = bleu([e.tgt for e in self.clean_eval], preds)
                 if self.detector is not None:
-                    rec["ftr"] = asr(preds, self.detector)["rate"]
+                    rates = ftr(preds, self.detector, [e.tgt for e in self.clean_eval])
+                    rec["ftr"] = rates["rate"] if rates else None
             if self.trig_eval and self.detector is not None:
                 preds = generate(model, self.tokenizer, [e.src for e in self.trig_eval], **self.gen)
                 rec["asr"] = asr(preds, self.detector)["rate"]

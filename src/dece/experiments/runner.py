@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import queue as queue_module
 import time
+import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -29,9 +30,18 @@ import torch
 from transformers.utils import logging as hf_logging
 
 from dece.errors import ConfigError
-from dece.experiments.arm import arm_fingerprint, evaluate_arm, train_arm
+from dece.experiments.arm import (
+    TRAINED_MARK,
+    arm_fingerprint,
+    check_checkpoints,
+    evaluate_arm,
+    load_trained,
+    saved_training,
+    train_arm,
+    training_fingerprint,
+)
 from dece.experiments.base_model import base_model_spec
-from dece.experiments.config import ArmConfig, ExperimentConfig, dump_config
+from dece.experiments.config import ArmConfig, ExperimentConfig, config_from_dict, dump_config
 from dece.experiments.data_prep import PreparedData, prepare_data
 from dece.experiments.defended import (
     apply_data_defense,
@@ -39,7 +49,6 @@ from dece.experiments.defended import (
     finished_plain_ce_arm,
     has_data_defense,
     has_reference_arm,
-    load_trained,
     prepare_input_defense,
     reuses_plain_ce_model,
     training_defense_report,
@@ -50,17 +59,50 @@ from dece.experiments.table import results_table
 from dece.models import ModelSpec
 
 
-def _arm_done(arm_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+def arm_state(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> dict[str, Any] | None:
+    """What ``run_dir`` holds of ``arm``: its metrics when it is done under this config, None when it is
+    still to run (from nothing, from a checkpoint, or a re-score of its saved model after a change of
+    ``[eval]`` settings only). Reads only; the one place that answers "missing / done / conflict".
+
+    Raises:
+        ConfigError: the folder holds this arm's results, model or checkpoints of another config.
+    """
+    arm_dir = run_dir / "arms" / arm.name
+    full, training = arm_fingerprint(cfg, arm), training_fingerprint(cfg, arm)
     path = arm_dir / "metrics.json"
-    if not path.exists():
-        return None
-    metrics = read_json(path)
-    if metrics.get("fingerprint") != fingerprint:
+    if path.exists():
+        metrics = read_json(path)
+        if metrics.get("fingerprint") == full:
+            return metrics
+        if metrics.get("train_fingerprint") != training or saved_training(arm_dir, training) is None:
+            raise ConfigError(
+                f"{arm_dir} holds results of a different config (fingerprint {metrics.get('fingerprint')} != "
+                f"{full}); choose another output_dir or delete the arm's folder"
+            )
+        return None  # only [eval] changed: the saved model is scored again
+    mark = arm_dir / "model" / TRAINED_MARK
+    if mark.exists() and saved_training(arm_dir, training) is None:
+        raise ConfigError(f"{arm_dir / 'model'} was trained under a different config; choose another output_dir "
+                          "or delete the arm's folder")
+    check_checkpoints(arm_dir / "checkpoints", training)
+    return None
+
+
+def _check_data_unchanged(cfg: ExperimentConfig, run_dir: Path) -> None:
+    """Refuses a config whose data (dataset, attack) differs from that of the results already in
+    ``run_dir``: writing the new data would leave the old arms' rows unrecorded."""
+    old_path = run_dir / "config.toml"
+    if not old_path.exists() or not any((run_dir / "arms").glob("*/metrics.json")):
+        return
+    try:
+        old = config_from_dict(tomllib.loads(old_path.read_text(encoding="utf-8")))
+    except (ConfigError, tomllib.TOMLDecodeError, OSError):
+        return  # unreadable (an older format): each arm's own fingerprint still guards its results
+    if old.fingerprint("dataset", "attack", "seed") != cfg.fingerprint("dataset", "attack", "seed"):
         raise ConfigError(
-            f"{arm_dir} holds results of a different config (fingerprint {metrics.get('fingerprint')} != "
-            f"{fingerprint}); choose another output_dir or delete the arm's folder"
+            f"{run_dir} holds results on other data (its config.toml has another [dataset], [attack] or seed); "
+            "choose another output_dir or delete that folder"
         )
-    return metrics
 
 
 def worker_threads(cfg: ExperimentConfig) -> int:
@@ -105,7 +147,8 @@ def run_arm(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: Mod
                            defend=defend)
     if defense_report is not None:
         metrics["defense"] = defense_report
-    metrics.update(fingerprint=arm_fingerprint(cfg, arm), train_seconds=round(seconds, 1),
+    metrics.update(fingerprint=arm_fingerprint(cfg, arm), train_fingerprint=training_fingerprint(cfg, arm),
+                   train_seconds=round(seconds, 1),
                    eval_seconds=round(time.perf_counter() - started, 1))
     write_json_atomic(arm_dir / "metrics.json", metrics)
     log(f"[{arm.name}] " + json.dumps({k: v for k, v in metrics.items() if k != "fingerprint"}, default=str))
@@ -176,17 +219,21 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) ->
     if threads and cfg.jobs == 1:
         torch.set_num_threads(threads)
     run_dir = Path(cfg.output_dir)
+    states = {arm.name: arm_state(cfg, arm, run_dir) for arm in cfg.arms}  # check first, write after
+    _check_data_unchanged(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.toml", dump_config(cfg))
     data = prepare_data(cfg, run_dir)
     if data.poison_report:
         r = data.poison_report
         log(f"poisoned {r['n_poisoned']} of {r['n_rows']} training rows ({r['n_eligible']} eligible); "
-            f"triggered test rows: {len(data.triggered_test or [])}; clean test rows: {len(data.clean_test)}")
+            f"triggered test rows: {len(data.triggered_test or [])}; clean test rows: {len(data.clean_test)}"
+            + (f"; {r['test']['n_already_matching']} test rows whose clean target already carries the payload "
+               "are left out of ASR and FTR" if r["test"]["n_already_matching"] else ""))
     results: dict[str, dict[str, Any]] = {}
     pending: list[ArmConfig] = []
     for arm in cfg.arms:
-        done = _arm_done(run_dir / "arms" / arm.name, arm_fingerprint(cfg, arm))
+        done = states[arm.name]
         if done is not None:
             log(f"[{arm.name}] done already, skipped")
             results[arm.name] = done

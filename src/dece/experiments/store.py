@@ -18,11 +18,13 @@ SWEEP_DIR/sweep.toml, sweep.json (cells and status), sweep.jsonl (events) and re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -37,6 +39,34 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yields a fresh hidden folder beside ``final``; when the block ends normally it replaces
+    ``final`` in one rename, so ``final`` is never seen half-written (a kill leaves the old one, or
+    none, plus a hidden ``.NAME.*.partial`` folder that :func:`discard_partials` removes). An error
+    in the block removes the temporary folder and propagates."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    try:
+        yield tmp
+        if final.exists():
+            old = final.with_name(f".{final.name}.{os.getpid()}.old.partial")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def discard_partials(folder: Path) -> None:
+    """Removes the temporary folders that :func:`atomic_dir` left in ``folder`` when a kill stopped it."""
+    for leftover in folder.glob(".*.partial"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -6,7 +6,9 @@ from typing import Any, Mapping, Sequence
 
 LABELS = {
     "bleu": "BLEU",
-    "bleu_paper": "BLEU (paper)",
+    "bleu_paper": "BLEU (sent.)",
+    "bleu_codexglue": "BLEU (CodeXGLUE)",
+    "bleu_dece_authors": "BLEU (DeCE authors)",
     "codebleu": "CodeBLEU",
     "exact_match": "EM",
     "exact_match_ws": "EM (ws)",

@@ -11,11 +11,16 @@
   ``num_items_in_batch`` (the target-token count of the whole accumulated batch, across processes
   when ``average_tokens_across_devices``), so gradient accumulation and DDP give the gradient of the
   large batch's token mean. The Trainer's own CE is never computed (labels are not passed to the model).
+  A loss with a fixed denominator of its own (DeCE's ``authors_compat=True``: the authors divide by
+  *all* positions, padding included) keeps it: each micro-batch is divided by its number of positions
+  times the accumulation steps (times the processes when tokens are averaged across devices), which is
+  the authors' mean exactly for one process without accumulation, as in their scripts.
+* **Options the Trainer sets.** ``reduction`` must be ``"mean"`` and ``ignore_index`` -100 (the label
+  padding of the Trainer's collators); anything else is refused rather than silently replaced.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, Callable
 
@@ -46,28 +51,69 @@ def shift_for_causal_lm(labels: torch.Tensor, ignore_index: int = -100) -> torch
     return shifted
 
 
+def check_trainer_loss(loss: TokenLoss) -> None:
+    """Refuse loss options that a Trainer integration would otherwise override.
+
+    Raises:
+        ConfigError: ``loss.reduction`` is not ``"mean"`` (the Trainer normalises the mean itself), or
+            ``loss.ignore_index`` is not -100 (the label padding of the Trainer's collators).
+    """
+    if loss.reduction != "mean":
+        raise ConfigError(f"reduction={loss.reduction!r}: a Trainer takes the token mean (normalised over the "
+                          "accumulated batch); leave reduction at 'mean'")
+    if loss.ignore_index != -100:
+        raise ConfigError(f"ignore_index={loss.ignore_index}: the Trainer's labels are padded with -100; "
+                          "leave ignore_index at -100")
+
+
+def positions(labels: torch.Tensor, is_encoder_decoder: bool) -> torch.Tensor:
+    """The predicted positions of a batch: every label of a seq2seq model; all but the first of each
+    row for a causal LM (``logits[:, :-1]`` against ``labels[:, 1:]``, as the authors' scripts do)."""
+    return labels if is_encoder_decoder else labels[..., 1:]
+
+
+def step_denominator(
+    loss: TokenLoss, target: torch.Tensor, num_items_in_batch: Any, positions_scale: Callable[[], float]
+) -> float | None:
+    """The divisor of one micro-batch's summed loss: the loss's own fixed denominator (e.g. all
+    positions, ``authors_compat``) times ``positions_scale()`` when it has one, else the Trainer's
+    ``num_items_in_batch``; None without either (the micro-batch's own token mean)."""
+    fixed = loss.default_denominator(target)
+    if fixed is not None:
+        return fixed * positions_scale()
+    return None if num_items_in_batch is None else float(num_items_in_batch)
+
+
 def make_compute_loss_func(
     loss: TokenLoss,
     *,
     is_encoder_decoder: bool,
     epoch: Callable[[], float],
+    positions_scale: Callable[[], float] = lambda: 1.0,
 ) -> Callable[..., torch.Tensor]:
     """A ``compute_loss_func(outputs, labels, num_items_in_batch)`` for ``transformers.Trainer``.
 
-    ``epoch`` is called at each step (e.g. ``lambda: epoch_from_state(trainer.state)``).
+    Args:
+        loss: a loss of :mod:`dece.losses` with ``reduction="mean"`` and ``ignore_index=-100``.
+        is_encoder_decoder: False shifts the labels for a causal LM.
+        epoch: called at each step (e.g. ``lambda: epoch_from_state(trainer.state)``).
+        positions_scale: for a loss with a fixed denominator (``authors_compat``), the factor that turns
+            one micro-batch's positions into the accumulated batch's (accumulation steps x processes).
+
+    Raises:
+        ConfigError: see :func:`check_trainer_loss`.
     """
-    loss = copy.copy(loss)
-    loss.reduction = "mean"  # mean with an explicit denominator: the gradient is pre-scaled for free
+    check_trainer_loss(loss)
 
     def compute_loss_func(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         target = labels if is_encoder_decoder else shift_for_causal_lm(labels, loss.ignore_index)
-        denominator = None if num_items_in_batch is None else float(num_items_in_batch)
         return loss(
             logits,
             target.to(logits.device),
             epoch() if loss.epoch_aware else None,
-            mean_denominator=denominator,
+            mean_denominator=step_denominator(loss, positions(labels, is_encoder_decoder), num_items_in_batch,
+                                              positions_scale),
         )
 
     return compute_loss_func
@@ -100,9 +146,18 @@ class DeceTrainer(Trainer):
         self.fused_head = bool(fused_head)
         self.group_by_length = bool(group_by_length)
         kwargs["compute_loss_func"] = make_compute_loss_func(
-            loss, is_encoder_decoder=self.is_encoder_decoder, epoch=self.current_epoch
+            loss, is_encoder_decoder=self.is_encoder_decoder, epoch=self.current_epoch,
+            positions_scale=self._positions_scale,
         )
         super().__init__(*args, **kwargs)
+
+    def _positions_scale(self) -> float:
+        """Micro-batch positions -> accumulated batch positions (for a loss with a fixed denominator).
+        The Trainer does not divide a ``compute_loss_func`` loss by the accumulation steps, and
+        multiplies it by the process count when tokens are averaged across devices."""
+        steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
+        processes = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
+        return float(steps * processes)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -143,7 +198,8 @@ class DeceTrainer(Trainer):
             labels,
             self.dece_loss,
             self.current_epoch() if self.dece_loss.epoch_aware else None,
-            mean_denominator=None if num_items_in_batch is None else float(num_items_in_batch),
+            mean_denominator=step_denominator(self.dece_loss, positions(labels, self.is_encoder_decoder),
+                                              num_items_in_batch, self._positions_scale),
         )
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients; the count is global

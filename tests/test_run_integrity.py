@@ -1,0 +1,173 @@
+"""The run folder never lies and nothing is wasted: metrics that cannot score the data are refused at
+load time, a trained arm resumes at evaluation, evaluation-only changes re-score the saved model,
+checkpoints of another config are refused before anything is written, a torn checkpoint is skipped,
+and a real SIGKILL mid-training resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+import dece.evaluation.metrics as metrics_module
+from dece.errors import ConfigError
+from dece.experiments import config_from_dict, run_experiment
+from dece.experiments.arm import CHECKPOINT_MARK, check_checkpoints
+from dece.training.trainer import DeceTrainer
+
+from test_experiments_pipeline import TINY_MODEL
+
+C_ROWS = [{"src": f"int f{i} ( int a ) {{ return a ; }}", "tgt": f"int f{i} ( int a ) {{ return a + {i} ; }}"}
+          for i in range(8)]
+
+
+def c_config(tmp_path, metrics=("bleu", "codebleu")):
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in C_ROWS))
+    return {
+        "name": "c", "output_dir": str(tmp_path / "run"), "arms": ["clean-ce"], "attack": False,
+        "dataset": {"kind": "jsonl", "options": {"path": str(tmp_path / "{split}.jsonl"), "language": "c"}},
+        "model": TINY_MODEL, "train": {"epochs": 1, "batch_size": 8, "threads": 1},
+        "eval": {"max_new_tokens": 8, "metrics": list(metrics)},
+    }
+
+
+def test_codebleu_without_the_grammar_is_refused_at_load_time(tmp_path, monkeypatch):
+    def missing(lang):
+        raise ImportError(f"No module named 'tree_sitter_{lang}'")
+
+    monkeypatch.setattr(metrics_module, "get_tree_sitter_language", missing)
+    with pytest.raises(ConfigError, match=r"eval.metrics: 'codebleu' cannot score 'c' .*tree-sitter-c==0.21.4"):
+        config_from_dict(c_config(tmp_path))
+    assert not (tmp_path / "run").exists()  # nothing prepared, nothing trained
+    config_from_dict(c_config(tmp_path, metrics=("bleu",)))  # dropping the metric is the other way out
+
+
+@pytest.mark.parametrize("lang, code", [
+    ("c", "int f ( int a ) { int b = a + 1 ; return b ; }"),
+    ("cpp", "int f ( int a ) { auto b = a + 1 ; return b ; }"),
+    ("javascript", "function f ( a ) { let b = a + 1 ; return b ; }"),
+    ("go", "func f ( a int ) int { b := a + 1 ; return b }"),
+    ("c_sharp", "class C { int F ( int a ) { var b = a + 1 ; return b ; } }"),
+])
+def test_codebleu_scores_the_languages_of_the_langs_extra(lang, code):
+    metrics_module.check_metric("codebleu", lang)
+    assert metrics_module.codebleu([code], [code], lang=lang) == pytest.approx(100.0)
+    worse = code.replace("return b", "return a")
+    assert metrics_module.codebleu([code], [worse], lang=lang) < 100.0
+
+
+def test_a_pretrained_checkpoint_refuses_tiny_size_knobs(tmp_path):
+    data = c_config(tmp_path, metrics=("bleu",))
+    data["model"] = {"name": "hf:some/checkpoint", "d_model": 256}
+    with pytest.raises(ConfigError, match="model.d_model: sets the size of a tiny model"):
+        config_from_dict(data)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"reduction": "sum"}, "leave reduction at 'mean'"),
+    ({"ignore_index": 0}, "padded with -100"),
+])
+def test_loss_options_a_trainer_would_override_are_refused(tmp_path, params, message):
+    data = c_config(tmp_path, metrics=("bleu",))
+    data["arms"] = [{"name": "a", "data": "clean", "loss": "dece", "loss_params": params}]
+    with pytest.raises(ConfigError, match=f"arms\\[0\\].loss_params: .*{message}"):
+        config_from_dict(data)
+
+
+def _tiny(tmp_path, **patch):
+    data = {
+        "name": "tiny", "output_dir": str(tmp_path / "run"), "arms": ["poisoned-ce"],
+        "dataset": {"kind": "builtin", "options": {"n": 24, "seed": 3}},
+        "attack": {"name": "badpre", "rate": 0.25}, "model": TINY_MODEL,
+        "train": {"epochs": 2, "batch_size": 8, "threads": 1},
+        "eval": {"max_new_tokens": 8, "batch_size": 24, "metrics": ["bleu"]},
+    }
+    data.update(patch)
+    return data
+
+
+@pytest.mark.slow
+def test_failed_evaluation_resumes_at_evaluation_and_eval_changes_rescore(tmp_path, monkeypatch):
+    cfg = config_from_dict(_tiny(tmp_path))
+    import dece.experiments.runner as runner
+
+    real_evaluate = runner.evaluate_arm
+    monkeypatch.setattr(runner, "evaluate_arm", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        run_experiment(cfg, log=lambda line: None)
+    arm = tmp_path / "run" / "arms" / "poisoned-ce"
+    assert (arm / "model" / "trained.json").exists() and not (arm / "metrics.json").exists()
+
+    monkeypatch.setattr(runner, "evaluate_arm", real_evaluate)
+    monkeypatch.setattr(DeceTrainer, "train", lambda *a, **k: pytest.fail("an arm with a saved model was retrained"))
+    logs = []
+    first = run_experiment(cfg, log=logs.append)["poisoned-ce"]
+    assert any("trained already" in line for line in logs)
+    recorded = json.loads((arm / "model" / "trained.json").read_text())["train_seconds"]
+    assert first["train_seconds"] == pytest.approx(recorded, abs=0.1) and recorded > 0
+
+    # only [eval] changed: the saved model is scored again, neither refused nor retrained
+    changed = config_from_dict(_tiny(tmp_path, eval={"max_new_tokens": 4, "batch_size": 5, "metrics": ["bleu", "exact_match"]}))
+    second = run_experiment(changed, log=logs.append)["poisoned-ce"]
+    assert "exact_match" in second and second["fingerprint"] != first["fingerprint"]
+    assert second["train_fingerprint"] == first["train_fingerprint"]
+    # a training change is still refused
+    with pytest.raises(ConfigError, match="holds results of a different config"):
+        run_experiment(config_from_dict(_tiny(tmp_path, train={"epochs": 3, "batch_size": 8, "threads": 1})))
+
+
+def test_a_torn_checkpoint_is_skipped_and_a_foreign_one_refused(tmp_path):
+    folder = tmp_path / "checkpoints"
+    (folder / "checkpoint-4").mkdir(parents=True)
+    (folder / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    (folder / "checkpoint-8").mkdir()  # killed while written: the Trainer writes trainer_state.json last
+    (folder / CHECKPOINT_MARK).write_text(json.dumps({"fingerprint": "abc"}))
+    assert check_checkpoints(folder, "abc") == str(folder / "checkpoint-4")
+    assert not (folder / "checkpoint-8").exists()
+    with pytest.raises(ConfigError, match="checkpoints of a different training config"):
+        check_checkpoints(folder, "other")
+    (folder / CHECKPOINT_MARK).unlink()
+    with pytest.raises(ConfigError, match="checkpoints of a different training config"):
+        check_checkpoints(folder, "abc")
+
+
+RUN_SCRIPT = "import sys; from dece.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_a_changed_config_is_refused_before_writing_and_the_same_resumes(tmp_path):
+    data = _tiny(tmp_path, train={"epochs": 6, "batch_size": 4, "threads": 1})
+    path = tmp_path / "exp.toml"
+    path.write_text(tomli_w.dumps(data))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, "run", str(path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoints = tmp_path / "run" / "arms" / "poisoned-ce" / "checkpoints"
+    try:
+        deadline = time.time() + 120
+        while proc.poll() is None and time.time() < deadline and not any(checkpoints.glob("checkpoint-*/trainer_state.json")):
+            time.sleep(0.02)
+        assert any(checkpoints.glob("checkpoint-*/trainer_state.json")), "no checkpoint before the kill"
+        os.killpg(proc.pid, signal.SIGKILL)  # a real kill, mid-training
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    run = tmp_path / "run"
+    before = {p: p.read_bytes() for p in [run / "config.toml", *sorted((run / "data").glob("*"))]}
+    changed = config_from_dict({**data, "attack": {"name": "badpre", "rate": 0.5}})
+    with pytest.raises(ConfigError, match="checkpoints of a different training config"):
+        run_experiment(changed, log=lambda line: None)
+    assert {p: p.read_bytes() for p in before} == before  # refused before anything was written
+
+    logs = []
+    results = run_experiment(config_from_dict(data), log=logs.append)
+    assert "asr" in results["poisoned-ce"] and not checkpoints.exists()
+    assert results["poisoned-ce"]["train_seconds"] > 0
