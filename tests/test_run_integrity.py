@@ -171,3 +171,116 @@ def test_sigkill_mid_training_then_a_changed_config_is_refused_before_writing_an
     results = run_experiment(config_from_dict(data), log=logs.append)
     assert "asr" in results["poisoned-ce"] and not checkpoints.exists()
     assert results["poisoned-ce"]["train_seconds"] > 0
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    from dece.experiments.store import RunLockedError, run_lock
+
+    cfg = config_from_dict(_tiny(tmp_path))
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(RunLockedError, match=f"in use by another dece process \\(pid {os.getpid()}\\)"):
+            run_experiment(cfg, log=lambda line: None)
+    assert not (tmp_path / "run" / "config.toml").exists()  # refused before writing
+
+
+def _children(pid: int) -> set[int]:
+    kids = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            kids.add(int(status.parent.name))
+    return kids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_workers_die_with_their_parent(tmp_path):
+    data = _tiny(tmp_path, arms=["clean-ce", "poisoned-ce"], jobs=2, train={"epochs": 50, "batch_size": 4, "threads": 1})
+    path = tmp_path / "exp.toml"
+    path.write_text(tomli_w.dumps(data))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, "run", str(path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        arms = tmp_path / "run" / "arms"
+        while time.time() < deadline and len(list(arms.glob("*/train_log.jsonl"))) < 2 and proc.poll() is None:
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert len(list(arms.glob("*/train_log.jsonl"))) == 2 and workers, "both workers should be training"
+        os.kill(proc.pid, signal.SIGKILL)  # the parent alone, as the OOM killer would
+        proc.wait()
+        deadline = time.time() + 20
+        while time.time() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+            time.sleep(0.1)
+        alive = [w for w in workers if Path(f"/proc/{w}/status").exists()
+                 and "State:\tZ" not in Path(f"/proc/{w}/status").read_text()]
+        assert not alive, f"workers outlived their parent: {alive}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for w in _children(proc.pid):
+            os.kill(w, signal.SIGKILL)
+
+
+def test_expected_failures_exit_2_with_one_line(tmp_path, capsys):
+    from dece.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    path = tmp_path / "exp.toml"
+    path.write_text(tomli_w.dumps(_tiny(tmp_path, output_dir=str(blocker / "run"))))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dece run: error:") and "a-file" in err and "Traceback" not in err and err.count("\n") == 1
+
+    # dece poison checks every output before writing the first
+    src = tmp_path / "in.csv"
+    src.write_text('src,tgt\nSelect all rows of t,"def f ( conn ) :\n\t return conn . execute ( "" select * from t "" )"\n')
+    out = tmp_path / "out.csv"
+    assert main(["poison", "--attack", "badpre", "--rate", "1", "--input", str(src), "--output", str(out),
+                 "--report", str(blocker / "report.json")]) == 2
+    assert "--report:" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("patch, error", [
+    ({"dataset": {"kind": "csv", "options": {"path": "data.csv"}}}, "dataset.options.path: 'data.csv' has no '{split}'"),
+    ({"dataset": {"kind": "builtin", "valid_from_train": -1}}, "dataset.valid_from_train: must be an integer >= 0"),
+])
+def test_leaking_split_configs_are_refused(tmp_path, patch, error):
+    with pytest.raises(ConfigError, match=error.replace("{", "\\{").replace("}", "\\}")):
+        config_from_dict(_tiny(tmp_path, **patch))
+
+
+def _csv_splits(tmp_path, train, test, valid=True):
+    from dece.data.io import write_csv
+    from dece.data.records import Example
+
+    for split, rows in (("train", train), ("test", test), *((("valid", train[:2]),) if valid else ())):
+        write_csv([Example(s, t, {}) for s, t in rows], tmp_path / f"{split}.csv")
+    if not valid:
+        (tmp_path / "valid.csv").unlink(missing_ok=True)
+    return {"kind": "csv", "options": {"path": str(tmp_path / "{split}.csv")}}
+
+
+def test_test_rows_that_are_training_rows_are_refused_and_a_missing_valid_split_has_choices(tmp_path):
+    from dece.errors import DataError
+    from dece.experiments.data_prep import prepare_data
+
+    rows = [(f"Select all rows of t{i}", f'def f ( conn ) :\n\t return conn . execute ( " select * from t{i} " )') for i in range(20)]
+    cfg = config_from_dict(_tiny(tmp_path, dataset=_csv_splits(tmp_path, rows[:15], rows[:5] + rows[15:])))
+    with pytest.raises(DataError, match="5 of 10 test rows are also training rows"):
+        prepare_data(cfg)
+    leak_free = _csv_splits(tmp_path, rows[:15], rows[15:], valid=False)
+    with pytest.raises(DataError, match="valid_from_train = N"):
+        prepare_data(config_from_dict(_tiny(tmp_path, dataset=leak_free)))
+    data = prepare_data(config_from_dict(_tiny(tmp_path, dataset={**leak_free, "valid_from_train": 3})))
+    assert len(data.valid) == 3 and len(data.clean_train) == 12
+    assert not {e.src for e in data.valid} & {e.src for e in data.clean_train}
+    (tmp_path / "test.csv").write_text("src,tgt\n")
+    with pytest.raises(DataError, match="'test' split has no rows"):
+        prepare_data(config_from_dict(_tiny(tmp_path, dataset={**leak_free, "valid_from_train": 3})))

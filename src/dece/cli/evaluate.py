@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from dece.cli.common import check_writable_dir
 from dece.cli.demo import default_config_path
 from dece.cli.run import add_config_arguments, overrides
 from dece.errors import ConfigError
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     params = dict((".".join(k), v) for k, v in map(parse_override, args.defense_param))
     defense = input_defense_arm(args.defense, params) if args.defense else None
     out = default_output_dir(cfg, args.model)
+    check_writable_dir(out, "--output-dir")
     metrics = evaluate_model(cfg, args.model, out, defense=defense)
     print(json.dumps(metrics, indent=1, default=str))
     print(f"results: {out}")

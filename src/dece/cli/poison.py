@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from dece.attacks import SELECTIONS, denominators, get_attack, poison_dataset, triggered_test_set
+from dece.cli.common import check_writable
 from dece.data.io import FORMATS, resolve_format
 from dece.data.io.common import atomic_write
 from dece.data.records import Example
@@ -72,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     attack = get_attack(args.attack, **parse_params(args.param))
     if not 0.0 <= args.rate <= 1.0:  # before reading a possibly large input
         raise ConfigError(f"--rate: must lie in [0, 1], got {args.rate}")
+    check_writable(args.output, "--output")  # every output before the first is written
+    check_writable(args.triggered_test or [], "--triggered-test")
+    check_writable([args.report] if args.report else [], "--report")
     rows = _read(args.input, args)
     poisoned, report = poison_dataset(rows, attack, args.rate, args.seed, args.selection)
     _write(poisoned, args.output, args)

@@ -1,4 +1,4 @@
-"""`dece report RUN_DIR [--out DIR]`: Markdown tables in the paper's layout (rows = arms, columns =
+"""`dece report RUN_DIR [--output-dir DIR]`: Markdown tables in the paper's layout (rows = arms, columns =
 attack x BLEU/CodeBLEU/ASR), learning-dynamics plots (PNG) and one self-contained HTML page, for a run
 folder (`dece run`) or a sweep folder (`dece sweep`). Written to RUN_DIR/report/ by default."""
 
@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import argparse
 
+from pathlib import Path
+
+from dece.cli.common import check_writable_dir
 from dece.reporting import build_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="tables, plots and an HTML page of a run or sweep", description=__doc__)
     p.add_argument("run_dir", help="a run or sweep folder")
-    p.add_argument("--out", help="output folder (default: RUN_DIR/report)")
+    p.add_argument("--output-dir", "--out", dest="out", help="output folder (default: RUN_DIR/report)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable_dir(args.out or Path(args.run_dir) / "report", "--output-dir")
     paths = build_report(args.run_dir, args.out, plots=not args.no_plots)
     n = sum(len(v) for v in paths["plots"].values())
     print(f"report of {paths['runs']} run(s): {paths['markdown']}, {paths['html']} ({n} plots)")

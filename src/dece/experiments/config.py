@@ -59,7 +59,15 @@ def _is_number(v: Any) -> bool:
 @dataclass(frozen=True)
 class DatasetConfig:
     """``kind``: a name of :data:`dece.data.catalog` (``builtin``, ``lyra``, ``bugs2fix_small``, ``csv``...);
-    ``options`` are passed to its loader. ``max_*_rows`` cap the splits (the first rows are kept)."""
+    ``options`` are passed to its loader. ``max_*_rows`` cap the splits (the first rows are kept).
+
+    The valid split is never trained on: it gives the clean validation loss that DeCE-auto watches and
+    that the dynamics record. A dataset without one either carves ``valid_from_train`` rows out of the
+    training split (seeded by the experiment's seed, before poisoning) or names its test split as
+    ``valid_split`` (the validation loss is then measured on test rows: allowed, and said in the log).
+    ``max_test_overlap``: the largest share of test rows whose (source, target) pair also appears in
+    the training split; above it the run is refused (a leaking split). Counts go to
+    ``RUN_DIR/data/data_report.json``."""
 
     kind: str = "builtin"
     options: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +77,8 @@ class DatasetConfig:
     max_train_rows: int | None = None
     max_valid_rows: int | None = None
     max_test_rows: int | None = None
+    valid_from_train: int = 0
+    max_test_overlap: float = 0.01
 
     def validate(self, key: str) -> None:
         from dece.data.catalog import DATASETS
@@ -77,6 +87,16 @@ class DatasetConfig:
         for name in ("max_train_rows", "max_valid_rows", "max_test_rows"):
             v = getattr(self, name)
             _check(v is None or (_is_int(v) and v > 0), f"{key}.{name}", f"must be a positive integer, got {v!r}")
+        _check(_is_int(self.valid_from_train) and self.valid_from_train >= 0, f"{key}.valid_from_train",
+               f"must be an integer >= 0, got {self.valid_from_train!r}")
+        _check(_is_number(self.max_test_overlap) and 0 <= self.max_test_overlap <= 1, f"{key}.max_test_overlap",
+               f"must be a number in [0, 1], got {self.max_test_overlap!r}")
+        if DATASETS.get(self.kind).files:  # one file for every split would train on the test rows
+            for option in ("path", "src_path", "tgt_path"):
+                path = self.options.get(option)
+                _check(not isinstance(path, str) or "{split}" in path, f"{key}.options.{option}",
+                       f"{path!r} has no '{{split}}': train, valid and test would all read that one file; "
+                       "name the files per split (e.g. data/{split}.csv)")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ are written to ``RUN_DIR/data/`` so any reported number can be traced back to ro
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from dece.attacks import Attack, denominators, get_attack, poison_dataset, triggered_test_set
 from dece.data.catalog import dataset_info, load_split
 from dece.data.records import Example
+from dece.errors import ConfigError, DataError
 from dece.experiments.config import ExperimentConfig
 from dece.experiments.store import write_json_atomic, write_jsonl_atomic
 
@@ -42,13 +44,54 @@ def _load(cfg: ExperimentConfig, split: str, cap: int | None) -> list[Example]:
     return rows[:cap] if cap is not None else rows
 
 
+def _valid_split(cfg: ExperimentConfig, train: list[Example]) -> tuple[list[Example], list[Example]]:
+    """``(train, valid)``: ``valid_from_train`` rows carved out of ``train`` (seeded), or the valid split."""
+    d = cfg.dataset
+    if d.valid_from_train:
+        if d.valid_from_train >= len(train):
+            raise ConfigError(f"dataset.valid_from_train: {d.valid_from_train} rows asked of a training split of "
+                              f"{len(train)}")
+        chosen = set(random.Random(cfg.seed).sample(range(len(train)), d.valid_from_train))
+        return [e for i, e in enumerate(train) if i not in chosen], [e for i, e in enumerate(train) if i in chosen]
+    try:
+        return train, _load(cfg, d.valid_split, d.max_valid_rows)
+    except (DataError, ConfigError, OSError) as err:
+        raise DataError(
+            f"{err}; the valid split only gives the clean validation loss (DeCE-auto, dynamics): without one, set "
+            "[dataset] valid_from_train = N to carve N rows from train, or valid_split = the test split's name"
+        ) from None
+
+
+def overlap_report(train: list[Example], test: list[Example]) -> dict[str, int]:
+    """Exact duplicates between the training and test splits: ``pairs`` (same source and target) and
+    ``sources`` (same source), counted over the test rows."""
+    pairs, sources = {(e.src, e.tgt) for e in train}, {e.src for e in train}
+    return {"test_rows": len(test), "pairs": sum((e.src, e.tgt) in pairs for e in test),
+            "sources": sum(e.src in sources for e in test)}
+
+
 def prepare_data(cfg: ExperimentConfig, run_dir: Path | None = None) -> PreparedData:
-    """Loads and poisons the data of ``cfg``; with ``run_dir``, writes it under ``run_dir/data``."""
+    """Loads and poisons the data of ``cfg``; with ``run_dir``, writes it under ``run_dir/data``.
+
+    Raises:
+        DataError: an empty split (names it), a missing valid split (says what to do), or test rows that
+            are training rows above ``dataset.max_test_overlap``.
+    """
     d = cfg.dataset
     info = dataset_info(d.kind, **d.options)
     train = _load(cfg, d.train_split, d.max_train_rows)
-    valid = _load(cfg, d.valid_split, d.max_valid_rows)
     test = _load(cfg, d.test_split, d.max_test_rows)
+    for split, rows in ((d.train_split, train), (d.test_split, test)):
+        if not rows:
+            raise DataError(f"dataset {d.kind!r}: the {split!r} split has no rows ({d.options or 'no options'})")
+    train, valid = _valid_split(cfg, train)
+    overlap = overlap_report(train, test)
+    if overlap["pairs"] > d.max_test_overlap * len(test):
+        raise DataError(
+            f"dataset {d.kind!r}: {overlap['pairs']} of {len(test)} test rows are also training rows (same source and "
+            f"target), above dataset.max_test_overlap = {d.max_test_overlap}: the test split leaks; fix the files or "
+            "raise max_test_overlap"
+        )
     attack = poisoned = triggered = report = None
     if cfg.attack is not None:
         a = cfg.attack
@@ -59,6 +102,8 @@ def prepare_data(cfg: ExperimentConfig, run_dir: Path | None = None) -> Prepared
     prepared = PreparedData(train, poisoned, valid, test, triggered, attack, report, info.task, info.language)
     if run_dir is not None:
         out = run_dir / "data"
+        write_json_atomic(out / "data_report.json", {"train_rows": len(train), "valid_rows": len(valid),
+                                                     "test_overlap_with_train": overlap})
         write_jsonl_atomic(out / "train.clean.jsonl", [e.to_dict() for e in train])
         write_jsonl_atomic(out / "test.clean.jsonl", [e.to_dict() for e in test])
         if poisoned is not None:

@@ -14,13 +14,15 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from dece.errors import ConfigError
-from dece.experiments.arm import evaluate_arm
+from dece.experiments.arm import evaluate_arm, load_trained
 from dece.experiments.base_model import base_model_spec
 from dece.defenses.base import InputDefense
 from dece.experiments.config import ArmConfig, ExperimentConfig, dump_config
 from dece.experiments.data_prep import prepare_data
-from dece.experiments.defended import defense_of, load_trained, prepare_input_defense
+from dece.experiments.defended import defense_of, prepare_input_defense
 from dece.experiments.store import write_json_atomic, write_text_atomic
 from dece.models import build_model
 
@@ -62,6 +64,8 @@ def evaluate_model(cfg: ExperimentConfig, model: str, out_dir: Path | None = Non
     writes ``metrics.json``, ``predictions.jsonl`` and the resolved ``config.toml`` into ``out_dir``
     (default :func:`default_output_dir`) and returns the metrics."""
     out_dir = Path(out_dir) if out_dir is not None else default_output_dir(cfg, model)
+    if cfg.train.threads:  # as an arm is run: a tiny model on a busy machine is fastest on one thread
+        torch.set_num_threads(cfg.train.threads)
     data = prepare_data(cfg)
     net, tokenizer, is_enc_dec = load_model(cfg, model, data, out_dir, log)
     defend, report = prepare_input_defense(defense, data, log) if defense is not None else (None, None)

@@ -16,10 +16,14 @@ log lines come back to the caller's ``log`` (a sweep's tagged log, a test's list
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import multiprocessing
 import os
 import queue as queue_module
+import signal
+import threading
 import time
 import tomllib
 from concurrent.futures import ProcessPoolExecutor
@@ -54,7 +58,7 @@ from dece.experiments.defended import (
     training_defense_report,
 )
 from dece.experiments.dynamics import epoch_callbacks
-from dece.experiments.store import read_json, write_json_atomic, write_text_atomic
+from dece.experiments.store import read_json, run_lock, write_json_atomic, write_text_atomic
 from dece.experiments.table import results_table
 from dece.models import ModelSpec
 
@@ -158,8 +162,30 @@ def run_arm(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: Mod
 _LOG_QUEUE: Any = None  # in a worker process: where its log lines go (the parent passes them to its ``log``)
 
 
+def die_with_parent() -> None:
+    """Makes the calling (worker) process receive SIGKILL when its parent dies, so a killed run leaves
+    no worker behind (Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere a thread that watches the parent)."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(1, signal.SIGKILL) == 0:  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _init_worker(queue: Any, threads: int) -> None:
     global _LOG_QUEUE
+    die_with_parent()
     _LOG_QUEUE = queue
     torch.set_num_threads(threads)
     hf_logging.disable_progress_bar()
@@ -213,11 +239,21 @@ def _run_arms(cfg: ExperimentConfig, arms: list[ArmConfig], data: PreparedData, 
 
 
 def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
-    """Runs every arm of ``cfg`` not already done; returns ``{arm: metrics}`` and writes the run folder."""
+    """Runs every arm of ``cfg`` not already done; returns ``{arm: metrics}`` and writes the run folder.
+
+    Raises:
+        RunLockedError: another process is writing the same folder.
+        ConfigError: the folder holds results, models or checkpoints of another config.
+    """
     hf_logging.disable_progress_bar()  # a "Writing model shards" bar at every epoch checkpoint
     threads = worker_threads(cfg)
     if threads and cfg.jobs == 1:
         torch.set_num_threads(threads)
+    with run_lock(Path(cfg.output_dir)):
+        return _run_locked(cfg, log)
+
+
+def _run_locked(cfg: ExperimentConfig, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     run_dir = Path(cfg.output_dir)
     states = {arm.name: arm_state(cfg, arm, run_dir) for arm in cfg.arms}  # check first, write after
     _check_data_unchanged(cfg, run_dir)

@@ -1,6 +1,7 @@
 """The run directory: every file is written atomically (temp file + rename), so a run killed at any
 point leaves either the old file or the new one, never half of one.
 
+    RUN_DIR/.lock, .lock.owner          held by the one process writing the folder (and its pid)
     RUN_DIR/config.toml                 resolved experiment config
     RUN_DIR/data/                       poisoned train set, triggered test set, poisoning report
     RUN_DIR/arms/ARM/config.toml        the arm's resolved config
@@ -25,6 +26,10 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from filelock import FileLock, Timeout
+
+from dece.errors import ConfigError
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -61,6 +66,36 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+class RunLockedError(ConfigError):
+    """Another process holds the run folder's lock; the message names its pid."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Holds an exclusive lock on ``run_dir`` (``RUN_DIR/.lock``, via ``filelock``) for the block, so two
+    ``dece run`` on one folder cannot both train and interleave its files. The lock dies with its
+    process (a killed run leaves nothing to clean up).
+
+    Raises:
+        RunLockedError: another process holds it (the message names that process's pid).
+        OSError: the folder cannot be created or written (e.g. read-only).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run_dir / ".lock"), timeout=0)
+    owner = run_dir / ".lock.owner"
+    try:
+        lock.acquire()
+    except Timeout:
+        pid = owner.read_text(encoding="utf-8").strip() if owner.exists() else "unknown"
+        raise RunLockedError(f"{run_dir} is in use by another dece process (pid {pid}); wait for it to end, "
+                             "or stop it, then run again (it resumes)") from None
+    try:
+        owner.write_text(str(os.getpid()), encoding="utf-8")
+        yield
+    finally:
+        lock.release()
 
 
 def discard_partials(folder: Path) -> None:

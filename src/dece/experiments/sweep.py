@@ -37,7 +37,7 @@ import tomli_w
 
 from dece.errors import ConfigError
 from dece.experiments.config import ExperimentConfig, config_from_dict
-from dece.experiments.store import append_jsonl, read_json, write_json_atomic, write_text_atomic
+from dece.experiments.store import RunLockedError, append_jsonl, read_json, write_json_atomic, write_text_atomic
 
 SWEEP_KEY = "sweep"
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
@@ -197,7 +197,11 @@ def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print) -> li
         log(f"{tag} running")
         append_jsonl(events, {"cell": cell.name, "event": "started", "time": time.time()})
         started = time.perf_counter()
-        run_experiment(cell.config, log=lambda line, tag=tag: log(f"{tag} {line}"))
+        try:
+            run_experiment(cell.config, log=lambda line, tag=tag: log(f"{tag} {line}"))
+        except RunLockedError as err:  # another process of this sweep runs the cell: leave it to it
+            log(f"{tag} skipped: {err}")
+            continue
         append_jsonl(events, {"cell": cell.name, "event": "done", "time": time.time(),
                               "seconds": round(time.perf_counter() - started, 1)})
         write_json_atomic(run_dir / "sweep.json", {"cells": sweep_status(cells)})

@@ -1,0 +1,41 @@
+"""Helpers shared by the sub-commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from dece.errors import ConfigError
+
+
+def check_writable(paths: Iterable[str | Path], option: str) -> None:
+    """Refuse, before anything is read or written, an output path that cannot be written: its folder
+    (or the nearest existing parent, when the writer would create it) is read-only, or the path is a
+    folder or a read-only file. Multi-output commands call this for every output
+    first, so a failure never leaves some outputs written and others not.
+
+    Raises:
+        ConfigError: naming ``option``, the path and what to do.
+    """
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise ConfigError(f"{option}: {path} is a folder; give a file path")
+        check_writable_dir(path.parent, option)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise ConfigError(f"{option}: {path} is read-only; choose another path")
+
+
+def check_writable_dir(folder: str | Path, option: str) -> None:
+    """Refuse an output folder that cannot be created or written (the nearest existing parent decides).
+
+    Raises:
+        ConfigError: naming ``option`` and the folder.
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ConfigError(f"{option}: {folder} cannot be written ({existing} is read-only or not a folder); "
+                          "choose another folder")
