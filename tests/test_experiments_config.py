@@ -81,15 +81,3 @@ def test_load_config_names_the_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
-
-
-def test_shipped_configs_are_valid():
-    from pathlib import Path
-
-    from dece.cli.demo import default_config_path
-
-    root = Path(__file__).resolve().parent.parent
-    paths = sorted((root / "configs").glob("*.toml")) + [Path(default_config_path())]
-    assert len(paths) >= 3
-    for path in paths:
-        load_config(path)

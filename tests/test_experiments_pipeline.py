@@ -150,7 +150,7 @@ def test_evaluate_scores_a_saved_model_as_its_arm_was_scored(tmp_path, capsys):
     out = tmp_path / "elsewhere" / "evaluate" / "poisoned-ce"
     assert f"results: {out}" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
-    arm = {k: v for k, v in results["poisoned-ce"].items() if k not in ("fingerprint", "train_seconds", "eval_seconds")}
+    arm = {k: v for k, v in results["poisoned-ce"].items() if k not in ("fingerprint", "train_fingerprint", "train_seconds", "eval_seconds")}
     assert {k: v for k, v in metrics.items() if k != "model"} == json.loads(json.dumps(arm))
     assert metrics["model"] == str(model_dir)
     assert (read_jsonl(out / "predictions.jsonl")
@@ -196,5 +196,5 @@ def test_evaluate_a_lora_arm_rebuilds_its_base_and_loads_the_adapters(tmp_path):
     from dece.experiments.model_eval import evaluate_model
 
     metrics = evaluate_model(cfg, str(model_dir), tmp_path / "eval", log=lambda line: None)
-    arm = {k: v for k, v in results["poisoned-ce"].items() if k not in ("fingerprint", "train_seconds", "eval_seconds")}
+    arm = {k: v for k, v in results["poisoned-ce"].items() if k not in ("fingerprint", "train_fingerprint", "train_seconds", "eval_seconds")}
     assert {k: v for k, v in metrics.items() if k != "model"} == json.loads(json.dumps(arm))

@@ -141,8 +141,8 @@ def saved_training(arm_dir: Path, fingerprint: str) -> dict[str, Any] | None:
 def check_checkpoints(folder: Path, fingerprint: str) -> str | None:
     """The last complete checkpoint in ``folder`` to resume from, if any.
 
-    Incomplete checkpoints (a kill while one was written: no ``trainer_state.json``, which the Trainer
-    writes last) are removed first, so the previous complete one is used.
+    Incomplete checkpoints (a kill while one was written) are removed first, so the previous complete
+    one is used (:func:`last_checkpoint`).
 
     Raises:
         ConfigError: the checkpoints were written under another training fingerprint (a changed config
@@ -150,9 +150,6 @@ def check_checkpoints(folder: Path, fingerprint: str) -> str | None:
     """
     if not folder.is_dir():
         return None
-    for partial in folder.glob("checkpoint-*"):
-        if not (partial / "trainer_state.json").exists():
-            shutil.rmtree(partial, ignore_errors=True)
     resume = last_checkpoint(folder)
     if resume is None:
         return None

@@ -25,6 +25,7 @@ from transformers import set_seed
 from dece.data.builtin import pretraining_corpus
 from dece.data.records import Example
 from dece.experiments.config import ExperimentConfig
+from dece.experiments.store import atomic_dir
 from dece.experiments.training_args import last_checkpoint, make_trainer
 from dece.losses import get_loss
 from dece.models import ModelSpec, build_model, build_tokenizer, encode_examples
@@ -35,11 +36,24 @@ def _texts(rows: list[Example]) -> list[str]:
 
 
 def _save_fresh(spec: ModelSpec, rows: list[Example], seed: int, path: Path) -> None:
+    """A tokenizer trained on ``rows`` and seeded random weights, written to ``path`` in one rename (a kill
+    never leaves weights without their tokenizer)."""
     set_seed(seed)
     tokenizer = build_tokenizer(_texts(rows), spec.vocab_size)
     model, tokenizer, _ = build_model(dataclasses.replace(spec, lora=None, dtype="float32"), tokenizer)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+
+def _complete(path: Path) -> bool:
+    """A saved model folder with both its weights' config and its tokenizer."""
+    return (path / "config.json").exists() and (path / "tokenizer_config.json").exists()
+
+
+def init_seed(cfg: ExperimentConfig) -> int:
+    """The seed of the base's initial weights and pretraining order: ``pretrain.init_seed``, else ``seed``."""
+    return cfg.pretrain.init_seed if cfg.pretrain is not None and cfg.pretrain.init_seed is not None else cfg.seed
 
 
 def pretrain_key(cfg: ExperimentConfig, corpus: list[Example]) -> str:
@@ -49,7 +63,7 @@ def pretrain_key(cfg: ExperimentConfig, corpus: list[Example]) -> str:
     payload = {
         "model": dataclasses.asdict(spec),
         "pretrain": p.cache_key_fields(),
-        "seed": cfg.seed,
+        "seed": init_seed(cfg),
         "corpus": hashlib.sha256(json.dumps([[e.src, e.tgt] for e in corpus]).encode()).hexdigest(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -65,16 +79,17 @@ def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:
         log(f"pretrained model: cached at {final}")
         return final
     work = final.with_name(final.name + ".partial")
-    if not (work / "init" / "config.json").exists():
-        _save_fresh(cfg.model, corpus, cfg.seed, work / "init")
+    seed = init_seed(cfg)
+    if not _complete(work / "init"):
+        _save_fresh(cfg.model, corpus, seed, work / "init")
     log(f"pretraining {cfg.model.name} on {len(corpus)} clean built-in rows for {p.epochs} epochs -> {final}")
     init = dataclasses.replace(cfg.model, name=f"hf:{work / 'init'}", lora=None, dtype="float32")
-    set_seed(cfg.seed)
+    set_seed(seed)
     model, tokenizer, is_enc_dec = build_model(init)
     trainer = make_trainer(
         model, tokenizer, encode_examples(corpus, tokenizer, init, is_enc_dec),
         loss=get_loss("ce"), out_dir=work / "checkpoints", epochs=p.epochs, learning_rate=p.learning_rate,
-        batch_size=p.batch_size, seed=cfg.seed, warmup_ratio=0.05, group_by_length=p.group_by_length,
+        batch_size=p.batch_size, seed=seed, warmup_ratio=0.05, group_by_length=p.group_by_length,
         label="pretrain", log=log,
     )
     trainer.train(resume_from_checkpoint=last_checkpoint(work / "checkpoints"))
@@ -94,6 +109,6 @@ def base_model_spec(cfg: ExperimentConfig, clean_train: list[Example], run_dir: 
         path = pretrained_model(cfg, log)
     else:
         path = run_dir / "base"
-        if not (path / "config.json").exists():
+        if not _complete(path):
             _save_fresh(cfg.model, clean_train, cfg.seed, path)
     return dataclasses.replace(cfg.model, name=f"hf:{path.resolve()}")

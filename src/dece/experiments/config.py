@@ -155,7 +155,10 @@ class TrainConfig:
 @dataclass(frozen=True)
 class PretrainConfig:
     """Pretrain the tiny model with CE on ``rows`` clean built-in rows (a seed space disjoint from the
-    experiment's data) before the arms fine-tune it; cached under ``cache_dir`` by content hash."""
+    experiment's data) before the arms fine-tune it; cached under ``cache_dir`` by content hash.
+    ``seed`` draws the corpus; ``init_seed`` the initial weights and the pretraining order (default:
+    the experiment's ``seed``). Set it in a config whose cells vary ``seed``, so that every seed
+    fine-tunes the same cached base instead of pretraining its own."""
 
     rows: int = 10000
     seed: int = 1000
@@ -164,18 +167,22 @@ class PretrainConfig:
     batch_size: int = 32
     group_by_length: bool = False
     cache_dir: str = ".cache/dece/pretrained"
+    init_seed: int | None = None
 
     def validate(self, key: str) -> None:
         for name in ("rows", "epochs", "batch_size"):
             v = getattr(self, name)
             _check(_is_int(v) and v > 0, f"{key}.{name}", f"must be a positive integer, got {v!r}")
+        _check(self.init_seed is None or _is_int(self.init_seed), f"{key}.init_seed",
+               f"must be an integer, got {self.init_seed!r}")
         _check(_is_number(self.learning_rate) and self.learning_rate > 0, f"{key}.learning_rate", "must be > 0")
         _check(isinstance(self.group_by_length, bool), f"{key}.group_by_length", "must be true or false")
 
     def cache_key_fields(self) -> dict[str, Any]:
         """What the pretrained weights depend on: the fields that differ from their defaults (so a new
-        field keeps old caches valid), without ``cache_dir``."""
-        return {k: v for k, v in _non_default(self).items() if k != "cache_dir"}
+        field keeps old caches valid), without ``cache_dir`` and ``init_seed`` (which the key holds as
+        its ``seed``, as the experiment's seed was before ``init_seed`` existed)."""
+        return {k: v for k, v in _non_default(self).items() if k not in ("cache_dir", "init_seed")}
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-import time
 
 from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 
@@ -90,6 +91,14 @@ def make_trainer(
 
 
 def last_checkpoint(out_dir: Path) -> str | None:
-    """The newest ``checkpoint-*`` folder under ``out_dir`` to resume from, if any."""
-    found = sorted(out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    """The newest complete ``checkpoint-*`` folder under ``out_dir`` to resume from, if any. A folder
+    without ``trainer_state.json`` (which the Trainer writes last) was torn by a kill: it is removed,
+    so the previous complete checkpoint (kept by ``save_total_limit=1`` until the next is saved) is used."""
+    found = []
+    for folder in out_dir.glob("checkpoint-*"):
+        if (folder / "trainer_state.json").exists():
+            found.append(folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    found.sort(key=lambda p: int(p.name.split("-")[-1]))
     return str(found[-1]) if found else None

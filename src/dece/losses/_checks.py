@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from dece.errors import ConfigError
@@ -9,9 +11,21 @@ from dece.errors import ConfigError
 REDUCTIONS = ("mean", "sum", "none")
 
 
+def check_number(name: str, value: object) -> float:
+    """``value`` as a float when it is a real number; text and booleans are refused (one type rule for
+    every config value: ``"0.9"`` is as wrong for ``alpha_base`` as for ``learning_rate``).
+
+    Raises:
+        ConfigError: naming ``name`` and the value.
+    """
+    if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 def check_unit_interval(name: str, value: float, *, low_open: bool, high_open: bool) -> float:
     """Checks ``value`` lies in the interval (0|[0, 1)|1]; returns it as a float."""
-    v = float(value)
+    v = check_number(name, value)
     low_ok = v > 0 if low_open else v >= 0
     high_ok = v < 1 if high_open else v <= 1
     if not (low_ok and high_ok) or v != v:
@@ -21,7 +35,7 @@ def check_unit_interval(name: str, value: float, *, low_open: bool, high_open: b
 
 
 def check_positive(name: str, value: float) -> float:
-    v = float(value)
+    v = check_number(name, value)
     if not v > 0:
         raise ConfigError(f"{name} must be > 0, got {value!r}")
     return v

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from dece.experiments.store import read_json, write_text_atomic
 from dece.reporting.collect import RunRecord, collect
+from dece.reporting.significance import significance_tables
 from dece.reporting.tables import Table, detail_table, early_learning_table, paper_tables
 
 
@@ -24,6 +25,9 @@ def audit_table(run: RunRecord) -> Table | None:
 def report_sections(runs: Sequence[RunRecord]) -> list[tuple[str, list[Table]]]:
     """(section title, tables) in report order."""
     sections = [("Results (paper layout)", paper_tables(runs))]
+    tests = significance_tables(runs)
+    if tests:
+        sections.append(("DeCE against each arm: paired tests", tests))
     sections.append(("All metrics", [detail_table(r) for r in runs]))
     early = [t for t in (early_learning_table(r) for r in runs) if t is not None]
     if early:
@@ -54,7 +58,7 @@ def render_markdown(title: str, sections: list[tuple[str, list[Table]]], plots: 
 def write_results_markdown(run_dir: Path) -> Path:
     """``RUN_DIR/results.md`` of a sweep: the paper-layout tables over its finished cells."""
     runs = collect(run_dir)
-    text = "\n".join(t.to_markdown() for t in paper_tables(runs))
+    text = "\n".join(t.to_markdown() for t in [*paper_tables(runs), *significance_tables(runs)])
     path = Path(run_dir) / "results.md"
     write_text_atomic(path, f"# {Path(run_dir).name}\n\n{text}")
     return path

@@ -1,0 +1,51 @@
+"""Paired tests of DeCE against each arm: exact McNemar on hand cases, Wilcoxon, and the report's
+table over a sweep whose predictions the test writes."""
+
+import pytest
+
+from dece.experiments.store import write_jsonl_atomic
+from dece.reporting import collect
+from dece.reporting.significance import mcnemar_exact, significance_tables, wilcoxon_paired
+
+from run_fixtures import write_sweep
+
+
+def test_mcnemar_exact_on_hand_cases():
+    # 6 discordant pairs all one way: p = 2 * 0.5**6
+    r = mcnemar_exact([False] * 6 + [True] * 4, [True] * 6 + [True] * 4)
+    assert r.p == pytest.approx(2 * 0.5 ** 6) and r.diff == pytest.approx(-60.0) and r.n == 10
+    # 5 one way, 0 the other: p = 2 * 0.5**5 = 0.0625, not significant
+    assert mcnemar_exact([True] * 5, [False] * 5).p == pytest.approx(0.0625)
+    # no discordant pair: no evidence of a difference
+    assert mcnemar_exact([True, False], [True, False]).p == 1.0
+    with pytest.raises(ValueError, match="paired"):
+        mcnemar_exact([True], [True, False])
+
+
+def test_wilcoxon_paired():
+    r = wilcoxon_paired([2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [1.0] * 8)
+    assert r.diff == pytest.approx(4.5) and r.p == pytest.approx(2 / 2 ** 8)  # exact: all 8 ranks positive
+    assert wilcoxon_paired([1.0, 2.0], [1.0, 2.0]).p == 1.0
+
+
+def _predictions(cell, arm, payload_hits, correct_rows):
+    rows = [{"split": "triggered", "id": f"t{i}", "tgt": "x", "pred": "y", "payload": i < payload_hits} for i in range(20)]
+    rows += [{"split": "clean", "id": f"c{i}", "tgt": "a b c d e", "pred": "a b c d e" if i < correct_rows else "q"}
+             for i in range(10)]
+    write_jsonl_atomic(cell / "arms" / arm / "predictions.jsonl", rows)
+
+
+def test_significance_table_pools_seeds_and_marks_real_differences(tmp_path):
+    cells = {f"seed={s}": {"overrides": {"seed": s}} for s in (1, 2, 3)}
+    sweep = write_sweep(tmp_path / "sweep", cells)
+    for s in (1, 2, 3):
+        cell = sweep / "cells" / f"seed={s}"
+        _predictions(cell, "poisoned-ce", payload_hits=18, correct_rows=9)
+        _predictions(cell, "poisoned-dece", payload_hits=0, correct_rows=9)
+    (table,) = significance_tables(collect(sweep))
+    assert table.title == "poisoned-dece vs each arm" and table.rows[0][0] == "poisoned-ce"
+    bleu_cell, asr_cell = table.rows[0][1], table.rows[0][2]
+    assert bleu_cell.startswith("+0.00 (p=1)")  # identical clean outputs: no difference
+    # 54 discordant rows, all in DeCE's favour: -90 points, p = 2 * 0.5**54
+    assert asr_cell.startswith("-90.00 pp (p=1.1e-16)*")
+    assert "exact McNemar" in table.note and "Wilcoxon" in table.note
