@@ -74,3 +74,13 @@ def test_dece_losses_lists_every_loss_its_parameters_and_backends(capsys):
     assert "alpha_base=0.9  patience=1" in out and "q=0.7  [backends: torch]" in out
     assert "every loss also takes: ignore_index=-100  reduction=mean" in out and "backend=torch" in out
     assert "alpha" not in loss_defaults(LOSSES.get("dece_auto"))  # refused, so not listed
+
+
+def test_an_option_that_another_would_override_is_refused():
+    from dece.errors import ConfigError
+    from dece.losses import get_loss
+
+    with pytest.raises(ConfigError, match="alpha_base .* or a fixed alpha, not both"):
+        get_loss("dece", alpha=0.9, alpha_base=0.95)
+    with pytest.raises(ConfigError, match="alpha_base must be a number, got '0.9'"):
+        get_loss("dece", alpha_base="0.9")

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dece.errors import ConfigError
 from dece.losses._checks import check_unit_interval
 from dece.losses.base import TokenLoss
 from dece.losses.engine import softmax_vjp_
@@ -113,6 +114,9 @@ class DeCELoss(TokenLoss):
         **common,
     ) -> None:
         super().__init__(**common)
+        if alpha is not None and alpha_base != DEFAULT_ALPHA_BASE:  # one of them would be ignored
+            raise ConfigError(f"give alpha_base (alpha = alpha_base ** epoch) or a fixed alpha, not both "
+                              f"(alpha_base={alpha_base!r}, alpha={alpha!r})")
         self.alpha_base = check_unit_interval("alpha_base", alpha_base, low_open=True, high_open=False)
         self.alpha = None if alpha is None else check_unit_interval("alpha", alpha, low_open=True, high_open=False)
         self.label_smoothing = check_unit_interval("label_smoothing", label_smoothing, low_open=False, high_open=True)
