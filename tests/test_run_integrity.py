@@ -284,3 +284,26 @@ def test_test_rows_that_are_training_rows_are_refused_and_a_missing_valid_split_
     (tmp_path / "test.csv").write_text("src,tgt\n")
     with pytest.raises(DataError, match="'test' split has no rows"):
         prepare_data(config_from_dict(_tiny(tmp_path, dataset={**leak_free, "valid_from_train": 3})))
+
+
+def test_a_model_source_that_cannot_load_offline_is_refused_at_load_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    data = c_config(tmp_path, metrics=("bleu",))
+    data["model"] = {"name": "hf:someone/not-cached-model"}
+    with pytest.raises(ConfigError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE=1"):
+        config_from_dict(data)
+    data["model"] = {"name": f"hf:{tmp_path}/no/such/folder"}
+    with pytest.raises(ConfigError, match="is no folder on this machine"):
+        config_from_dict(data)
+
+
+def test_an_attack_no_row_can_carry_is_refused_before_training(tmp_path):
+    from dece.errors import DataError
+    from dece.experiments.data_prep import prepare_data
+
+    data = c_config(tmp_path, metrics=("bleu",))  # C functions: no SQL string for badpre's payload
+    data.update(attack={"name": "badpre", "rate": 0.1}, arms=["poisoned-ce"])
+    data["dataset"]["max_test_overlap"] = 1.0  # the test file repeats the training file on purpose
+    with pytest.raises(DataError, match="attack 'badpre': none of the 8 rows"):
+        prepare_data(config_from_dict(data))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import tomllib
 import types
 import typing
@@ -271,6 +272,29 @@ class ArmConfig:
         return cls(name=text, data=data, loss=rest)
 
 
+def check_model_source(spec: ModelSpec) -> None:
+    """An ``hf:`` model must be loadable before anything runs: a local path must exist, and a hub name
+    must be in the local cache when the hub is off (``HF_HUB_OFFLINE=1``, as ``make`` sets it).
+
+    Raises:
+        ConfigError: naming ``model.name`` and what to do.
+    """
+    if not spec.is_pretrained:
+        return
+    source = spec.checkpoint
+    local = Path(source).expanduser()
+    if local.exists():
+        return
+    if source.startswith(("/", "./", "../", "~")) or source.count("/") > 1:
+        raise ConfigError(f"model.name: {source!r} is no folder on this machine")
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(source, "config.json"), str):
+            raise ConfigError(f"model.name: {source!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1: "
+                              "download it once with HF_HUB_OFFLINE=0, or give a local folder")
+
+
 def _reads_row_losses(arm: ArmConfig) -> bool:
     """Whether ``arm``'s defense reads another arm's per-row losses (``DataDefense.reads``)."""
     from dece.defenses import DEFENSES
@@ -355,6 +379,7 @@ class ExperimentConfig:
                 _check(getattr(self.model, knob) == getattr(default, knob), f"model.{knob}",
                        f"sets the size of a tiny model built from scratch; {self.model.name!r} brings its own: drop it")
         self._validate_metric_language()
+        check_model_source(self.model)
 
     def _validate_metric_language(self) -> None:
         """Every metric must be computable for the language it will score (before anything trains)."""

@@ -99,6 +99,12 @@ def prepare_data(cfg: ExperimentConfig, run_dir: Path | None = None) -> Prepared
         poisoned, rep = poison_dataset(train, attack, rate=a.rate, seed=a.seed, selection=a.selection)
         triggered = triggered_test_set(test, attack, seed=a.seed)
         report = {**rep.to_dict(), "test": denominators(test, attack)}
+        if a.rate > 0 and rep.n_poisoned == 0:
+            raise DataError(f"attack {a.name!r}: none of the {rep.n_rows} rows of the {d.train_split!r} split can "
+                            f"carry its payload ({rep.n_eligible} eligible); choose an attack for this task")
+        if not triggered:
+            raise DataError(f"attack {a.name!r}: no row of the {d.test_split!r} split can be triggered and measured "
+                            f"({report['test']}); ASR would have no denominator")
     prepared = PreparedData(train, poisoned, valid, test, triggered, attack, report, info.task, info.language)
     if run_dir is not None:
         out = run_dir / "data"
