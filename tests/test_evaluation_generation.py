@@ -82,3 +82,12 @@ def test_empty_input_and_bad_arguments(tokenizer):
     assert generate(model, tok, [], is_encoder_decoder=is_encoder_decoder, max_new_tokens=4, progress=False) == []
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(model, tok, SOURCES, is_encoder_decoder=is_encoder_decoder, max_new_tokens=0)
+
+
+def test_no_progress_bars_in_worker_processes(monkeypatch):
+    from dece.evaluation import generation
+
+    assert generation._bar_disabled(None) is False
+    assert generation._bar_disabled(False) is True and generation._bar_disabled(True) is False
+    monkeypatch.setattr(generation, "PROGRESS_BARS", False)  # as a run's worker processes set it
+    assert generation._bar_disabled(None) is True

@@ -216,3 +216,21 @@ def test_group_by_length_batches_rows_of_similar_total_length(tmp_path):
     actual = sum(len(r["labels"]) for r in Mixed().rows)
     grouped, shuffled = padded_label_tokens(True), padded_label_tokens(False)
     assert grouped < 1.15 * actual < shuffled
+
+
+def test_resume_does_not_warn_about_a_tied_output_head(tmp_path, monkeypatch):
+    import collections
+
+    import transformers.trainer as hf_trainer
+
+    model = tiny_model("gpt2")  # GPT-2 ties its output head to the token embedding
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], save_strategy="no")
+    trainer = DeceTrainer(model=model, args=args, train_dataset=Rows(False), data_collator=collate,
+                          loss=get_loss("dece", alpha_base=0.9))
+    warnings = []
+    monkeypatch.setattr(hf_trainer.logger, "warning", lambda message, *a, **k: warnings.append(str(message)))
+    Result = collections.namedtuple("Result", "missing_keys unexpected_keys")
+    trainer._issue_warnings_after_load(Result(["lm_head.weight"], []))
+    assert warnings == []
+    trainer._issue_warnings_after_load(Result(["transformer.h.0.mlp.c_fc.weight"], []))
+    assert len(warnings) == 1 and "c_fc" in warnings[0]  # a real missing key is still reported

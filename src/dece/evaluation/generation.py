@@ -21,7 +21,7 @@ def generate(
     batch_size: int = 32,
     num_beams: int = 1,
     max_source_length: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> list[str]:
     """One output string per source, in order.
 
@@ -30,6 +30,8 @@ def generate(
     (``num_beams=1``) or by beam search, never sampled, so the result is deterministic. Decoder-only
     prompts are left-padded and only the continuation is returned. Each output stops at the first
     ``eos``; special tokens are dropped and nothing else is cleaned, so whitespace survives.
+    ``progress``: a progress bar on stderr (None: yes, except in the worker processes of a run, see
+    :data:`PROGRESS_BARS`, so that bars do not interleave with the workers' log lines).
     """
     if max_new_tokens <= 0 or batch_size <= 0 or num_beams <= 0:
         raise ValueError("max_new_tokens, batch_size and num_beams must be positive")
@@ -49,7 +51,7 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), tqdm(total=len(encoded), desc="generate", unit="row", disable=not progress) as bar:
+        with torch.inference_mode(), tqdm(total=len(encoded), desc="generate", unit="row", disable=_bar_disabled(progress)) as bar:
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
                 batch = collate([{"input_ids": encoded[i], "attention_mask": [1] * len(encoded[i])} for i in rows])
@@ -69,3 +71,12 @@ def _decode(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
     if tokenizer.eos_token_id in ids:
         ids = ids[: ids.index(tokenizer.eos_token_id)]
     return tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+#: False in the worker processes of a run (``dece.experiments.runner``): no progress bars there
+PROGRESS_BARS = True
+
+
+def _bar_disabled(progress: bool) -> bool:
+    """tqdm's ``disable`` for ``progress`` (None: :data:`PROGRESS_BARS`)."""
+    return not (PROGRESS_BARS if progress is None else progress)

@@ -34,6 +34,7 @@ import torch
 from transformers.utils import logging as hf_logging
 
 from dece.errors import ConfigError
+from dece.evaluation import generation
 from dece.experiments.arm import (
     TRAINED_MARK,
     arm_fingerprint,
@@ -187,6 +188,7 @@ def _init_worker(queue: Any, threads: int) -> None:
     global _LOG_QUEUE
     die_with_parent()
     _LOG_QUEUE = queue
+    generation.PROGRESS_BARS = False  # one line per event from workers, no bars interleaved with them
     torch.set_num_threads(threads)
     hf_logging.disable_progress_bar()
 

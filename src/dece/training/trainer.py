@@ -169,6 +169,18 @@ class DeceTrainer(Trainer):
             raise ConfigError("group_by_length needs training rows that are mappings with 'input_ids'") from None
         return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths)
 
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        """The stock warnings, less the one for tied weights: a checkpoint stores a tied output head once
+        (under the embedding's name), so its key is "missing" on every resume although the weights are
+        identical. Other missing or unexpected keys are still reported."""
+        tied = _tied_parameter_names(self.model)
+        missing = [k for k in load_result.missing_keys if k not in tied]
+        if len(missing) != len(load_result.missing_keys):
+            self.model.tie_weights()
+            load_result = load_result._replace(missing_keys=missing) if hasattr(load_result, "_replace") \
+                else type(load_result)(missing, load_result.unexpected_keys)
+        super()._issue_warnings_after_load(load_result)
+
     def current_epoch(self) -> float:
         """The epoch (counted from 1) the loss sees at this step."""
         return epoch_from_state(self.state, self.epoch_mode)
@@ -204,3 +216,11 @@ class DeceTrainer(Trainer):
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients; the count is global
         return (loss, None) if return_outputs else loss
+
+
+def _tied_parameter_names(model: torch.nn.Module) -> set[str]:
+    """Names of parameters that share their storage with another parameter (tied weights)."""
+    by_storage: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        by_storage.setdefault(param.data_ptr(), []).append(name)
+    return {name for names in by_storage.values() if len(names) > 1 for name in names}
