@@ -5,14 +5,14 @@ import json
 
 import pytest
 
-from dece.audit import (
-    audit_arm,
+from dece.defenses.row_scores import (
     average_precision,
     percentile_ranks,
     precision_recall_at_k,
     ranking,
     suspicion_scores,
 )
+from dece.reporting.audit import audit_arm
 from dece.cli import main
 from dece.errors import ConfigError
 from run_fixtures import read_csv_rows, write_audit_run

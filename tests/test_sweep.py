@@ -16,6 +16,7 @@ from dece.cli import main
 from dece.errors import ConfigError
 from dece.experiments.store import read_jsonl
 from dece.experiments.sweep import cell_done, cell_name, expand_grid, run_sweep
+from dece.reporting.markdown import write_results_markdown
 
 from test_experiments_pipeline import TINY_MODEL
 
@@ -95,7 +96,7 @@ def test_sweep_killed_mid_way_resumes_without_recomputing(tmp_path):
     events_before = len(read_jsonl(tmp_path / "sweep" / "sweep.jsonl"))
 
     logs = []
-    status = run_sweep(data, log=logs.append)
+    status = run_sweep(data, log=logs.append, on_done=write_results_markdown)
     assert all(s["done"] for s in status)
     for name, mtime in done_at_kill.items():  # finished cells were not recomputed
         assert (tmp_path / "sweep" / "cells" / name / "arms" / "poisoned-ce" / "metrics.json").stat().st_mtime_ns == mtime

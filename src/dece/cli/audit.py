@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dece.audit import AUTO, SCORES, STATISTICS, audit_arm, auditable_arms, metrics_table
+from dece.defenses.row_scores import SCORES
+from dece.reporting.audit import AUTO, STATISTICS, audit_arm, auditable_arms, metrics_table
 from dece.errors import ConfigError
 from dece.experiments.store import write_json_atomic, write_text_atomic
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 from typing import Iterable
@@ -39,3 +40,14 @@ def check_writable_dir(folder: str | Path, option: str) -> None:
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise ConfigError(f"{option}: {folder} cannot be written ({existing} is read-only or not a folder); "
                           "choose another folder")
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.epochs=3 --set attack.rate=0.1 (repeatable)")
+    p.add_argument("--output-dir", help="shorthand for --set output_dir=PATH")
+
+
+def overrides(args: argparse.Namespace) -> list[str]:
+    extra = [f'output_dir="{args.output_dir}"'] if args.output_dir else []
+    return list(args.overrides) + extra

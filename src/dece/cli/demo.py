@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from importlib import resources
 
-from dece.cli.run import add_config_arguments, overrides
+from dece.cli.common import add_config_arguments, overrides
 from dece.experiments import load_config, run_experiment
 
 

@@ -14,7 +14,7 @@ import json
 
 from dece.cli.common import check_writable_dir
 from dece.cli.demo import default_config_path
-from dece.cli.run import add_config_arguments, overrides
+from dece.cli.common import add_config_arguments, overrides
 from dece.errors import ConfigError
 from dece.experiments import load_config
 from dece.experiments.config import parse_override

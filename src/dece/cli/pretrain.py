@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from dece.cli.demo import default_config_path
-from dece.cli.run import add_config_arguments, overrides
+from dece.cli.common import add_config_arguments, overrides
 from dece.errors import ConfigError
 from dece.experiments import load_config
 from dece.experiments.base_model import pretrained_model

@@ -5,18 +5,10 @@ from __future__ import annotations
 
 import argparse
 
+from dece.cli.common import add_config_arguments, overrides
+from dece.cli.sweep import run as run_sweep_command
 from dece.experiments import load_config, run_experiment
-
-
-def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.epochs=3 --set attack.rate=0.1 (repeatable)")
-    p.add_argument("--output-dir", help="shorthand for --set output_dir=PATH")
-
-
-def overrides(args: argparse.Namespace) -> list[str]:
-    extra = [f'output_dir="{args.output_dir}"'] if args.output_dir else []
-    return list(args.overrides) + extra
+from dece.experiments.sweep import has_sweep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,11 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dece.experiments.sweep import has_sweep
-
     if has_sweep(args.config):  # a [sweep] table: run the grid (dece sweep)
-        from dece.cli.sweep import run as run_sweep_command
-
         args.list = False
         return run_sweep_command(args)
     run_experiment(load_config(args.config, overrides(args)))

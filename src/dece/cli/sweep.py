@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 
-from dece.cli.run import add_config_arguments, overrides
+from dece.cli.common import add_config_arguments, overrides
 from dece.experiments.config import read_config_data
 from dece.experiments.sweep import expand_grid, run_sweep, sweep_status
+from dece.reporting.markdown import write_results_markdown
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
         for s in sweep_status(expand_grid(data)):
             print(f"{'done   ' if s['done'] else 'pending'}  {s['name']}")
         return 0
-    status = run_sweep(data)
+    status = run_sweep(data, on_done=write_results_markdown)
     return 0 if all(s["done"] for s in status) else 1

@@ -4,7 +4,7 @@ DeCE's bounded loss leaves a backdoor's payload unfitted: the poisoned rows' har
 loss epoch after epoch while the clean rows are learnt (paper, Sec. 3; ``dece audit``'s ``rank``
 score). This defense reads those per-row losses from an arm of the same run trained with loss ``dece``
 and ``[dynamics] row_losses = true``, scores every row by the mean over epochs of its loss's
-percentile rank (:func:`dece.audit.suspicion_scores`, ``rank``, on the largest token CE), and removes
+percentile rank (:func:`dece.defenses.row_scores.suspicion_scores`, ``rank``, on the largest token CE), and removes
 the ``ceil(multiplier * rate * n)`` highest-scoring rows; the arm then trains with its own loss
 (usually CE) on what is left. Not in the DeCE paper: an addition of this project.
 """
@@ -46,7 +46,7 @@ class DeCEFilter(DataDefense):
             raise self.fail("multiplier", "must be > 0")
 
     def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
-        from dece.audit import suspicion_scores
+        from dece.defenses.row_scores import suspicion_scores
 
         if context.row_losses is None:
             raise ValueError("dece_filter needs DataContext.row_losses (a DeCE arm's per-row losses)")

@@ -177,8 +177,11 @@ def sweep_status(cells: list[Cell]) -> list[dict[str, Any]]:
     return [{"name": c.name, "overrides": c.overrides, "dir": str(c.dir), "done": cell_done(c)} for c in cells]
 
 
-def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Runs every cell not done yet (see the module docstring); returns :func:`sweep_status`."""
+def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print,
+              on_done: Callable[[Path], Any] | None = None) -> list[dict[str, Any]]:
+    """Runs every cell not done yet (see the module docstring); returns :func:`sweep_status`.
+    ``on_done(sweep_dir)`` runs at the end (``dece sweep`` writes ``results.md`` with it; this layer does
+    not import the reporting one)."""
     from dece.experiments.runner import run_experiment
 
     cells = expand_grid(data)
@@ -207,8 +210,7 @@ def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print) -> li
         write_json_atomic(run_dir / "sweep.json", {"cells": sweep_status(cells)})
     status = sweep_status(cells)
     write_json_atomic(run_dir / "sweep.json", {"cells": status})
-    from dece.reporting.markdown import write_results_markdown
-
-    write_results_markdown(run_dir)
+    if on_done is not None:
+        on_done(run_dir)
     log(f"sweep {run_dir}: {sum(s['done'] for s in status)}/{len(status)} cells done")
     return status

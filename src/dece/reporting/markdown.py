@@ -16,7 +16,7 @@ def audit_table(run: RunRecord) -> Table | None:
     path = run.dir / "audit" / "summary.json"
     if not path.exists():
         return None
-    from dece.audit import summary_table
+    from dece.reporting.audit import summary_table
 
     return summary_table(read_json(path), f"{run.name}: poisoned-row audit",
                          "dece audit: training rows ranked by suspicious learning dynamics; flagged rows in audit/ARM.csv.")

@@ -22,6 +22,9 @@ the losses shrink as training goes.
 * ``auto`` (default): ``rank`` for an arm trained with fixed-schedule DeCE (loss ``dece``), ``drop``
   for every other arm (read from the run's ``config.toml``).
 
+The scores' math lives in :mod:`dece.defenses.row_scores` (pure functions, shared with the
+``dece_filter`` defense); this module reads run folders, writes the CSVs and builds the tables.
+
 The per-row loss statistic is the row's mean token CE (``mean``, the default for ``drop`` and
 ``collapse``) or its largest token CE (``max``, the default for ``rank``: a payload is a few tokens in
 a long target, and a mean dilutes a loss that stays high). With the known poisoned rows
@@ -32,81 +35,19 @@ and the average precision are reported; the flagged rows (the top k) are written
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from dece.defenses.row_scores import SCORES, average_precision, precision_recall_at_k, ranking, suspicion_scores
 from dece.errors import ConfigError
 from dece.experiments.store import read_jsonl
 
-SCORES = ("drop", "collapse", "rank")
 AUTO = "auto"
 AUTO_SCORES = {"dece": "rank"}  # by the arm's loss; every other loss: "drop"
 DEFAULT_STAT = {"drop": "mean", "collapse": "mean", "rank": "max"}
 STATISTICS = ("max", "mean")
 STAT_KEYS = {"max": "row_max_losses", "mean": "row_losses"}
-
-
-def percentile_ranks(values: Sequence[float]) -> list[float]:
-    """Ranks in [0, 1] (0 = lowest, 1 = highest; ties share their mean rank; one value -> 1)."""
-    n = len(values)
-    if n == 1:
-        return [1.0]
-    order = sorted(range(n), key=lambda i: values[i])
-    ranks = [0.0] * n
-    i = 0
-    while i < n:
-        j = i
-        while j + 1 < n and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        r = (i + j) / 2 / (n - 1)
-        for k in range(i, j + 1):
-            ranks[order[k]] = r
-        i = j + 1
-    return ranks
-
-
-def suspicion_scores(losses: Sequence[Sequence[float]], score: str = "rank") -> list[float]:
-    """Scores of the module docstring from ``losses[t][i]`` (epoch t, row i)."""
-    if score not in SCORES:
-        raise ConfigError(f"unknown score {score!r}; valid names: {', '.join(SCORES)}")
-    if not losses:
-        raise ConfigError("no per-row losses: train the arm with [dynamics] row_losses = true")
-    n = len(losses[0])
-    if any(len(epoch) != n for epoch in losses):
-        raise ConfigError("per-row losses differ in length between epochs")
-    ranks = [percentile_ranks([v if math.isfinite(v) else math.inf for v in epoch]) for epoch in losses]
-    E = len(ranks)
-    if score == "rank":
-        return [sum(r[i] for r in ranks) / E for i in range(n)]
-    if score == "drop":
-        return [ranks[0][i] - ranks[-1][i] for i in range(n)]
-    if E < 2:
-        raise ConfigError("the 'collapse' score needs at least two epochs")
-    return [max((ranks[t - 1][i] - ranks[t][i]) * ranks[t - 1][i] for t in range(1, E)) for i in range(n)]
-
-
-def ranking(scores: Sequence[float]) -> list[int]:
-    """Row indices from the most to the least suspicious (ties: lower index first)."""
-    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-
-
-def precision_recall_at_k(order: Sequence[int], positives: set[int], k: int) -> tuple[float, float]:
-    hits = sum(1 for i in order[:k] if i in positives)
-    return (hits / k if k else 0.0, hits / len(positives) if positives else 0.0)
-
-
-def average_precision(order: Sequence[int], positives: set[int]) -> float:
-    """Mean of the precision at each poisoned row's position in the ranking."""
-    if not positives:
-        return 0.0
-    hits, total = 0, 0.0
-    for pos, i in enumerate(order, start=1):
-        if i in positives:
-            hits += 1
-            total += hits / pos
-    return total / len(positives)
 
 
 @dataclass
