@@ -81,3 +81,37 @@ def test_load_config_names_the_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_include_deep_merges_then_own_keys_then_overrides(tmp_path):
+    from dece.experiments.config import read_config_data
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base.toml").write_text('name = "base"\narms = ["clean-ce", "poisoned-ce"]\n'
+                                        '[train]\nepochs = 5\nlearning_rate = 1e-3\n')
+    (tmp_path / "sub" / "mid.toml").write_text('include = "../base.toml"\n[train]\nepochs = 7\n')
+    (tmp_path / "top.toml").write_text('include = "sub/mid.toml"\narms = ["poisoned-dece"]\n')
+    data = read_config_data(tmp_path / "top.toml", ["train.learning_rate=2e-3"])
+    assert data == {"name": "base", "arms": ["poisoned-dece"], "train": {"epochs": 7, "learning_rate": 2e-3}}
+
+
+def test_include_builtin_default_and_errors(tmp_path):
+    from dece.cli.demo import default_config_path
+    from dece.experiments.config import dump_config
+
+    (tmp_path / "x.toml").write_text('include = "builtin:default"\nname = "mine"\n[attack]\nrate = 0.05\n')
+    cfg = load_config(tmp_path / "x.toml")
+    default = load_config(default_config_path())
+    assert cfg.name == "mine" and cfg.attack.rate == 0.05 and cfg.attack.name == default.attack.name
+    assert cfg.model == default.model and cfg.train == default.train
+    assert dump_config(cfg) != dump_config(default)
+    (tmp_path / "y.toml").write_text('include = "builtin:nope"\n')
+    with pytest.raises(ConfigError, match="no such built-in config; valid: builtin:default"):
+        load_config(tmp_path / "y.toml")
+    (tmp_path / "a.toml").write_text('include = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('include = "a.toml"\n')
+    with pytest.raises(ConfigError, match="include cycle"):
+        load_config(tmp_path / "a.toml")
+    (tmp_path / "c.toml").write_text('include = "missing.toml"\n')
+    with pytest.raises(ConfigError, match="missing.toml does not exist"):
+        load_config(tmp_path / "c.toml")

@@ -532,16 +532,58 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def read_config_data(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
-    """A TOML config file as a mapping, with ``key.path=value`` overrides applied (not validated)."""
-    path = Path(path)
+#: ``include = "builtin:NAME"`` names a config shipped in :mod:`dece.configs` (``builtin:default``)
+BUILTIN_PREFIX = "builtin:"
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top`` laid over it: tables merge key by key (recursively); any other value of
+    ``top`` (lists included) replaces ``base``'s."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
+
+
+def _include_path(spec: Any, including: Path) -> Path:
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"{including}: include must be a path or 'builtin:NAME', got {spec!r}")
+    if spec.startswith(BUILTIN_PREFIX):
+        from importlib import resources
+
+        name = spec[len(BUILTIN_PREFIX):]
+        path = Path(str(resources.files("dece.configs") / f"{name}.toml"))
+        if not path.exists():
+            shipped = sorted(p.name.removesuffix(".toml") for p in resources.files("dece.configs").iterdir()
+                             if p.name.endswith(".toml"))
+            raise ConfigError(f"{including}: include {spec!r}: no such built-in config; valid: "
+                              + ", ".join(BUILTIN_PREFIX + s for s in shipped))
+        return path
+    path = Path(spec)
+    return path if path.is_absolute() else including.parent / path  # relative to the including file
+
+
+def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A TOML file with its ``include`` chain resolved (the included config first, then this file)."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: include cycle: {' -> '.join(str(p) for p in (*seen, path.resolve()))}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
-    return apply_overrides(data, list(overrides))
+    if "include" not in data:
+        return data
+    included = _include_path(data.pop("include"), path)
+    return deep_merge(_read_toml(included, (*seen, path.resolve())), data)
+
+
+def read_config_data(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """A TOML config file as a mapping (not validated): the config its ``include`` names (a path relative
+    to this file, or ``builtin:NAME``), deep-merged with this file's own keys, then the ``key.path=value``
+    overrides. Includes chain; a cycle is refused."""
+    return apply_overrides(_read_toml(Path(path)), list(overrides))
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:

@@ -28,7 +28,6 @@ import itertools
 import json
 import re
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -36,7 +35,7 @@ from typing import Any, Callable, Mapping
 import tomli_w
 
 from dece.errors import ConfigError
-from dece.experiments.config import ExperimentConfig, config_from_dict
+from dece.experiments.config import ExperimentConfig, config_from_dict, read_config_data
 from dece.experiments.store import RunLockedError, append_jsonl, read_json, write_json_atomic, write_text_atomic
 
 SWEEP_KEY = "sweep"
@@ -140,8 +139,8 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
 def has_sweep(path: str | Path) -> bool:
     """Whether the config file at ``path`` has a ``[sweep]`` table."""
     try:
-        return SWEEP_KEY in tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        return SWEEP_KEY in read_config_data(path)
+    except (OSError, ConfigError):
         return False
 
 
