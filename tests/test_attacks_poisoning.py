@@ -68,7 +68,9 @@ def test_triggered_test_set_rejects_bad_seed(rows):
 
 
 def test_get_attack_checks_parameters():
-    assert get_attack("badpre", count="3").count == 3
+    assert get_attack("badpre", count=3).count == 3
+    with pytest.raises(ConfigError, match="'count': expected an integer, got '3'"):  # one type rule: text is text
+        get_attack("badpre", count="3")
     assert get_attack("ripple", words="cf, tq").words == ("cf", "tq")
     assert get_attack("ripple", words=["cf"]).words == ("cf",)
     with pytest.raises(ConfigError, match="'badpre'.*unknown parameter 'cnt'; valid parameters: word, count"):

@@ -103,11 +103,11 @@ def registered(cls: type[Attack]) -> type[Attack]:
 
 
 def _coerce(attack: str, key: str, value: Any, kind: Any) -> Any:
-    """``value`` as the parameter's declared type; text (from the CLI) is parsed."""
+    """``value`` checked against the parameter's declared type. One rule for config files and the CLI
+    (whose ``--param`` values are TOML literals, as ``--set``'s): ``"3"`` is text, not an integer. A list
+    of strings may also be given as one comma-separated string."""
     problem = f"attack {attack!r}, parameter {key!r}"
     if kind is int:
-        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-            return int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise ConfigError(f"{problem}: expected an integer, got {value!r}")
