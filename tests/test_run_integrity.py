@@ -307,3 +307,19 @@ def test_an_attack_no_row_can_carry_is_refused_before_training(tmp_path):
     data["dataset"]["max_test_overlap"] = 1.0  # the test file repeats the training file on purpose
     with pytest.raises(DataError, match="attack 'badpre': none of the 8 rows"):
         prepare_data(config_from_dict(data))
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
+    from dece.cli import main
+
+    data = _tiny(tmp_path, arms=["poisoned-ce", "poisoned-dece", "poisoned-onion", "poisoned-bki"])
+    path = tmp_path / "exp.toml"
+    path.write_text(tomli_w.dumps(data))
+    assert main(["run", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "tiny: 24 training rows (6 poisoned by badpre), 24 valid, 24 clean test + 22 triggered rows"
+    arms = [line.split(":")[0].strip() for line in out[2:]]
+    assert arms == ["[0] poisoned-ce", "[0] poisoned-dece", "[1] poisoned-onion", "[1] poisoned-bki"]
+    assert "generate with poisoned-ce's model behind onion; reads poisoned-ce (to run;" in out[4]
+    assert "6 optimizer steps" in out[2]  # ceil(24 / 8) x 2 epochs
+    assert not (tmp_path / "run").exists()

@@ -1,13 +1,20 @@
-"""`dece run CONFIG.toml [--set key.path=value ...]`: run an experiment (resumable); a config with a
-[sweep] table runs its grid, as `dece sweep`."""
+"""`dece run CONFIG.toml [--set key.path=value ...] [--dry-run]`: run an experiment (resumable); a
+config with a [sweep] table runs its grid, as `dece sweep`. --dry-run validates everything, reads the
+data and prints the plan (each arm's stage, how it gets its model, what it reads, whether it is done,
+the data sizes and optimizer steps) without training or writing anything."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dece.cli.common import add_config_arguments, overrides
 from dece.cli.sweep import run as run_sweep_command
 from dece.experiments import load_config, run_experiment
+from dece.experiments.config import ExperimentConfig
+from dece.experiments.data_prep import prepare_data
+from dece.experiments.plan import optimizer_steps, plan_experiment
+from dece.experiments.runner import arm_state
 from dece.experiments.sweep import has_sweep
 
 
@@ -15,12 +22,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an experiment from a TOML config", description=__doc__)
     p.add_argument("config", help="path of the experiment's TOML config")
     add_config_arguments(p)
+    p.add_argument("--dry-run", action="store_true", help="validate, read the data, print the plan; run nothing")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if has_sweep(args.config):  # a [sweep] table: run the grid (dece sweep)
-        args.list = False
+    if has_sweep(args.config):  # a [sweep] table: run the grid (dece sweep); a dry run lists its cells
+        args.list = args.dry_run
         return run_sweep_command(args)
-    run_experiment(load_config(args.config, overrides(args)))
+    cfg = load_config(args.config, overrides(args))
+    if args.dry_run:
+        print(describe_plan(cfg))
+        return 0
+    run_experiment(cfg)
     return 0
+
+
+def describe_plan(cfg: ExperimentConfig) -> str:
+    """The plan of ``cfg`` as text: data sizes, then one line per arm in run order. Reads only."""
+    data = prepare_data(cfg)  # no run folder: nothing is written
+    run_dir = Path(cfg.output_dir)
+    lines = [f"{cfg.name}: {len(data.clean_train)} training rows"
+             + (f" ({data.poison_report['n_poisoned']} poisoned by {cfg.attack.name})" if data.poison_report else "")
+             + f", {len(data.valid)} valid, {len(data.clean_test)} clean test"
+             + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " rows",
+             f"output: {run_dir}; {cfg.jobs} process(es); base: "
+             + (cfg.model.name if cfg.model.is_pretrained else f"{cfg.model.name} "
+                + ("pretrained on built-in rows (cached)" if cfg.pretrain else "from scratch"))]
+    for plan in plan_experiment(cfg):
+        state = arm_state(cfg, plan.arm, run_dir)
+        status = "done" if state is not None else ("resumes" if plan.folder.exists() else "to run")
+        steps = (f" on {plan.arm.data} rows, {optimizer_steps(cfg, len(data.train_rows(plan.arm.data)))} optimizer "
+                 "steps" if plan.trains else "")
+        reads = f"; reads {', '.join(plan.reads)}" if plan.reads else ""
+        lines.append(f"  [{plan.stage}] {plan.name}: {plan.how}{steps}{reads} ({status}; fingerprint {plan.fingerprint})")
+    return "\n".join(lines)

@@ -52,13 +52,12 @@ from dece.experiments.defended import (
     apply_data_defense,
     defense_of,
     finished_plain_ce_arm,
-    has_data_defense,
-    has_reference_arm,
     prepare_input_defense,
     reuses_plain_ce_model,
     training_defense_report,
 )
 from dece.experiments.dynamics import epoch_callbacks
+from dece.experiments.plan import plan_experiment
 from dece.experiments.store import read_json, run_lock, write_json_atomic, write_text_atomic
 from dece.experiments.table import results_table
 from dece.models import ModelSpec
@@ -279,12 +278,13 @@ def _run_locked(cfg: ExperimentConfig, log: Callable[[str], None]) -> dict[str, 
             pending.append(arm)
     if pending:
         base = base_model_spec(cfg, data.clean_train, run_dir, log)
-        # arms that use a plain CE arm's model (data defenses, input defenses that would train the
-        # same) come after the others; data defenses without such an arm share a reference model
-        # trained by the first of them: one at a time then
-        later = [a for a in pending if has_data_defense(a) or reuses_plain_ce_model(cfg, a)]
-        results.update(_run_arms(cfg, [a for a in pending if a not in later], data, base, cfg.jobs, log))
-        workers = cfg.jobs if all(has_reference_arm(cfg, a) for a in later) else 1
+        # the plan's stage 1 (arms that use another arm's model or losses) comes after stage 0; data
+        # defenses without a CE arm share a reference model trained by the first of them: one at a time then
+        plans = {p.name: p for p in plan_experiment(cfg)}
+        first = [a for a in pending if plans[a.name].stage == 0]
+        later = [a for a in pending if plans[a.name].stage == 1]
+        results.update(_run_arms(cfg, first, data, base, cfg.jobs, log))
+        workers = cfg.jobs if all(plans[a.name].parallel for a in later) else 1
         results.update(_run_arms(cfg, later, data, base, workers, log))
     results = {a.name: results[a.name] for a in cfg.arms}  # config order
     table = results_table([(a.name, results[a.name]) for a in cfg.arms], cfg.eval.metrics)
