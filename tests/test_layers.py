@@ -60,3 +60,13 @@ def test_the_check_sees_an_upward_import_inside_a_function(tmp_path, monkeypatch
     (fake / "bad.py").write_text("def f():\n    from dece.experiments import run_experiment\n")
     monkeypatch.setattr(__import__(__name__), "SRC", tmp_path / "dece")
     assert upward_imports() == ["dece.losses.bad (losses) imports dece.experiments (experiments)"]
+
+
+def test_the_config_schema_loads_without_torch_or_transformers():
+    import subprocess
+    import sys
+
+    code = ("import sys, dece.experiments.config, dece.models.spec; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,6 +1,24 @@
-"""Experiments: the TOML config, the runner, the run folder and the results table."""
+"""Experiments: the TOML config, the runner, the run folder and the results table.
 
-from dece.experiments.config import ExperimentConfig, config_from_dict, dump_config, load_config
-from dece.experiments.runner import run_experiment
+Names are imported on first use (PEP 562): the config schema (:mod:`dece.experiments.config`) loads
+without torch or transformers; the runner brings them."""
 
-__all__ = ["ExperimentConfig", "config_from_dict", "dump_config", "load_config", "run_experiment"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ExperimentConfig": "dece.experiments.config",
+    "config_from_dict": "dece.experiments.config",
+    "dump_config": "dece.experiments.config",
+    "load_config": "dece.experiments.config",
+    "run_experiment": "dece.experiments.runner",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dece.experiments' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

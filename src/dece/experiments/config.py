@@ -34,7 +34,6 @@ from typing import Any, Mapping
 import tomli_w
 
 from dece.errors import ConfigError
-from dece.experiments.dynamics import DynamicsConfig
 from dece.models.spec import ModelSpec
 
 DATA_CHOICES = ("clean", "poisoned")
@@ -55,6 +54,26 @@ def _is_int(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    """``eval_rows``: test rows generated per epoch for BLEU/ASR (0: none); ``loss_rows``: clean
+    training rows whose loss is tracked; ``val_rows``: clean validation rows of ``val_loss`` (and of
+    DeCE-auto's signal); ``row_losses``: record every training row's loss (for ``dece audit``)."""
+
+    eval_rows: int = 64
+    loss_rows: int = 200
+    val_rows: int = 200
+    row_losses: bool = False
+
+    def validate(self, key: str) -> None:
+        for name in ("eval_rows", "loss_rows", "val_rows"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"{key}.{name}: must be an integer >= 0, got {v!r}")
+        if not isinstance(self.row_losses, bool):
+            raise ConfigError(f"{key}.row_losses: must be true or false")
 
 
 @dataclass(frozen=True)

@@ -28,39 +28,18 @@ resumed run replays the schedule's state.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from transformers import TrainerCallback
 
 from dece.data.records import Example
-from dece.errors import ConfigError
 from dece.evaluation import asr, bleu, ftr, generate
+from dece.experiments.config import DynamicsConfig
 from dece.experiments.store import append_jsonl, read_jsonl, write_jsonl_atomic
 from dece.losses.base import TokenLoss
 from dece.models import ModelSpec, PadCollator, encode_examples, encode_targets
 from dece.training.per_row import first_divergence, per_token_losses
-
-
-@dataclass(frozen=True)
-class DynamicsConfig:
-    """``eval_rows``: test rows generated per epoch for BLEU/ASR (0: none); ``loss_rows``: clean
-    training rows whose loss is tracked; ``val_rows``: clean validation rows of ``val_loss`` (and of
-    DeCE-auto's signal); ``row_losses``: record every training row's loss (for ``dece audit``)."""
-
-    eval_rows: int = 64
-    loss_rows: int = 200
-    val_rows: int = 200
-    row_losses: bool = False
-
-    def validate(self, key: str) -> None:
-        for name in ("eval_rows", "loss_rows", "val_rows"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(f"{key}.{name}: must be an integer >= 0, got {v!r}")
-        if not isinstance(self.row_losses, bool):
-            raise ConfigError(f"{key}.row_losses: must be true or false")
 
 
 def _mean(values: list[float]) -> float | None:

@@ -1,30 +1,32 @@
 """Models and tokenisation: tiny architectures built from scratch or ``hf:`` checkpoints, a byte-level
-BPE tokenizer that keeps code's whitespace, and the encoding/padding of examples for training."""
+BPE tokenizer that keeps code's whitespace, and the encoding/padding of examples for training.
 
-from dece.models.architectures import ARCHITECTURES
-from dece.models.build import build_model
-from dece.models.encoding import (
-    IGNORE_INDEX,
-    EncodedDataset,
-    PadCollator,
-    encode_examples,
-    encode_sources,
-    encode_targets,
-)
-from dece.models.spec import LoraSpec, ModelSpec
-from dece.models.tokenizer import SPECIAL_TOKENS, build_tokenizer
+Names are imported on first use (PEP 562), so ``from dece.models.spec import ModelSpec`` (the config
+schema) does not import transformers."""
 
-__all__ = [
-    "ARCHITECTURES",
-    "IGNORE_INDEX",
-    "EncodedDataset",
-    "LoraSpec",
-    "ModelSpec",
-    "PadCollator",
-    "SPECIAL_TOKENS",
-    "build_model",
-    "build_tokenizer",
-    "encode_examples",
-    "encode_sources",
-    "encode_targets",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ARCHITECTURES": "dece.models.architectures",
+    "build_model": "dece.models.build",
+    "IGNORE_INDEX": "dece.models.encoding",
+    "EncodedDataset": "dece.models.encoding",
+    "PadCollator": "dece.models.encoding",
+    "encode_examples": "dece.models.encoding",
+    "encode_sources": "dece.models.encoding",
+    "encode_targets": "dece.models.encoding",
+    "LoraSpec": "dece.models.spec",
+    "ModelSpec": "dece.models.spec",
+    "SPECIAL_TOKENS": "dece.models.spec",
+    "build_tokenizer": "dece.models.tokenizer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dece.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -7,8 +7,17 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from dece.errors import ConfigError
-from dece.models.architectures import ARCHITECTURES
-from dece.models.tokenizer import MIN_VOCAB_SIZE
+
+#: HF attribute name -> token text. ``sep_token`` separates prompt and target for decoder-only models.
+SPECIAL_TOKENS: dict[str, str] = {
+    "pad_token": "<pad>",
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "sep_token": "<sep>",
+}
+#: 256 byte symbols plus the special tokens: the smallest vocabulary a byte-level BPE can have.
+MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
 
 PRETRAINED_PREFIX = "hf:"
 DTYPES = ("float32", "bfloat16")
@@ -83,6 +92,8 @@ class ModelSpec:
     lora: LoraSpec | None = None
 
     def __post_init__(self) -> None:
+        from dece.models.architectures import ARCHITECTURES  # transformers: only when a spec is built
+
         if not isinstance(self.name, str) or not (
             self.name in ARCHITECTURES or (self.name.startswith(PRETRAINED_PREFIX) and self.name[3:].strip())
         ):

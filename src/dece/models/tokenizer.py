@@ -8,18 +8,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import PreTrainedTokenizerFast
 
 from dece.errors import ConfigError
-
-#: HF attribute name -> token text. ``sep_token`` separates prompt and target for decoder-only models.
-SPECIAL_TOKENS: dict[str, str] = {
-    "pad_token": "<pad>",
-    "bos_token": "<s>",
-    "eos_token": "</s>",
-    "unk_token": "<unk>",
-    "sep_token": "<sep>",
-}
-#: 256 byte symbols plus the special tokens: the smallest vocabulary a byte-level BPE can have.
-MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
-
+from dece.models.spec import MIN_VOCAB_SIZE, SPECIAL_TOKENS  # noqa: F401  (re-exported)
 
 def build_tokenizer(
     texts: Iterable[str],
