@@ -2,7 +2,9 @@
 
 Generic kinds read files whose paths may contain ``{split}``: ``csv`` (``path``, ``src_col``,
 ``tgt_col``), ``jsonl`` (``path``), ``pairs`` (``src_path``, ``tgt_path``), ``devign`` (``path``, or
-the preset file under ``data_root``), plus ``builtin`` (``n``, ``seed``; splits train/valid/test and
+the preset file under ``data_root``), ``hf`` (``path``: anything ``datasets.load_dataset`` or
+``load_from_disk`` reads, ``src_field``, ``tgt_field``, ``name``, ``data_files``, ``id_field``,
+``join_tokens``; see :mod:`dece.data.io.hf`), plus ``builtin`` (``n``, ``seed``; splits train/valid/test and
 pretrain, see :mod:`dece.data.builtin`). Presets read the real datasets under ``data_root`` (default
 ``../shared/data``, relative to the working directory): ``lyra`` (train/valid/test),
 ``bugs2fix_small`` and ``code_docstring_py`` (valid/test only: **train on valid, test on test**), and
@@ -42,6 +44,8 @@ class Dataset:
     load: Callable[..., list[Example]]
     note: str = ""
     files: bool = False  # a generic file kind: ``task`` and ``language`` are options too
+    #: options that name one file per split: each must contain ``{split}``, or every split reads one file
+    split_paths: tuple[str, ...] = ()
 
     def options(self) -> dict[str, Any]:
         """Option name -> default (``inspect.Parameter.empty`` when required)."""
@@ -77,6 +81,14 @@ def _load_jsonl(split: str, path: str) -> list[Example]:
     return read_jsonl(_fill(path, split), id_prefix=split)
 
 
+def _load_hf(split: str, path: str, src_field: str = "src", tgt_field: str = "tgt", name: str | None = None,
+             data_files: Any = None, id_field: str | None = None, join_tokens: bool = False) -> list[Example]:
+    from dece.data.io.hf import read_hf  # datasets (and pyarrow) only when an hf dataset is read
+
+    return read_hf(path, split, src_field=src_field, tgt_field=tgt_field, name=name, data_files=data_files,
+                   id_field=id_field, join_tokens=join_tokens)
+
+
 def _load_pairs(split: str, src_path: str, tgt_path: str) -> list[Example]:
     return read_pairs(_fill(src_path, split), _fill(tgt_path, split), id_prefix=split)
 
@@ -106,9 +118,11 @@ def _load_code_docstring(split: str, data_root: str = DEFAULT_DATA_ROOT) -> list
 TRAIN_ON_VALID = "there is no train split here: train on valid, test on test"
 for _dataset in (
     Dataset("builtin", "generation", "python", tuple(BUILTIN_SIZES), _load_builtin),
-    Dataset("csv", "generation", "python", None, _load_csv, files=True),
-    Dataset("jsonl", "generation", "python", None, _load_jsonl, files=True),
-    Dataset("pairs", "generation", "python", None, _load_pairs, files=True),
+    Dataset("csv", "generation", "python", None, _load_csv, files=True, split_paths=("path",)),
+    Dataset("jsonl", "generation", "python", None, _load_jsonl, files=True, split_paths=("path",)),
+    Dataset("pairs", "generation", "python", None, _load_pairs, files=True, split_paths=("src_path", "tgt_path")),
+    Dataset("hf", "generation", "python", None, _load_hf, files=True, split_paths=("data_files",),
+            note="anything datasets.load_dataset / load_from_disk reads, with src_field / tgt_field"),
     Dataset("devign", "classification", "c", None, _load_devign),
     Dataset("lyra", "generation", "python", ("train", "valid", "test"), _load_lyra),
     Dataset("bugs2fix_small", "generation", "java", ("valid", "test"), _load_bugs2fix, TRAIN_ON_VALID),

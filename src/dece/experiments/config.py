@@ -111,12 +111,15 @@ class DatasetConfig:
                f"must be an integer >= 0, got {self.valid_from_train!r}")
         _check(_is_number(self.max_test_overlap) and 0 <= self.max_test_overlap <= 1, f"{key}.max_test_overlap",
                f"must be a number in [0, 1], got {self.max_test_overlap!r}")
-        if DATASETS.get(self.kind).files:  # one file for every split would train on the test rows
-            for option in ("path", "src_path", "tgt_path"):
-                path = self.options.get(option)
-                _check(not isinstance(path, str) or "{split}" in path, f"{key}.options.{option}",
-                       f"{path!r} has no '{{split}}': train, valid and test would all read that one file; "
-                       "name the files per split (e.g. data/{split}.csv)")
+        dataset = DATASETS.get(self.kind)
+        for option in dataset.split_paths:  # one file for every split would train on the test rows
+            path = self.options.get(option)
+            _check(not isinstance(path, str) or "{split}" in path, f"{key}.options.{option}",
+                   f"{path!r} has no '{{split}}': train, valid and test would all read that one file; "
+                   "name the files per split (e.g. data/{split}.csv)")
+        if self.kind == "hf" and isinstance(self.options.get("path"), str) and Path(self.options["path"]).is_file():
+            raise ConfigError(f"{key}.options.path: {self.options['path']!r} is one file: every split would read it; "
+                              "give data_files = \"...{split}...\" with a builder (path = \"json\", \"csv\", ...)")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,91 @@
+"""Datasets the ecosystem's way: anything :func:`datasets.load_dataset` or :func:`datasets.load_from_disk`
+reads (a hub name when online, a local folder or file of parquet / arrow / JSON / JSON lines / CSV, a
+``save_to_disk`` folder), with the dataset's own field names mapped onto ``src`` / ``tgt``.
+
+    read_hf("json", "train", data_files="data/{split}.json", src_field="question", tgt_field="snippet")
+    read_hf("path/to/saved", "test", src_field="code_tokens", tgt_field="docstring", join_tokens=True)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from dece.data.records import Example
+from dece.errors import DataError
+
+#: file extension -> the ``datasets`` builder that reads it
+BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".json": "json", ".jsonl": "json", ".csv": "csv"}
+
+
+def _is_saved(path: Path) -> bool:
+    return path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists())
+
+
+def _load(path: str, split: str, name: str | None, data_files: Any) -> Any:
+    import datasets
+
+    datasets.disable_progress_bars()
+    local = Path(path)
+    if _is_saved(local):
+        loaded = datasets.load_from_disk(str(local))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise DataError(f"{path}: no split {split!r}; its splits: {', '.join(loaded)}")
+            return loaded[split]
+        return loaded
+    builder, kwargs = path, {}
+    if data_files is not None:
+        files = {split: str(data_files).replace("{split}", split)} if isinstance(data_files, str) else dict(data_files)
+        kwargs["data_files"] = files
+    elif local.is_file():  # one file: its builder by extension, the file as the requested split
+        builder, kwargs["data_files"] = BUILDERS.get(local.suffix, "json"), {split: str(local)}
+    try:
+        return datasets.load_dataset(builder, name, split=split, **kwargs)
+    except (ValueError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
+        raise DataError(f"dataset {path!r}, split {split!r}: {str(err).splitlines()[0]}") from None
+
+
+def _field(row: Mapping[str, Any], field: str, where: str, index: int, join_tokens: bool) -> str:
+    if field not in row:
+        raise DataError(f"{where}, row {index}, field {field!r}: missing; the rows have: {', '.join(row)}")
+    value = row[field]
+    if join_tokens and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return " ".join(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        hint = " (a token list: set join_tokens = true)" if isinstance(value, (list, tuple)) else ""
+        raise DataError(f"{where}, row {index}, field {field!r}: expected text, got {type(value).__name__}{hint}")
+    return str(value)  # an integer label (classification) becomes its text, as the other readers give it
+
+
+def read_hf(path: str, split: str, *, src_field: str = "src", tgt_field: str = "tgt", name: str | None = None,
+            data_files: str | Mapping[str, str] | None = None, id_field: str | None = None,
+            join_tokens: bool = False) -> list[Example]:
+    """The rows of ``split`` as examples.
+
+    Args:
+        path: a ``load_dataset`` path (hub name, builder name such as ``"json"``, local folder or file) or a
+            ``save_to_disk`` folder.
+        split: the split to read.
+        src_field, tgt_field: the fields that become ``src`` and ``tgt`` (an integer label becomes its text).
+        name: the dataset's configuration name, if it has several.
+        data_files: with a builder name: the files, ``{split}`` standing for the split, or split -> path.
+        id_field: a field whose value becomes ``meta["id"]`` (default ``f"{split}-{i}"``).
+        join_tokens: join a field holding a list of tokens with single spaces (CodeXGLUE's ``code_tokens``).
+
+    Returns:
+        One :class:`Example` per row, in the dataset's order; ``meta`` keeps ``id``.
+
+    Raises:
+        DataError: the dataset or split cannot be read, or a row lacks a field (names the row and the
+            fields it has) or holds something other than text.
+    """
+    rows = _load(path, split, name, data_files)
+    where = f"dataset {path!r}, split {split!r}"
+    out = []
+    for i, row in enumerate(rows):
+        src = _field(row, src_field, where, i, join_tokens)
+        tgt = _field(row, tgt_field, where, i, join_tokens)
+        row_id = str(row[id_field]) if id_field is not None and id_field in row else f"{split}-{i}"
+        out.append(Example(src, tgt, {"id": row_id}))
+    return out
