@@ -4,47 +4,25 @@ Attacks are frozen dataclasses whose fields are their parameters, registered by 
 
 from __future__ import annotations
 
-import dataclasses
 import random
-import typing
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from dece.component import Component, build
 from dece.data.records import Example
-from dece.errors import ConfigError, DataError
+from dece.errors import DataError
 from dece.registry import Registry
 
 
 @dataclass(frozen=True)
-class Attack(ABC):
+class Attack(Component):
     """Base of the attacks. A subclass sets ``name``, ``task`` and ``summary``, declares its parameters
     as dataclass fields (with defaults), checks them in :meth:`check`, and implements the four hooks
     :meth:`eligible`, :meth:`insert_trigger`, :meth:`insert_payload` and :meth:`detect`."""
 
-    name: ClassVar[str]
+    family: ClassVar[str] = "attack"
     task: ClassVar[str] = "generation"  # or "classification"
-    summary: ClassVar[str]  # one line for `dece attacks`
-
-    def __post_init__(self) -> None:
-        self.check()
-
-    def check(self) -> None:
-        """Raise :class:`ConfigError` naming the parameter whose value is out of range."""
-
-    def fail(self, param: str, problem: str) -> ConfigError:
-        """The error for a bad parameter value."""
-        return ConfigError(f"attack {self.name!r}, parameter {param!r}: {problem} (got {getattr(self, param)!r})")
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The parameters and their values."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def describe(self) -> str:
-        """One line: name, parameters, what it does."""
-        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{self.name}({params}): {self.summary}"
 
     @abstractmethod
     def eligible(self, ex: Example) -> bool:
@@ -102,41 +80,8 @@ def registered(cls: type[Attack]) -> type[Attack]:
     return cls
 
 
-def _coerce(attack: str, key: str, value: Any, kind: Any) -> Any:
-    """``value`` checked against the parameter's declared type. One rule for config files and the CLI
-    (whose ``--param`` values are TOML literals, as ``--set``'s): ``"3"`` is text, not an integer. A list
-    of strings may also be given as one comma-separated string."""
-    problem = f"attack {attack!r}, parameter {key!r}"
-    if kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{problem}: expected an integer, got {value!r}")
-    if kind is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{problem}: expected a string, got {value!r}")
-    if typing.get_origin(kind) is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        if isinstance(items, (list, tuple)) and all(isinstance(item, str) for item in items):
-            return tuple(item.strip() for item in items if item.strip())
-        raise ConfigError(f"{problem}: expected a list of strings (or 'a,b,c'), got {value!r}")
-    raise TypeError(f"attack {attack!r}: parameter {key!r} has an unsupported type {kind!r}")
-
-
-def parameter_types(cls: type[Attack]) -> dict[str, Any]:
-    """Parameter name -> declared type."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
 def get_attack(name: str, **params: Any) -> Attack:
-    """The attack ``name`` with ``params`` (checked; strings such as CLI values are converted).
-    An unknown name lists the valid ones; an unknown parameter or a bad value raises
-    :class:`ConfigError` naming it."""
-    cls = ATTACKS.get(name)
-    types = parameter_types(cls)
-    for key in params:
-        if key not in types:
-            valid = ", ".join(types) or "none"
-            raise ConfigError(f"attack {name!r}: unknown parameter {key!r}; valid parameters: {valid}")
-    return cls(**{key: _coerce(name, key, value, types[key]) for key, value in params.items()})
+    """The attack ``name`` with ``params``, checked by the rule of :mod:`dece.component` (the same for
+    TOML values and CLI strings). An unknown name lists the valid ones; an unknown parameter or a bad
+    value raises :class:`ConfigError` naming it."""
+    return build(ATTACKS, "attack", name, params)

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from dece.attacks import ATTACKS, SELECTIONS, denominators, get_attack, poison_dataset, triggered_test_set
-from dece.attacks.base import parameter_types
+from dece.component import parameter_types
 from dece.cli.common import check_writable
 from dece.data.io import FORMATS, resolve_format
 from dece.data.io.common import atomic_write

@@ -18,16 +18,14 @@ checked in :meth:`Defense.check`; :func:`get_defense` builds one by name and typ
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import types
-import typing
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 
+from dece.component import Component, build
 from dece.data.records import Example
 from dece.errors import ConfigError
 from dece.registry import Registry
@@ -36,33 +34,13 @@ KINDS = ("data", "input", "training")
 
 
 @dataclass
-class Defense(ABC):
+class Defense(Component):
     """Base of the defenses. A subclass sets ``name``, ``kind`` and ``summary``, declares its parameters
     as dataclass fields with defaults (and documents them in its docstring), and checks their ranges in
     :meth:`check`. State learnt by ``fit`` lives in non-init fields."""
 
-    name: ClassVar[str]
+    family: ClassVar[str] = "defense"
     kind: ClassVar[str]
-    summary: ClassVar[str]  # one line for `dece defenses`
-
-    def __post_init__(self) -> None:
-        self.check()
-
-    def check(self) -> None:
-        """Raise :class:`ConfigError` naming the parameter whose value is out of range."""
-
-    def fail(self, param: str, problem: str) -> ConfigError:
-        """The error for a bad parameter value."""
-        return ConfigError(f"defense {self.name!r}, parameter {param!r}: {problem} (got {getattr(self, param)!r})")
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The parameters and their values (defaults included)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
-
-    def describe(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{self.name}({params}): {self.summary}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -202,49 +180,9 @@ def registered(cls: type[Defense]) -> type[Defense]:
     return cls
 
 
-def parameter_types(cls: type[Defense]) -> dict[str, Any]:
-    """Parameter name -> declared type."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
-
-
-def _accepts(kind: Any, value: Any) -> bool:
-    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-        return any(_accepts(k, value) for k in typing.get_args(kind))
-    if kind is type(None):
-        return value is None
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is str:
-        return isinstance(value, str)
-    if typing.get_origin(kind) is tuple:
-        return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
-    raise TypeError(f"unsupported defense parameter type {kind!r}")
-
-
-def _type_name(kind: Any) -> str:
-    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-        return " or ".join(_type_name(k) for k in typing.get_args(kind))
-    if typing.get_origin(kind) is tuple:
-        return "a list of strings"
-    return {type(None): "none", bool: "a boolean", int: "an integer", float: "a number", str: "a string"}[kind]
-
-
 def get_defense(name: str, **params: Any) -> Defense:
-    """The defense ``name`` with ``params`` (unset ones take their defaults). An unknown name lists the
-    valid ones; an unknown parameter, a value of the wrong type or out of range raises
-    :class:`ConfigError` naming the parameter. Nothing heavy (a language model) is loaded here."""
-    cls = DEFENSES.get(name)
-    kinds = parameter_types(cls)
-    values = {}
-    for key, value in params.items():
-        if key not in kinds:
-            raise ConfigError(f"defense {name!r}: unknown parameter {key!r}; valid parameters: {', '.join(kinds) or 'none'}")
-        if not _accepts(kinds[key], value):
-            raise ConfigError(f"defense {name!r}, parameter {key!r}: expected {_type_name(kinds[key])}, got {value!r}")
-        values[key] = tuple(value) if isinstance(value, list) else (float(value) if kinds[key] is float else value)
-    return cls(**values)
+    """The defense ``name`` with ``params`` (unset ones take their defaults), checked by the rule of
+    :mod:`dece.component`. An unknown name lists the valid ones; an unknown parameter, a value of the
+    wrong type or out of range raises :class:`ConfigError` naming the parameter. Nothing heavy (a
+    language model) is loaded here."""
+    return build(DEFENSES, "defense", name, params)
