@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import tomli_w
@@ -96,3 +99,12 @@ def read_csv_rows(path: Path) -> list[dict]:
 
 
 __all__ = ["fake_dynamics", "write_run", "write_sweep", "write_audit_run", "read_csv_rows"]
+
+
+def spawn_dece(args: list[str]) -> subprocess.Popen:
+    """``dece ARGS`` in a new process group (so a test can kill it and its workers), offline, one thread."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    script = "import sys; from dece.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", script, *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)

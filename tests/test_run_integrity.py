@@ -6,8 +6,6 @@ and a real SIGKILL mid-training resumes."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from dece.experiments import config_from_dict, run_experiment
 from dece.experiments.arm import CHECKPOINT_MARK, check_checkpoints
 from dece.training.trainer import DeceTrainer
 
+from run_fixtures import spawn_dece
 from test_experiments_pipeline import TINY_MODEL
 
 C_ROWS = [{"src": f"int f{i} ( int a ) {{ return a ; }}", "tgt": f"int f{i} ( int a ) {{ return a + {i} ; }}"}
@@ -137,18 +136,12 @@ def test_a_torn_checkpoint_is_skipped_and_a_foreign_one_refused(tmp_path):
         check_checkpoints(folder, "abc")
 
 
-RUN_SCRIPT = "import sys; from dece.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
 @pytest.mark.slow
 def test_sigkill_mid_training_then_a_changed_config_is_refused_before_writing_and_the_same_resumes(tmp_path):
     data = _tiny(tmp_path, train={"epochs": 6, "batch_size": 4, "threads": 1})
     path = tmp_path / "exp.toml"
     path.write_text(tomli_w.dumps(data))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, "run", str(path)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = spawn_dece(["run", str(path)])
     checkpoints = tmp_path / "run" / "arms" / "poisoned-ce" / "checkpoints"
     try:
         deadline = time.time() + 120
@@ -201,10 +194,7 @@ def test_workers_die_with_their_parent(tmp_path):
     data = _tiny(tmp_path, arms=["clean-ce", "poisoned-ce"], jobs=2, train={"epochs": 50, "batch_size": 4, "threads": 1})
     path = tmp_path / "exp.toml"
     path.write_text(tomli_w.dumps(data))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, "run", str(path)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = spawn_dece(["run", str(path)])
     try:
         deadline = time.time() + 120
         arms = tmp_path / "run" / "arms"

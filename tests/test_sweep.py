@@ -4,8 +4,6 @@ recompute finished cells and completes the rest; `dece run` / `dece sweep --list
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from dece.experiments.store import read_jsonl
 from dece.experiments.sweep import cell_done, cell_name, expand_grid, run_sweep
 from dece.reporting.markdown import write_results_markdown
 
+from run_fixtures import spawn_dece
 from test_experiments_pipeline import TINY_MODEL
 
 
@@ -66,19 +65,13 @@ def test_grid_errors_name_the_key(tmp_path, sweep, message):
         expand_grid(base(tmp_path, sweep=sweep))
 
 
-SWEEP_SCRIPT = "import sys; from dece.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
 @pytest.mark.slow
 def test_sweep_killed_mid_way_resumes_without_recomputing(tmp_path):
     data = base(tmp_path, train={"epochs": 2, "batch_size": 8, "threads": 1})
     path = tmp_path / "sweep.toml"
     path.write_text(tomli_w.dumps(data))
     cells = expand_grid(data)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", SWEEP_SCRIPT, "sweep", str(path)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = spawn_dece(["sweep", str(path)])
     try:
         deadline = time.time() + 120
         first = cells[0].dir / "results.json"

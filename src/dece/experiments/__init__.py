@@ -5,8 +5,7 @@ without torch or transformers; the runner brings them."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dece.lazy import lazy_exports
 
 _EXPORTS = {
     "ExperimentConfig": "dece.experiments.config",
@@ -17,8 +16,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dece.experiments' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
