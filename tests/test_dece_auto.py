@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from dece.errors import ConfigError
 from dece.experiments import run_experiment
 from dece.experiments.dynamics import ValidationLoss, load_dynamics
-from dece.experiments.store import read_jsonl
+from dece.experiments.store import read_records
 from dece.losses import DeCEAutoLoss, PlateauTrigger, dece_loss, get_loss
 from dece.losses.dece_auto import auto_alpha
 
@@ -138,5 +138,5 @@ def test_tiny_run_records_the_schedule(tmp_path):
     assert [r["triggered_at"] for r in dyn] == [None, 2, 2]
     assert [r["alpha"] for r in dyn] == [1.0, 1.0, 0.5]
     assert all(math.isfinite(r["val_loss"]) and r["train_loss"] is not None and r["grad_norm"] is not None for r in dyn)
-    vals = read_jsonl(arm / "val_loss.jsonl")
+    vals = read_records(arm / "val_loss.jsonl")
     assert [r["val_loss"] for r in vals] == [r["val_loss"] for r in dyn]

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dece.experiments import config_from_dict, run_experiment
-from dece.experiments.store import read_jsonl
+from dece.experiments.store import read_records
 
 TINY_MODEL = {"name": "t5-tiny", "d_model": 16, "layers": 1, "heads": 2, "ff": 32, "vocab_size": 300,
               "max_source_length": 64, "max_target_length": 48}
@@ -37,11 +37,11 @@ def check_data_defense(run, arm, name):
     removed = set(report["removed_ids"])
     assert metrics["defense"]["name"] == name and metrics["defense"]["kind"] == "data"
     assert "removed_ids" not in metrics["defense"]
-    assert metrics["defense"]["removed"] == len(removed) == len(read_jsonl(d / "removed.jsonl"))
+    assert metrics["defense"]["removed"] == len(removed) == len(read_records(d / "removed.jsonl"))
     assert metrics["defense"]["poisoned_removed"] == len(removed & poisoned_ids)
     assert metrics["defense"]["clean_removed"] == len(removed - poisoned_ids)
     assert metrics["defense"]["n_poisoned"] == len(poisoned_ids) == 6
-    assert all(r["meta"]["removed_by"] == name for r in read_jsonl(d / "removed.jsonl"))
+    assert all(r["meta"]["removed_by"] == name for r in read_records(d / "removed.jsonl"))
     return metrics, removed
 
 
@@ -64,7 +64,7 @@ def test_data_and_input_defense_arms(tmp_path):
     onion = json.loads((run / "arms" / "poisoned-onion" / "metrics.json").read_text())
     assert onion["defense"]["kind"] == "input" and "precision" not in onion["defense"]
     assert "model" not in onion["defense"]  # no plain CE arm in this run: the arm trained its own
-    preds = read_jsonl(run / "arms" / "poisoned-onion" / "predictions.jsonl")
+    preds = read_records(run / "arms" / "poisoned-onion" / "predictions.jsonl")
     assert all("defended_src" in p for p in preds)
     trig = [p for p in preds if p["split"] == "triggered"]
     assert onion["defense"]["changed_triggered"] == sum(p["src"] != p["defended_src"] for p in trig)

@@ -4,7 +4,7 @@ import pytest
 
 from dece.errors import ConfigError
 from dece.experiments.dynamics import DynamicsConfig, load_dynamics
-from dece.experiments.store import append_jsonl, read_jsonl
+from dece.experiments.store import append_jsonl, read_records
 
 
 def test_load_dynamics_keeps_the_last_record_of_each_epoch(tmp_path):
@@ -22,7 +22,7 @@ def test_append_after_a_torn_line_loses_nothing_before_or_after(tmp_path):
         f.write('{"b": 2, "tor')  # killed mid-append
     append_jsonl(path, {"c": 3})
     append_jsonl(path, {"d": 4})
-    assert read_jsonl(path) == [{"a": 1}, {"c": 3}, {"d": 4}]
+    assert read_records(path) == [{"a": 1}, {"c": 3}, {"d": 4}]
 
 
 def test_dynamics_config_checks_val_rows():

@@ -11,7 +11,7 @@ from dece.cli import main
 from dece.errors import ConfigError
 from dece.experiments import config_from_dict, run_experiment
 from dece.experiments.config import dump_config
-from dece.experiments.store import read_jsonl
+from dece.experiments.store import read_records
 
 TINY_MODEL = {"name": "t5-tiny", "d_model": 16, "layers": 1, "heads": 2, "ff": 32, "vocab_size": 300,
               "max_source_length": 64, "max_target_length": 48}
@@ -42,15 +42,15 @@ def test_pipeline_writes_consistent_files_and_resumes(tmp_path):
     assert (run / "config.toml").exists() and (run / "results.md").exists()
     report = json.loads((run / "data" / "poison_report.json").read_text())
     assert report["n_poisoned"] == 6 and report["n_rows"] == 24
-    poisoned_rows = read_jsonl(run / "data" / "train.poisoned.jsonl")
+    poisoned_rows = read_records(run / "data" / "train.poisoned.jsonl")
     assert sum(bool(r["meta"].get("poisoned")) for r in poisoned_rows) == 6
-    triggered = read_jsonl(run / "data" / "test.triggered.jsonl")
+    triggered = read_records(run / "data" / "test.triggered.jsonl")
     table = (run / "results.md").read_text()
     for arm in cfg.arms:
         d = run / "arms" / arm.name
         metrics = json.loads((d / "metrics.json").read_text())
         assert metrics == json.loads(json.dumps(results[arm.name]))
-        preds = read_jsonl(d / "predictions.jsonl")
+        preds = read_records(d / "predictions.jsonl")
         clean = [p for p in preds if p["split"] == "clean"]
         trig = [p for p in preds if p["split"] == "triggered"]
         assert len(clean) == 24 and len(trig) == len(triggered)
@@ -59,7 +59,7 @@ def test_pipeline_writes_consistent_files_and_resumes(tmp_path):
         assert metrics["asr"]["hits"] == sum(p["payload"] for p in trig)
         assert metrics["ftr"]["hits"] == sum(p["payload"] for p in clean)
         assert f"| {arm.name} | {metrics['bleu']:.2f} | {metrics['exact_match']:.2f} |" in table
-        dyn = read_jsonl(d / "dynamics.jsonl")
+        dyn = read_records(d / "dynamics.jsonl")
         assert [r["epoch"] for r in dyn] == [1, 2]
         assert all(len(r["row_losses"]) == 24 for r in dyn)
         assert ("alpha" in dyn[0]) == (arm.loss == "dece")
@@ -93,8 +93,8 @@ def test_arms_in_parallel_processes_match_the_sequential_run(tmp_path):
     expected = run_experiment(sequential, log=logs.append)
     for arm in arms:
         assert _without_timings(results[arm]) == _without_timings(expected[arm])
-        assert (read_jsonl(tmp_path / "parallel" / "arms" / arm / "predictions.jsonl")
-                == read_jsonl(tmp_path / "sequential" / "arms" / arm / "predictions.jsonl"))
+        assert (read_records(tmp_path / "parallel" / "arms" / arm / "predictions.jsonl")
+                == read_records(tmp_path / "sequential" / "arms" / arm / "predictions.jsonl"))
     # the process count is not part of an arm's fingerprint: a sequential rerun finds every arm done
     logs.clear()
     run_experiment(tiny_config(tmp_path, arms=arms, output_dir=str(tmp_path / "parallel")), log=logs.append)
@@ -153,8 +153,8 @@ def test_evaluate_scores_a_saved_model_as_its_arm_was_scored(tmp_path, capsys):
     arm = {k: v for k, v in results["poisoned-ce"].items() if k not in ("fingerprint", "train_fingerprint", "train_seconds", "eval_seconds")}
     assert {k: v for k, v in metrics.items() if k != "model"} == json.loads(json.dumps(arm))
     assert metrics["model"] == str(model_dir)
-    assert (read_jsonl(out / "predictions.jsonl")
-            == read_jsonl(tmp_path / "run" / "arms" / "poisoned-ce" / "predictions.jsonl"))
+    assert (read_records(out / "predictions.jsonl")
+            == read_records(tmp_path / "run" / "arms" / "poisoned-ce" / "predictions.jsonl"))
     assert (out / "config.toml").exists()
     from dece.experiments.model_eval import evaluate_model  # an hf: name loads the same checkpoint
 
@@ -166,7 +166,7 @@ def test_evaluate_scores_a_saved_model_as_its_arm_was_scored(tmp_path, capsys):
     out = tmp_path / "onion" / "evaluate" / "poisoned-ce"
     defended = json.loads((out / "metrics.json").read_text())
     assert defended["defense"]["name"] == "onion" and defended["defense"]["params"]["threshold"] == 0.0
-    preds = read_jsonl(out / "predictions.jsonl")
+    preds = read_records(out / "predictions.jsonl")
     assert all("defended_src" in p for p in preds) and any(p["defended_src"] != p["src"] for p in preds)
 
 

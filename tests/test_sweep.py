@@ -12,7 +12,7 @@ import tomli_w
 
 from dece.cli import main
 from dece.errors import ConfigError
-from dece.experiments.store import read_jsonl
+from dece.experiments.store import read_records
 from dece.experiments.sweep import cell_done, cell_name, expand_grid, run_sweep
 from dece.reporting.markdown import write_results_markdown
 
@@ -86,7 +86,7 @@ def test_sweep_killed_mid_way_resumes_without_recomputing(tmp_path):
     done_at_kill = {c.name: (c.dir / "arms" / "poisoned-ce" / "metrics.json").stat().st_mtime_ns
                     for c in cells if cell_done(c)}
     assert cells[0].name in done_at_kill and len(done_at_kill) < len(cells), "the kill must land mid-sweep"
-    events_before = len(read_jsonl(tmp_path / "sweep" / "sweep.jsonl"))
+    events_before = len(read_records(tmp_path / "sweep" / "sweep.jsonl"))
 
     logs = []
     status = run_sweep(data, log=logs.append, on_done=write_results_markdown)
@@ -94,7 +94,7 @@ def test_sweep_killed_mid_way_resumes_without_recomputing(tmp_path):
     for name, mtime in done_at_kill.items():  # finished cells were not recomputed
         assert (tmp_path / "sweep" / "cells" / name / "arms" / "poisoned-ce" / "metrics.json").stat().st_mtime_ns == mtime
         assert f"{name}] done already, skipped" in "\n".join(logs)
-    started_again = [e["cell"] for e in read_jsonl(tmp_path / "sweep" / "sweep.jsonl")[events_before:] if e["event"] == "started"]
+    started_again = [e["cell"] for e in read_records(tmp_path / "sweep" / "sweep.jsonl")[events_before:] if e["event"] == "started"]
     assert sorted(started_again) == sorted(c.name for c in cells if c.name not in done_at_kill)
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert [c["done"] for c in saved["cells"]] == [True] * 4

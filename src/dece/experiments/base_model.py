@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from transformers import set_seed
@@ -93,10 +92,9 @@ def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:
         label="pretrain", log=log,
     )
     trainer.train(resume_from_checkpoint=last_checkpoint(work / "checkpoints"))
-    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    staging.rename(final)
+    with atomic_dir(final) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
     shutil.rmtree(work, ignore_errors=True)
     return final
 

@@ -317,6 +317,18 @@ def check_model_source(spec: ModelSpec) -> None:
                               "download it once with HF_HUB_OFFLINE=0, or give a local folder")
 
 
+def _loss_class(name: str) -> type:
+    from dece.losses import LOSSES
+
+    return LOSSES.get(name)
+
+
+def _fixed_dece(loss: str) -> bool:
+    """A DeCE loss with the paper's fixed schedule (``deceptive``, not ``adaptive``)."""
+    cls = _loss_class(loss)
+    return cls.deceptive and not cls.adaptive
+
+
 def _reads_row_losses(arm: ArmConfig) -> bool:
     """Whether ``arm``'s defense reads another arm's per-row losses (``DataDefense.reads``)."""
     from dece.defenses import DEFENSES
@@ -358,7 +370,7 @@ class ExperimentConfig:
         name = arm.defense_params.get("source")
         for other in self.arms:
             if (other.name == name if name is not None
-                    else other.loss == "dece" and other.defense is None and other.data == arm.data):
+                    else _fixed_dece(other.loss) and other.defense is None and other.data == arm.data):
                 return other
         return None
 
@@ -371,7 +383,7 @@ class ExperimentConfig:
             _check(src is not None, f"{key}.source", f"no arm named {arm.defense_params['source']!r}")
         _check(src is not None, key, f"{arm.defense} reads the per-row losses of an arm trained with loss 'dece' on "
                f"the same data ({arm.data}) without a defense: add one, e.g. \"{arm.data}-dece\"")
-        _check(src.loss in ("dece", "dece_auto") and src.defense is None and src.data == arm.data, f"{key}.source",
+        _check(_loss_class(src.loss).deceptive and src.defense is None and src.data == arm.data, f"{key}.source",
                f"arm {src.name!r} must be trained with loss dece (or dece_auto), no defense, on {arm.data} rows")
         _check(self.dynamics is not None and self.dynamics.row_losses, "dynamics.row_losses",
                f"{arm.defense} reads per-row losses: set [dynamics] row_losses = true")

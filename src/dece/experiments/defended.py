@@ -33,7 +33,8 @@ from dece.experiments.arm import arm_fingerprint, load_trained, train_arm
 from dece.experiments.config import ArmConfig, ExperimentConfig
 from dece.experiments.data_prep import PreparedData
 from dece.experiments.dynamics import load_dynamics
-from dece.experiments.store import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
+from dece.experiments.store import read_json, read_records, write_json_atomic, write_jsonl_atomic
+from dece.losses import LOSSES
 from dece.models import ModelSpec
 
 
@@ -46,7 +47,8 @@ def has_data_defense(arm: ArmConfig) -> bool:
 
 
 def _plain_ce(arm: ArmConfig, data: str) -> bool:
-    return arm.data == data and arm.loss == "ce" and not arm.loss_params and arm.lr_scale == 1.0 and arm.defense is None
+    return (arm.data == data and LOSSES.get(arm.loss).plain_ce and not arm.loss_params and arm.lr_scale == 1.0
+            and arm.defense is None)
 
 
 def has_reference_arm(cfg: ExperimentConfig, arm: ArmConfig) -> bool:
@@ -160,7 +162,7 @@ def source_row_losses(cfg: ExperimentConfig, source: ArmConfig, run_dir: Path
     if not arm_finished(cfg, source, run_dir):
         raise DeceError(f"arm {source.name!r} has not finished in {run_dir}: its per-row losses are needed first")
     epochs = [r["row_max_losses"] for r in load_dynamics(arm_dir / "dynamics.jsonl") if "row_max_losses" in r]
-    column = {str(r["id"]): r["index"] for r in read_jsonl(arm_dir / "train_rows.jsonl")}
+    column = {str(r["id"]): r["index"] for r in read_records(arm_dir / "train_rows.jsonl")}
     if not epochs:
         raise DeceError(f"{arm_dir / 'dynamics.jsonl'} has no per-row losses: run with [dynamics] row_losses = true")
 

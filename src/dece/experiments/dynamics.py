@@ -36,7 +36,7 @@ from transformers import TrainerCallback
 from dece.data.records import Example
 from dece.evaluation import asr, bleu, ftr, generate
 from dece.experiments.config import DynamicsConfig
-from dece.experiments.store import append_jsonl, read_jsonl, write_jsonl_atomic
+from dece.experiments.store import append_jsonl, read_records, write_jsonl_atomic
 from dece.losses.base import TokenLoss
 from dece.models import ModelSpec, PadCollator, encode_examples, encode_targets
 from dece.training.per_row import first_divergence, per_token_losses
@@ -49,7 +49,7 @@ def _mean(values: list[float]) -> float | None:
 def load_dynamics(path: Path) -> list[dict[str, Any]]:
     """The records of a ``dynamics.jsonl``, one per epoch (the last written wins), in epoch order."""
     by_epoch: dict[int, dict[str, Any]] = {}
-    for rec in read_jsonl(Path(path)):
+    for rec in read_records(Path(path)):
         if "epoch" in rec:
             by_epoch[int(rec["epoch"])] = rec
     return [by_epoch[e] for e in sorted(by_epoch)]
@@ -78,7 +78,7 @@ class ValidationLoss(TrainerCallback):
         if done == 0:
             self.path.unlink(missing_ok=True)
             return
-        kept = {int(r["epoch"]): r["val_loss"] for r in read_jsonl(self.path)
+        kept = {int(r["epoch"]): r["val_loss"] for r in read_records(self.path)
                 if int(r["epoch"]) <= done and r.get("val_loss") is not None}
         if kept:
             self.last = kept[max(kept)]
@@ -90,7 +90,7 @@ class ValidationLoss(TrainerCallback):
         epoch = round(state.epoch or 0)
         self.last = self.measure(model)
         rec: dict[str, Any] = {"epoch": epoch, "val_loss": self.last}
-        if self.last is not None and hasattr(self.loss, "observe"):  # every process: the schedules stay equal
+        if self.last is not None and self.loss.adaptive:  # every process: the schedules stay equal
             self.loss.observe(epoch, self.last)
             rec["triggered_at"] = self.loss.triggered_at
         if state.is_world_process_zero:
@@ -147,9 +147,9 @@ class DynamicsRecorder(TrainerCallback):
     def measure(self, model, epoch: int) -> dict[str, Any]:
         """Everything but the Trainer's logged values (``train_loss``, ``grad_norm``)."""
         rec: dict[str, Any] = {"epoch": epoch}
-        if self.loss.epoch_aware and hasattr(self.loss, "alpha_at"):
+        if self.loss.deceptive:
             rec["alpha"] = self.loss.alpha_at(None if getattr(self.loss, "alpha", None) is not None else epoch)
-        if hasattr(self.loss, "observe"):
+        if self.loss.adaptive:
             rec["triggered_at"] = self.loss.triggered_at
         if self.validation is not None:
             rec["val_loss"] = self.validation.last
@@ -214,7 +214,7 @@ def epoch_callbacks(cfg, data, base: ModelSpec, rows: list[Example], arm_dir: Pa
         out: list[TrainerCallback] = []
         validation = None
         n = dyn.val_rows if dyn is not None else 0
-        if hasattr(loss, "observe") or n > 0:
+        if loss.adaptive or n > 0:
             validation = ValidationLoss(data.valid, arm_dir / "val_loss.jsonl", model_spec=base, tokenizer=tokenizer,
                                         is_encoder_decoder=is_enc_dec, loss=loss, rows=n or DynamicsConfig().val_rows)
             out.append(validation)

@@ -29,21 +29,14 @@ from typing import Any, Iterable, Iterator
 
 from filelock import FileLock, Timeout
 
+from dece.data.io.common import atomic_write
 from dece.errors import ConfigError
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``text`` written to ``path`` atomically (:func:`dece.data.io.common.atomic_write`)."""
+    with atomic_write(path) as handle:
+        handle.write(text)
 
 
 @contextlib.contextmanager
@@ -143,7 +136,7 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path) -> list[dict[str, Any]]:
     """Reads complete lines; a torn last line (a kill mid-append) is dropped."""
     rows = []
     if not path.exists():

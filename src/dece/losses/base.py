@@ -22,10 +22,19 @@ class TokenLoss(nn.Module):
     """Base of the loss family. ``summary``: one line for ``dece losses``; ``epoch_aware`` losses use the
     ``epoch`` passed to ``forward``;
     ``refused_parameters`` are parent parameters a subclass does not accept; ``backends`` are the values
-    its ``backend`` parameter takes (a loss whose row math has a device kernel adds ``"triton"``)."""
+    its ``backend`` parameter takes (a loss whose row math has a device kernel adds ``"triton"``).
+
+    What the rest of dece asks of a loss is declared here, never read from its name:
+    ``plain_ce`` (the undefended baseline: an arm with it can lend its model to input defenses and
+    serve as a data defense's reference), ``deceptive`` (DeCE's bounded loss with an alpha schedule,
+    ``alpha_at``: its per-row losses feed ``dece_filter`` and the audit's ``rank`` score), ``adaptive``
+    (the schedule starts from the clean validation loss, ``observe``: DeCE-auto)."""
 
     summary: str = ""
     epoch_aware = False
+    plain_ce = False
+    deceptive = False
+    adaptive = False
     refused_parameters: tuple[str, ...] = ()
     backends: tuple[str, ...] = ("torch",)
 

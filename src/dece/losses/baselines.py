@@ -135,6 +135,7 @@ class CELoss(TokenLoss):
     """Plain cross-entropy (the undefended baseline)."""
 
     summary = "cross-entropy: the undefended baseline"
+    plain_ce = True
 
     def row_math(self, vocab: int, epoch: float | None) -> CERowMath:
         return CERowMath()

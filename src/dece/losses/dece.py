@@ -102,6 +102,7 @@ class DeCELoss(TokenLoss):
 
     summary = "DeCE (Yang et al., TOSEM 2026): CE against alpha * p + (1 - alpha) * y', alpha = alpha_base ** epoch"
     epoch_aware = True
+    deceptive = True
     backends = ("torch", "triton")
 
     def __init__(

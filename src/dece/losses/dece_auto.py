@@ -115,6 +115,7 @@ class DeCEAutoLoss(DeCELoss):
 
     summary = "DeCE whose alpha stays 1 until the clean validation loss plateaus, then decays"
     refused_parameters = ("alpha",)
+    adaptive = True
 
     def __init__(
         self,

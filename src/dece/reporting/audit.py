@@ -41,10 +41,10 @@ from typing import Any, Sequence
 
 from dece.defenses.row_scores import SCORES, average_precision, precision_recall_at_k, ranking, suspicion_scores
 from dece.errors import ConfigError
-from dece.experiments.store import read_jsonl
+from dece.experiments.store import read_records
+from dece.losses import LOSSES
 
 AUTO = "auto"
-AUTO_SCORES = {"dece": "rank"}  # by the arm's loss; every other loss: "drop"
 DEFAULT_STAT = {"drop": "mean", "collapse": "mean", "rank": "max"}
 STATISTICS = ("max", "mean")
 STAT_KEYS = {"max": "row_max_losses", "mean": "row_losses"}
@@ -109,10 +109,10 @@ class AuditResult:
 
 def _training_rows(run_dir: Path, arm_dir: Path, n: int) -> list[dict[str, Any]]:
     """The arm's training rows in training order: ``train_rows.jsonl`` joined with the data files."""
-    listed = read_jsonl(arm_dir / "train_rows.jsonl")
+    listed = read_records(arm_dir / "train_rows.jsonl")
     by_id: dict[Any, dict[str, Any]] = {}
     for name in ("train.poisoned.jsonl", "train.clean.jsonl"):
-        for r in read_jsonl(run_dir / "data" / name):
+        for r in read_records(run_dir / "data" / name):
             by_id.setdefault(r["meta"].get("id"), r)
     if len(listed) == n:
         rows = []
@@ -127,7 +127,7 @@ def _training_rows(run_dir: Path, arm_dir: Path, n: int) -> list[dict[str, Any]]
     cfg = tomllib.loads((arm_dir / "config.toml").read_text(encoding="utf-8")) if (arm_dir / "config.toml").exists() else {}
     arms = cfg.get("arms") or [{}]
     data = arms[0].get("data", "poisoned") if isinstance(arms[0], dict) else "poisoned"
-    file_rows = read_jsonl(run_dir / "data" / f"train.{data}.jsonl")
+    file_rows = read_records(run_dir / "data" / f"train.{data}.jsonl")
     if len(file_rows) != n:
         return [{"index": i, "id": None, "poisoned": None, "src": "", "tgt": ""} for i in range(n)]
     return [{"index": i, "id": r["meta"].get("id"), "poisoned": bool(r["meta"].get("poisoned")),
@@ -155,7 +155,8 @@ def auto_score(run_dir: Path, arm: str) -> str:
     path = Path(run_dir) / "config.toml"
     config = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     loss = next((loss for name, loss, _, _ in arm_specs(config) if name == arm), "ce")
-    return AUTO_SCORES.get(loss, "drop")
+    cls = LOSSES.get(loss)
+    return "rank" if cls.deceptive and not cls.adaptive else "drop"
 
 
 def audit_arm(run_dir: Path, arm: str, *, score: str = AUTO, statistic: str | None = None,

@@ -10,7 +10,7 @@ from typing import Any
 from dece.errors import ConfigError
 from dece.experiments.config import ArmConfig
 from dece.experiments.dynamics import load_dynamics
-from dece.experiments.store import read_json, read_jsonl
+from dece.experiments.store import read_json, read_records
 
 
 @dataclass
@@ -67,7 +67,7 @@ def read_run(run_dir: Path, name: str | None = None, params: dict[str, Any] | No
         d = run_dir / "arms" / arm
         metrics = read_json(d / "metrics.json") if (d / "metrics.json").exists() else None
         dyn = load_dynamics(d / "dynamics.jsonl")
-        trig = [r.get("triggered_at") for r in read_jsonl(d / "val_loss.jsonl") if r.get("triggered_at") is not None]
+        trig = [r.get("triggered_at") for r in read_records(d / "val_loss.jsonl") if r.get("triggered_at") is not None]
         arms.append(ArmRecord(arm, loss, data, metrics, dyn, trig[-1] if trig else None, defense))
     return RunRecord(run_dir, name or config.get("name", run_dir.name), params or {}, config, arms)
 

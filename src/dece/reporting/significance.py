@@ -23,7 +23,8 @@ from typing import Any, Sequence
 from scipy.stats import binomtest, wilcoxon
 
 from dece.evaluation.metrics import bleu_paper
-from dece.experiments.store import read_jsonl
+from dece.experiments.store import read_records
+from dece.losses import LOSSES
 from dece.reporting.collect import RunRecord
 from dece.reporting.tables import SEED_KEYS, AXIS_KEYS, Table
 
@@ -72,7 +73,7 @@ def wilcoxon_paired(ours: Sequence[float], other: Sequence[float]) -> PairedResu
 
 
 def _rows(run: RunRecord, arm: str) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["split"], str(r.get("id"))): r for r in read_jsonl(run.dir / "arms" / arm / "predictions.jsonl")}
+    return {(r["split"], str(r.get("id"))): r for r in read_records(run.dir / "arms" / arm / "predictions.jsonl")}
 
 
 def _pairs(runs: Sequence[RunRecord], ours: str, other: str) -> tuple[list, list, list, list]:
@@ -96,7 +97,7 @@ def _pairs(runs: Sequence[RunRecord], ours: str, other: str) -> tuple[list, list
 
 def significance_tables(runs: Sequence[RunRecord]) -> list[Table]:
     """Per group of cells that differ only in seeds (as the paper tables group them), DeCE (the first arm
-    trained with loss ``dece``) against every other arm: ΔBLEU and ΔASR with their paired p-values."""
+    trained with the fixed-schedule DeCE loss) against every other arm: ΔBLEU and ΔASR with their paired p-values."""
     groups: dict[tuple, list[RunRecord]] = {}
     for run in runs:
         key = tuple((k, str(v)) for k, v in run.params.items() if k not in SEED_KEYS and k not in AXIS_KEYS)
@@ -105,7 +106,7 @@ def significance_tables(runs: Sequence[RunRecord]) -> list[Table]:
     for key, members in groups.items():
         arms = list(dict.fromkeys(a.name for r in members for a in r.arms))
         losses = {a.name: a.loss for r in members for a in r.arms}
-        ours = next((a for a in arms if losses[a] == "dece"), None)
+        ours = next((a for a in arms if LOSSES.get(losses[a]).deceptive and not LOSSES.get(losses[a]).adaptive), None)
         if ours is None:
             continue
         attacks = list(dict.fromkeys(r.attack for r in members))

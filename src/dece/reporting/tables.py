@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from dece.experiments.table import removal_cells
+from dece.losses import LOSSES
 from dece.reporting.collect import RunRecord
 
 #: (column label, how to read it from metrics.json)
@@ -163,7 +164,7 @@ def early_learning_table(run: RunRecord) -> Table | None:
         pay = [r["loss_payload"] for r in d if r.get("loss_payload") is not None]
         vals = [(r["val_loss"], r["epoch"]) for r in d if r.get("val_loss") is not None]
         vmin = min(vals) if vals else None
-        trig = a.triggered_at if a.triggered_at is not None else ("not fired" if a.loss == "dece_auto" else "-")
+        trig = a.triggered_at if a.triggered_at is not None else ("not fired" if LOSSES.get(a.loss).adaptive else "-")
         rows.append([a.name, str(len(d)), plateau, first_asr,
                      f"{max_asr[0]:.1f}% ({max_asr[1]})" if max_asr else "-",
                      f"{pay[0]:.2f} -> {pay[-1]:.2f}" if pay else "-",
