@@ -101,3 +101,13 @@ def test_attacks_lists_every_attack_with_parameters(capsys):
     for expected in ["badpre", "word=bb  count=1", "ripple", "words=cf,mn,bb,tq,mb", "grammar", "deadcode ",
                      "var=VAR", "deadcode_summary", "deadcode_defect", "[classification]", "target_label=0"]:
         assert expected in out
+
+
+def test_datasets_lists_every_kind_with_its_options(capsys):
+    from dece.data.catalog import DATASETS
+
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in DATASETS.names():
+        assert f"\n{name} " in f"\n{out}"
+    assert "src_field=src  tgt_field=tgt" in out and "splits: valid, test; there is no train split" in out

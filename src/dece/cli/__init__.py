@@ -12,7 +12,8 @@ from dece.errors import DeceError
 
 # module name under dece.cli -> one sub-command each
 COMMANDS: tuple[str, ...] = (
-    "demo", "pretrain", "run", "evaluate", "poison", "attacks", "defenses", "losses", "sweep", "report", "audit"
+    "demo", "pretrain", "run", "evaluate", "poison", "attacks", "defenses", "losses", "datasets", "sweep", "report",
+    "audit",
 )
 
 
