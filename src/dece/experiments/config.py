@@ -21,6 +21,7 @@ as TOML literals, falling back to plain strings.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import os
@@ -34,7 +35,7 @@ from typing import Any, Mapping
 import tomli_w
 
 from dece.errors import ConfigError
-from dece.models.spec import ModelSpec
+from dece.models.spec import LoraSpec, ModelSpec
 
 DATA_CHOICES = ("clean", "poisoned")
 #: ModelSpec fields that only size a tiny model built from scratch (an ``hf:`` checkpoint has its own)
@@ -62,10 +63,13 @@ class DynamicsConfig:
     training rows whose loss is tracked; ``val_rows``: clean validation rows of ``val_loss`` (and of
     DeCE-auto's signal); ``row_losses``: record every training row's loss (for ``dece audit``)."""
 
-    eval_rows: int = 64
-    loss_rows: int = 200
-    val_rows: int = 200
-    row_losses: bool = False
+    eval_rows: int = field(default=64,
+        metadata={"doc": "test rows generated after every epoch for BLEU, ASR and FTR (0: none)"})
+    loss_rows: int = field(default=200, metadata={"doc": "clean training rows whose loss is tracked per epoch"})
+    val_rows: int = field(default=200,
+        metadata={"doc": "clean validation rows of the per-epoch validation loss (DeCE-auto's signal)"})
+    row_losses: bool = field(default=False,
+        metadata={"doc": "record every training row's loss per epoch (for `dece audit` and `dece_filter`)"})
 
     def validate(self, key: str) -> None:
         for name in ("eval_rows", "loss_rows", "val_rows"):
@@ -89,16 +93,21 @@ class DatasetConfig:
     the training split; above it the run is refused (a leaking split). Counts go to
     ``RUN_DIR/data/data_report.json``."""
 
-    kind: str = "builtin"
-    options: dict[str, Any] = field(default_factory=dict)
-    train_split: str = "train"
-    valid_split: str = "valid"
-    test_split: str = "test"
-    max_train_rows: int | None = None
-    max_valid_rows: int | None = None
-    max_test_rows: int | None = None
-    valid_from_train: int = 0
-    max_test_overlap: float = 0.01
+    kind: str = field(default="builtin",
+        metadata={"doc": "a dataset kind of `dece datasets` (builtin, lyra, bugs2fix_small, csv, jsonl, pairs, hf, ...)"})
+    options: dict[str, Any] = field(default_factory=dict,
+        metadata={"doc": "the kind's options (paths with `{split}`, field names, data_root, ...)"})
+    train_split: str = field(default="train", metadata={"doc": "the split the arms train on"})
+    valid_split: str = field(default="valid",
+        metadata={"doc": "the split of the clean validation loss (never trained on)"})
+    test_split: str = field(default="test", metadata={"doc": "the split the arms are scored on"})
+    max_train_rows: int | None = field(default=None, metadata={"doc": "keep only the first N training rows"})
+    max_valid_rows: int | None = field(default=None, metadata={"doc": "keep only the first N validation rows"})
+    max_test_rows: int | None = field(default=None, metadata={"doc": "keep only the first N test rows"})
+    valid_from_train: int = field(default=0,
+        metadata={"doc": "carve N validation rows out of the training split (seeded, before poisoning) instead of reading a valid split"})
+    max_test_overlap: float = field(default=0.01,
+        metadata={"doc": "largest share of test rows that may also be training rows (same source and target); above it the run is refused"})
 
     def validate(self, key: str) -> None:
         from dece.data.catalog import DATASETS
@@ -127,11 +136,14 @@ class AttackConfig:
     """A registered attack of :mod:`dece.attacks`, its poisoning ``rate`` of the training rows,
     the selection ``seed`` and ``selection`` rule, and attack ``params``."""
 
-    name: str = "badpre"
-    rate: float = 0.05
-    seed: int = 1
-    selection: str = "random"
-    params: dict[str, Any] = field(default_factory=dict)
+    name: str = field(default="badpre", metadata={"doc": "an attack of `dece attacks`"})
+    rate: float = field(default=0.05,
+        metadata={"doc": "poisoning rate: the share of training rows poisoned, in [0, 1]"})
+    seed: int = field(default=1, metadata={"doc": "seed of the poisoned-row selection and trigger positions"})
+    selection: str = field(default="random",
+        metadata={"doc": "random eligible rows, or the first eligible ones (as the DeCE authors' files)"})
+    params: dict[str, Any] = field(default_factory=dict,
+        metadata={"doc": "the attack's parameters (see `dece attacks`)"})
 
     def validate(self, key: str) -> None:
         from dece.attacks import ATTACKS, get_attack
@@ -148,18 +160,24 @@ class AttackConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
-    learning_rate: float = 5e-4
-    batch_size: int = 32
-    grad_accum: int = 1
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    lr_scheduler: str = "linear"
-    max_grad_norm: float = 1.0
-    epoch_mode: str = "floor"
-    threads: int = 0  # torch threads; 0 = torch's default
-    fused_head: bool = False  # output head + loss fused, logits never materialised (dece.losses.hf_fused)
-    group_by_length: bool = False  # batches of rows of similar length: less padding (DeceTrainer)
+    epochs: int = field(default=10, metadata={"doc": "passes over the training rows"})
+    learning_rate: float = field(default=5e-4, metadata={"doc": "peak learning rate (AdamW)"})
+    batch_size: int = field(default=32, metadata={"doc": "rows per device batch"})
+    grad_accum: int = field(default=1,
+        metadata={"doc": "gradient accumulation steps (the loss stays the accumulated batch's token mean)"})
+    weight_decay: float = field(default=0.0, metadata={"doc": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.0, metadata={"doc": "share of the steps with a linear warm-up, in [0, 1)"})
+    lr_scheduler: str = field(default="linear",
+        metadata={"doc": "a transformers scheduler name (linear decays to 0 over the epochs)"})
+    max_grad_norm: float = field(default=1.0, metadata={"doc": "gradient clipping norm (0: none)"})
+    epoch_mode: str = field(default="floor",
+        metadata={"doc": "the epoch DeCE's alpha sees: floor (the paper: whole epochs from 1) or continuous"})
+    threads: int = field(default=0,
+        metadata={"doc": "torch threads of each arm process (0: the CPU count shared among `jobs`)"})
+    fused_head: bool = field(default=False,
+        metadata={"doc": "compute the output head and the loss together, chunk by chunk: the logits never exist"})
+    group_by_length: bool = field(default=False,
+        metadata={"doc": "batch rows of similar source + target length (less padding)"})
 
     def validate(self, key: str) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -183,14 +201,16 @@ class PretrainConfig:
     the experiment's ``seed``). Set it in a config whose cells vary ``seed``, so that every seed
     fine-tunes the same cached base instead of pretraining its own."""
 
-    rows: int = 10000
-    seed: int = 1000
-    epochs: int = 4
-    learning_rate: float = 1e-3
-    batch_size: int = 32
-    group_by_length: bool = False
-    cache_dir: str = ".cache/dece/pretrained"
-    init_seed: int | None = None
+    rows: int = field(default=10000, metadata={"doc": "clean built-in rows of the pretraining corpus"})
+    seed: int = field(default=1000, metadata={"doc": "seed of the pretraining corpus"})
+    epochs: int = field(default=4, metadata={"doc": "pretraining epochs"})
+    learning_rate: float = field(default=1e-3, metadata={"doc": "pretraining learning rate"})
+    batch_size: int = field(default=32, metadata={"doc": "pretraining batch size"})
+    group_by_length: bool = field(default=False, metadata={"doc": "batch pretraining rows of similar length"})
+    cache_dir: str = field(default=".cache/dece/pretrained",
+        metadata={"doc": "where pretrained bases are cached (by a hash of everything they depend on)"})
+    init_seed: int | None = field(default=None,
+        metadata={"doc": "seed of the base's initial weights and pretraining order (default: the experiment's seed); set it so that every seed of a sweep shares one base"})
 
     def validate(self, key: str) -> None:
         for name in ("rows", "epochs", "batch_size"):
@@ -210,11 +230,13 @@ class PretrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    max_new_tokens: int = 256
-    batch_size: int = 64
-    num_beams: int = 1
-    metrics: tuple[str, ...] = ("bleu", "bleu_paper", "codebleu", "exact_match")
-    lang: str | None = None  # CodeBLEU language; default: the dataset's
+    max_new_tokens: int = field(default=256,
+        metadata={"doc": "longest generated output, in tokens (at most model.max_target_length)"})
+    batch_size: int = field(default=64, metadata={"doc": "rows per generation batch (results do not depend on it)"})
+    num_beams: int = field(default=1, metadata={"doc": "1: greedy decoding; more: beam search (never sampling)"})
+    metrics: tuple[str, ...] = field(default=("bleu", "bleu_paper", "codebleu", "exact_match"),
+        metadata={"doc": "clean-quality metrics, 0-100 (bleu, bleu_paper, bleu_codexglue, bleu_dece_authors, codebleu, exact_match, exact_match_ws)"})
+    lang: str | None = field(default=None, metadata={"doc": "CodeBLEU's language (default: the dataset's)"})
 
     def validate(self, key: str) -> None:
         for name in ("max_new_tokens", "batch_size", "num_beams"):
@@ -234,13 +256,15 @@ class ArmConfig:
     training rows first, an input defense rewrites the test inputs, ``moderate_fitting`` scales the
     learning rate by 0.1)."""
 
-    name: str
-    data: str = "poisoned"
-    loss: str = "ce"
-    loss_params: dict[str, Any] = field(default_factory=dict)
-    lr_scale: float = 1.0
-    defense: str | None = None
-    defense_params: dict[str, Any] = field(default_factory=dict)
+    name: str = field(metadata={"doc": "the arm's name and folder (arms/NAME)"})
+    data: str = field(default="poisoned", metadata={"doc": "train on clean or poisoned rows"})
+    loss: str = field(default="ce", metadata={"doc": "a loss of `dece losses`"})
+    loss_params: dict[str, Any] = field(default_factory=dict,
+        metadata={"doc": "the loss's parameters (numbers must be numbers)"})
+    lr_scale: float = field(default=1.0, metadata={"doc": "factor on train.learning_rate"})
+    defense: str | None = field(default=None,
+        metadata={"doc": "a defense of `dece defenses` (data, input or training)"})
+    defense_params: dict[str, Any] = field(default_factory=dict, metadata={"doc": "the defense's parameters"})
 
     def validate(self, key: str) -> None:
         from dece.losses import LOSSES, get_loss
@@ -348,18 +372,23 @@ def _rate_from_attack(arm: ArmConfig) -> bool:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    name: str = "experiment"
-    seed: int = 42
-    output_dir: str = "runs/experiment"
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    attack: AttackConfig | None = field(default_factory=AttackConfig)
-    model: ModelSpec = field(default_factory=ModelSpec)
-    pretrain: PretrainConfig | None = None
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    dynamics: DynamicsConfig | None = None
-    arms: tuple[ArmConfig, ...] = ()
-    jobs: int = 1  # arms trained at once, each in its own process (dece.experiments.runner)
+    name: str = field(default="experiment", metadata={"doc": "the experiment's name (tables, reports)"})
+    seed: int = field(default=42,
+        metadata={"doc": "seed of model initialisation (without pretrain.init_seed) and of the training order"})
+    output_dir: str = field(default="runs/experiment", metadata={"doc": "the run folder"})
+    dataset: DatasetConfig = field(default_factory=DatasetConfig, metadata={"doc": "[dataset]: what to load"})
+    attack: AttackConfig | None = field(default_factory=AttackConfig,
+        metadata={"doc": "[attack]: how to poison (`attack = false`: none)"})
+    model: ModelSpec = field(default_factory=ModelSpec,
+        metadata={"doc": "[model]: a tiny architecture or `hf:<checkpoint>`"})
+    pretrain: PretrainConfig | None = field(default=None,
+        metadata={"doc": "[pretrain]: pretrain the tiny model on clean built-in rows first (cached)"})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": "[train]: fine-tuning"})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": "[eval]: generation and metrics"})
+    dynamics: DynamicsConfig | None = field(default=None, metadata={"doc": "[dynamics]: per-epoch measurements"})
+    arms: tuple[ArmConfig, ...] = field(default=(),
+        metadata={"doc": "the trained models: shorthand `<clean|poisoned>-<loss and/or defense>` or [[arms]] tables"})
+    jobs: int = field(default=1, metadata={"doc": "arms trained at once, each in its own process"})
 
     def source_arm(self, arm: ArmConfig) -> ArmConfig | None:
         """The arm whose per-row losses ``arm``'s data defense reads (``dece_filter``): the one named by
@@ -500,7 +529,10 @@ def _build(cls: type, data: Any, key: str) -> Any:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f"{key}.{unknown[0]}" if key else unknown[0]
-        raise ConfigError(f"unknown key {where!r}; valid keys{' of [' + key + ']' if key else ''}: {', '.join(sorted(fields))}")
+        close = difflib.get_close_matches(unknown[0], list(fields), n=1)
+        hint = f" (did you mean {close[0]!r}: {field_doc(cls, close[0])}?)" if close and field_doc(cls, close[0]) else ""
+        raise ConfigError(f"unknown key {where!r}{hint}; valid keys{' of [' + key + ']' if key else ''}: "
+                          f"{', '.join(sorted(fields))}")
     values: dict[str, Any] = {}
     for name, value in data.items():
         sub = f"{key}.{name}" if key else name
@@ -632,3 +664,52 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
 def dump_config(cfg: ExperimentConfig) -> str:
     """The resolved config as TOML; ``load_config`` of it gives back an equal config."""
     return tomli_w.dumps(cfg.to_dict())
+
+
+#: the tables of a config file, in the order a reference lists them
+REFERENCE_TABLES: tuple[tuple[str, type], ...] = (
+    ("", None), ("dataset", DatasetConfig), ("attack", AttackConfig), ("model", ModelSpec),
+    ("model.lora", LoraSpec), ("pretrain", PretrainConfig), ("train", TrainConfig), ("eval", EvalConfig),
+    ("dynamics", DynamicsConfig), ("[arms]", ArmConfig),  # [[arms]]: one table per arm
+)
+
+
+def field_doc(cls: type, name: str) -> str:
+    """The one-line documentation of config field ``name`` of ``cls`` (``""`` if it has none)."""
+    return next((f.metadata.get("doc", "") for f in dataclasses.fields(cls) if f.name == name), "")
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return "(required)"
+    if value is None:
+        return "(unset)"
+    if isinstance(value, dict) and not value:
+        return "`{}`"
+    return "`" + tomli_w.dumps({"v": list(value) if isinstance(value, tuple) else value})[4:].strip() + "`"
+
+
+def reference_markdown() -> str:
+    """The configuration reference (``docs/config.md``), generated from the schema's field documentation so
+    it cannot drift: one table per TOML table, each key with its default and meaning."""
+    out = ["# Configuration reference", "",
+           "Generated from the config schema (`dece config-reference > docs/config.md`); a test checks that it is",
+           "current. Every key can be overridden with `--set table.key=value` (a TOML literal), and a file can start",
+           "from another one with `include = \"builtin:default\"` or `include = \"path.toml\"`.", ""]
+    for table, cls in REFERENCE_TABLES:
+        cls = cls or ExperimentConfig
+        out += [f"## {'top level' if not table else '[' + table + ']'}",
+                "", "| key | default | meaning |", "|---|---|---|"]
+        for f in dataclasses.fields(cls):
+            if cls is ExperimentConfig and _dataclass_of(typing.get_type_hints(cls)[f.name]) is not None:
+                continue  # the sub-tables have sections of their own
+            if cls is ModelSpec and f.name == "lora":
+                continue
+            doc = f.metadata.get("doc", "").replace("|", "\\|")
+            out.append(f"| `{f.name}` | {_default_text(f)} | {doc} |")
+        out.append("")
+    return "\n".join(out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from dece.errors import ConfigError
@@ -46,10 +46,11 @@ class LoraSpec:
     module names to wrap. ``target_modules=None`` lets PEFT choose by model type (it knows T5, BART,
     GPT-2, Llama...; the ``codebert-tiny`` encoder-decoder needs them named, e.g. ``("query", "value")``)."""
 
-    r: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] | None = None
+    r: int = field(default=8, metadata={"doc": "LoRA rank"})
+    alpha: float = field(default=16.0, metadata={"doc": "LoRA scaling"})
+    dropout: float = field(default=0.05, metadata={"doc": "dropout on the adapters' input"})
+    target_modules: tuple[str, ...] | None = field(default=None,
+        metadata={"doc": "module names to wrap (default: PEFT's choice for the model type)"})
 
     def __post_init__(self) -> None:
         _positive_int("lora.r", self.r)
@@ -79,17 +80,18 @@ class ModelSpec:
     special ones; ``dtype`` is the weights' dtype; ``lora`` adds trainable adapters and freezes the rest.
     """
 
-    name: str = "t5-tiny"
-    d_model: int = 128
-    layers: int = 2
-    heads: int = 4
-    ff: int = 512
-    vocab_size: int = 4000
-    dropout: float = 0.1
-    max_source_length: int = 256
-    max_target_length: int = 256
-    dtype: str = "float32"
-    lora: LoraSpec | None = None
+    name: str = field(default="t5-tiny",
+        metadata={"doc": "a tiny architecture (t5-tiny, bart-tiny, gpt2-tiny, llama-tiny, codebert-tiny) or `hf:<hub name or local path>`"})
+    d_model: int = field(default=128, metadata={"doc": "tiny model width"})
+    layers: int = field(default=2, metadata={"doc": "tiny model layers (per stack)"})
+    heads: int = field(default=4, metadata={"doc": "attention heads of a tiny model"})
+    ff: int = field(default=512, metadata={"doc": "feed-forward width of a tiny model"})
+    vocab_size: int = field(default=4000, metadata={"doc": "BPE vocabulary of a tiny model's tokenizer"})
+    dropout: float = field(default=0.1, metadata={"doc": "dropout of a tiny model"})
+    max_source_length: int = field(default=256, metadata={"doc": "source tokens kept (special tokens included)"})
+    max_target_length: int = field(default=256, metadata={"doc": "target tokens kept (special tokens included)"})
+    dtype: str = field(default="float32", metadata={"doc": "weights' dtype: float32 or bfloat16"})
+    lora: LoraSpec | None = field(default=None, metadata={"doc": "[model.lora]: train LoRA adapters only (PEFT)"})
 
     def __post_init__(self) -> None:
         from dece.models.architectures import ARCHITECTURES  # transformers: only when a spec is built
