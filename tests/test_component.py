@@ -21,3 +21,19 @@ def test_values_of_the_declared_type_are_accepted(kind, value, expected):
 def test_text_is_never_a_number_and_nothing_else_is_coerced(kind, value, message):
     with pytest.raises(ValueError, match=message):
         convert(kind, value)
+
+
+def test_cli_values_are_read_as_the_component_declares_them():
+    from dece.attacks import ATTACKS
+    from dece.component import parse_cli_params
+    from dece.defenses import DEFENSES
+    from dece.errors import ConfigError
+
+    assert parse_cli_params(ATTACKS.get("deadcode_defect"), ["target_label=1"], "--param") == {"target_label": "1"}
+    assert parse_cli_params(ATTACKS.get("badpre"), ["count=2", "word=cf"], "--param") == {"count": 2, "word": "cf"}
+    onion = DEFENSES.get("onion")
+    assert parse_cli_params(onion, ["threshold=0.2", "lm=hf:gpt2"], "--defense-param") == {"threshold": 0.2, "lm": "hf:gpt2"}
+    assert parse_cli_params(onion, ["threshold=none"], "--defense-param") == {"threshold": None}
+    assert parse_cli_params(ATTACKS.get("badpre"), ["count=two"], "--param") == {"count": "two"}  # refused by build
+    with pytest.raises(ConfigError, match="--param: expected KEY=VALUE"):
+        parse_cli_params(ATTACKS.get("badpre"), ["count"], "--param")

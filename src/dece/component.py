@@ -127,3 +127,37 @@ def build(registry: Registry[type[C]], family: str, name: str, params: Mapping[s
         except ValueError as err:
             raise ConfigError(f"{family} {name!r}, parameter {key!r}: {err}") from None
     return cls(**values)
+
+
+def parse_cli_params(cls: type, pairs: list[str], option: str) -> dict[str, Any]:
+    """``["key=value", ...]`` from the command line, each value read as ``cls`` declares the parameter:
+    text for a string (``target_label=1`` is the label "1", ``lm=hf:gpt2``), a number for an int or float,
+    true/false for a boolean, ``none`` for an optional one left unset, ``a,b,c`` for a list of strings.
+    What does not read as the declared type is passed on as text, for :func:`build` to refuse by name.
+
+    Raises:
+        ConfigError: a pair without ``=`` (names ``option``).
+    """
+    kinds = parameter_types(cls)
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"{option}: expected KEY=VALUE, got {pair!r}")
+        params[key] = _from_text(kinds.get(key), text)
+    return params
+
+
+def _from_text(kind: Any, text: str) -> Any:
+    for k in _options(kind) if kind is not None else ():
+        if k is type(None) and text.strip().lower() == "none":
+            return None
+        if k is bool and text.strip().lower() in ("true", "false"):
+            return text.strip().lower() == "true"
+        if k in (int, float):
+            try:
+                return int(text) if k is int else float(text)
+            except ValueError:
+                continue
+    return text

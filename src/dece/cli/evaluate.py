@@ -17,7 +17,8 @@ from dece.cli.demo import default_config_path
 from dece.cli.common import add_config_arguments, overrides
 from dece.errors import ConfigError
 from dece.experiments import load_config
-from dece.experiments.config import parse_override
+from dece.component import parse_cli_params
+from dece.defenses import DEFENSES
 from dece.experiments.model_eval import default_output_dir, evaluate_model, input_defense_arm
 
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", nargs="?", help="experiment TOML whose dataset/attack/eval to use (default: built-in)")
     p.add_argument("--defense", help="an input defense in front of the model (e.g. onion; see dece defenses)")
     p.add_argument("--defense-param", action="append", default=[], metavar="KEY=VALUE",
-                   help="a parameter of --defense, VALUE in TOML syntax (e.g. threshold=0.2, lm=\"hf:gpt2\")")
+                   help="a parameter of --defense, read as the defense declares it (e.g. threshold=0.2, lm=hf:gpt2)")
     add_config_arguments(p)
     p.set_defaults(func=run)
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config or default_config_path(), overrides(args))
     if args.defense_param and not args.defense:
         raise ConfigError("--defense-param given without --defense")
-    params = dict((".".join(k), v) for k, v in map(parse_override, args.defense_param))
+    params = parse_cli_params(DEFENSES.get(args.defense), args.defense_param, "--defense-param") if args.defense else {}
     defense = input_defense_arm(args.defense, params) if args.defense else None
     out = default_output_dir(cfg, args.model)
     check_writable_dir(out, "--output-dir")

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from dece.attacks import ATTACKS, SELECTIONS, denominators, get_attack, poison_dataset, triggered_test_set
-from dece.component import parameter_types
+from dece.component import parse_cli_params
 from dece.cli.common import check_writable
 from dece.data.io import FORMATS, resolve_format
 from dece.data.io.common import atomic_write
@@ -42,24 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_params(attack: str, pairs: list[str]) -> dict[str, Any]:
-    """``["k=v", ...]`` -> ``{"k": v}`` read as the attack declares ``k``: text for a string parameter
-    (``target_label=1`` is the label "1"), an integer literal for an integer one (``count=2``), and
-    ``a,b,c`` for a list of strings. Anything else is passed on as text and refused by the attack."""
-    kinds = parameter_types(ATTACKS.get(attack))
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--param: expected KEY=VALUE, got {pair!r}")
-        if kinds.get(key) is int and text.strip().lstrip("+-").isdigit():
-            params[key] = int(text)
-        else:
-            params[key] = text
-    return params
-
-
 def _column_options(args: argparse.Namespace, fmt_name: str) -> dict[str, Any]:
     columns = {k: v for k, v in (("src_col", args.src_col), ("tgt_col", args.tgt_col)) if v is not None}
     if columns and fmt_name != "csv":
@@ -78,7 +60,7 @@ def _write(rows: list[Example], paths: list[str], args: argparse.Namespace) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    attack = get_attack(args.attack, **parse_params(args.attack, args.param))
+    attack = get_attack(args.attack, **parse_cli_params(ATTACKS.get(args.attack), args.param, "--param"))
     if not 0.0 <= args.rate <= 1.0:  # before reading a possibly large input
         raise ConfigError(f"--rate: must lie in [0, 1], got {args.rate}")
     check_writable(args.output, "--output")  # every output before the first is written
