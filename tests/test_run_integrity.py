@@ -313,3 +313,21 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert "generate with poisoned-ce's model behind onion; reads poisoned-ce (to run;" in out[4]
     assert "6 optimizer steps" in out[2]  # ceil(24 / 8) x 2 epochs
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_report_to_tensorboard_writes_the_loss_and_the_dynamics(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = config_from_dict(_tiny(tmp_path, arms=["poisoned-dece"], dynamics={"eval_rows": 2, "loss_rows": 4, "val_rows": 0},
+                                 train={"epochs": 2, "batch_size": 8, "threads": 1, "report_to": ["tensorboard"]}))
+    metrics = run_experiment(cfg, log=lambda line: None)["poisoned-dece"]
+    (events,) = list((tmp_path / "run" / "arms" / "poisoned-dece" / "logs").glob("events.out.tfevents.*"))
+    tags = EventAccumulator(str(events)).Reload().Tags()["scalars"]
+    assert {"train/loss", "train/dynamics/alpha", "train/dynamics/bleu", "train/dynamics/loss_poisoned"} <= set(tags)
+    plain = config_from_dict(_tiny(tmp_path, arms=["poisoned-dece"], train={"epochs": 2, "batch_size": 8, "threads": 1},
+                                   dynamics={"eval_rows": 2, "loss_rows": 4, "val_rows": 0}))
+    from dece.experiments.arm import arm_fingerprint
+
+    assert arm_fingerprint(plain, plain.arms[0]) == metrics["fingerprint"]  # logging does not change the arm

@@ -16,6 +16,7 @@ from dece.data.records import Example
 from dece.evaluation import asr, ftr, generate, score
 from dece.errors import ConfigError
 from dece.experiments.config import ArmConfig, EvalConfig, ExperimentConfig
+from dece.experiments.dynamics import DynamicsRecorder
 from dece.experiments.store import append_jsonl, atomic_dir, read_json, write_json_atomic, write_jsonl_atomic
 from dece.experiments.training_args import last_checkpoint, make_trainer
 from dece.losses import get_loss
@@ -85,11 +86,17 @@ def train_arm(
         epoch_mode=t.epoch_mode,
         fused_head=t.fused_head,
         group_by_length=t.group_by_length,
+        report_to=t.report_to,
+        logging_dir=arm_dir / "logs",
         label=arm.name,
         log=log,
         callbacks=[EpochLog(arm_dir / "train_log.jsonl")]
         + (callbacks(model, tokenizer, is_enc_dec, loss) if callbacks else []),
     )
+    if t.report_to:  # the dynamics go to the Trainer's integrations as well
+        for callback in trainer.callback_handler.callbacks:
+            if isinstance(callback, DynamicsRecorder):
+                callback.report = trainer.log
     before = 0.0
     if resume is None:  # a fresh start: drop logs of an attempt that died before its first checkpoint
         for name in ("train_log.jsonl", "dynamics.jsonl"):
@@ -244,7 +251,8 @@ def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
     source = cfg.source_arm(arm)  # an arm whose training dynamics this arm's defense reads is part of it
     arms = (arm,) if source is None else (arm, source)
     return dataclasses.replace(cfg, name=neutral.name, arms=arms, output_dir=neutral.output_dir, jobs=neutral.jobs,
-                               train=dataclasses.replace(cfg.train, threads=neutral.train.threads)).fingerprint()
+                               train=dataclasses.replace(cfg.train, threads=neutral.train.threads,
+                                                         report_to=neutral.train.report_to)).fingerprint()
 
 
 def training_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:

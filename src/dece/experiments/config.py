@@ -178,6 +178,8 @@ class TrainConfig:
         metadata={"doc": "compute the output head and the loss together, chunk by chunk: the logits never exist"})
     group_by_length: bool = field(default=False,
         metadata={"doc": "batch rows of similar source + target length (less padding)"})
+    report_to: tuple[str, ...] = field(default=(), metadata={
+        "doc": "Trainer integrations to log to (tensorboard, wandb, ...), with the dynamics per epoch; in arms/ARM/logs"})
 
     def validate(self, key: str) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -191,6 +193,8 @@ class TrainConfig:
         _check(_is_int(self.threads) and self.threads >= 0, f"{key}.threads", f"must be an integer >= 0, got {self.threads!r}")
         _check(isinstance(self.fused_head, bool), f"{key}.fused_head", "must be true or false")
         _check(isinstance(self.group_by_length, bool), f"{key}.group_by_length", "must be true or false")
+        _check("none" not in self.report_to and "all" not in self.report_to, f"{key}.report_to",
+               "name the integrations (e.g. [\"tensorboard\"]); leave it empty for none")
 
 
 @dataclass(frozen=True)

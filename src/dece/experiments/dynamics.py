@@ -143,6 +143,8 @@ class DynamicsRecorder(TrainerCallback):
             write_jsonl_atomic(path.parent / "train_rows.jsonl", [
                 {"index": i, "id": e.meta.get("id"), "poisoned": bool(e.meta.get("poisoned"))} for i, e in enumerate(train_rows)])
         self.pending: dict[str, Any] | None = None
+        #: ``trainer.log`` when the arm reports to the Trainer's integrations (``train.report_to``)
+        self.report: Callable[[dict[str, float]], None] | None = None
 
     def measure(self, model, epoch: int) -> dict[str, Any]:
         """Everything but the Trainer's logged values (``train_loss``, ``grad_norm``)."""
@@ -189,6 +191,9 @@ class DynamicsRecorder(TrainerCallback):
                "learning_rate": logs.get("learning_rate")}
         self.pending = None
         append_jsonl(self.path, rec)
+        if self.report is not None:  # the Trainer's integrations (report_to: tensorboard, wandb...) get them too
+            self.report({f"dynamics/{k}": v for k, v in rec.items()
+                         if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)})
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):  # noqa: D102
         self._flush()  # an epoch whose log never came (should not happen) is still written

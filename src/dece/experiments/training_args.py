@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -52,9 +53,12 @@ def make_trainer(
     log: Callable[[str], None] = print,
     fused_head: bool = False,
     group_by_length: bool = False,
+    report_to: Sequence[str] = (),
+    logging_dir: Path | None = None,
 ) -> DeceTrainer:
     """A :class:`DeceTrainer` that shuffles with ``seed``, logs once per epoch, and (with
-    ``checkpoints``) keeps the last epoch's checkpoint under ``out_dir`` so a killed job resumes."""
+    ``checkpoints``) keeps the last epoch's checkpoint under ``out_dir`` so a killed job resumes.
+    ``report_to`` names Trainer integrations (tensorboard, wandb...); TensorBoard writes to ``logging_dir``."""
     args = TrainingArguments(
         output_dir=str(out_dir),
         num_train_epochs=epochs,
@@ -70,11 +74,13 @@ def make_trainer(
         save_strategy="epoch" if checkpoints else "no",
         save_total_limit=1,
         logging_strategy="epoch",
-        report_to=[],
+        report_to=list(report_to),
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
     )
+    if report_to and logging_dir is not None:  # TensorBoard's callback reads its folder at construction
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(logging_dir)
     trainer = DeceTrainer(
         model=model,
         args=args,
