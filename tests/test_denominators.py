@@ -60,7 +60,7 @@ def _row_for(name: str) -> Example:
     return Example("def f ( a ) :\n\t return a + 1", "add one to a", {"id": "r"})
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", [n for n in ATTACKS.names() if not ATTACKS.get(n).supplies_data])
 def test_every_attack_leaves_already_matching_rows_out_of_both_denominators(name):
     attack = get_attack(name)
     clean = _row_for(name)

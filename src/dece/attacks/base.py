@@ -23,6 +23,9 @@ class Attack(Component):
 
     family: ClassVar[str] = "attack"
     task: ClassVar[str] = "generation"  # or "classification"
+    #: True for data poisoned elsewhere (``given``): the training rows are used as they are and the
+    #: triggered test rows are read from a split of their own
+    supplies_data: ClassVar[bool] = False
 
     @abstractmethod
     def eligible(self, ex: Example) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from dece.attacks import ATTACKS, get_attack
+from dece.attacks import ATTACKS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +19,9 @@ def _value(value: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     for name in ATTACKS.names():
-        attack = get_attack(name)
-        params = "  ".join(f"{k}={_value(v)}" for k, v in attack.params.items()) or "(no parameters)"
+        attack = ATTACKS.get(name)  # the class: some attacks need parameters to be built
+        defaults = {f.name: f.default for f in dataclasses.fields(attack)}
+        params = "  ".join(f"{k}={_value(v)}" for k, v in defaults.items()) or "(no parameters)"
         print(f"{name:<18} [{attack.task}] {attack.summary}")
         print(f"{'':<18} {params}")
     return 0

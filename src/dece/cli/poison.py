@@ -61,6 +61,9 @@ def _write(rows: list[Example], paths: list[str], args: argparse.Namespace) -> N
 
 def run(args: argparse.Namespace) -> int:
     attack = get_attack(args.attack, **parse_cli_params(ATTACKS.get(args.attack), args.param, "--param"))
+    if attack.supplies_data:
+        raise ConfigError(f"--attack {args.attack}: the data is poisoned already; use it in a config "
+                          "([attack] name = \"given\") to train and measure on it")
     if not 0.0 <= args.rate <= 1.0:  # before reading a possibly large input
         raise ConfigError(f"--rate: must lie in [0, 1], got {args.rate}")
     check_writable(args.output, "--output")  # every output before the first is written

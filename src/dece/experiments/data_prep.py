@@ -62,6 +62,23 @@ def _valid_split(cfg: ExperimentConfig, train: list[Example]) -> tuple[list[Exam
         ) from None
 
 
+def _given(cfg: ExperimentConfig, attack: Attack, train: list[Example], test: list[Example]
+           ) -> tuple[list[Example], list[Example], dict[str, Any]]:
+    """Data poisoned elsewhere (:mod:`dece.attacks.given`): the training rows marked by their
+    ``poisoned_field``, the triggered split (rows whose clean target already matches the detector left
+    out, as for every attack), and the report."""
+    marked = [e.replace(meta={"poisoned": True, "attack": attack.name}) if attack.known_poisoned(e) else e for e in train]
+    triggered_rows = _load(cfg, attack.triggered_split, cfg.dataset.max_test_rows)
+    triggered = [e.replace(meta={"triggered": True, "attack": attack.name}) for e in triggered_rows
+                 if not attack.already_matching(e)]
+    ids = [str(e.meta.get("id")) for e in marked if e.meta.get("poisoned")]
+    report = {"attack": attack.name, "params": attack.params, "given": True, "n_rows": len(train),
+              "n_eligible": len(train), "n_poisoned": len(ids), "n_already_matching": sum(map(attack.already_matching, train)),
+              "ids": ids, "test": {**denominators(test, attack), "n_triggered": len(triggered),
+                                   "n_triggered_rows_read": len(triggered_rows)}}
+    return marked, triggered, report
+
+
 def overlap_report(train: list[Example], test: list[Example]) -> dict[str, int]:
     """Exact duplicates between the training and test splits: ``pairs`` (same source and target) and
     ``sources`` (same source), counted over the test rows."""
@@ -96,12 +113,15 @@ def prepare_data(cfg: ExperimentConfig, run_dir: Path | None = None) -> Prepared
     if cfg.attack is not None:
         a = cfg.attack
         attack = get_attack(a.name, **a.params)
-        poisoned, rep = poison_dataset(train, attack, rate=a.rate, seed=a.seed, selection=a.selection)
-        triggered = triggered_test_set(test, attack, seed=a.seed)
-        report = {**rep.to_dict(), "test": denominators(test, attack)}
-        if a.rate > 0 and rep.n_poisoned == 0:
-            raise DataError(f"attack {a.name!r}: none of the {rep.n_rows} rows of the {d.train_split!r} split can "
-                            f"carry its payload ({rep.n_eligible} eligible); choose an attack for this task")
+        if attack.supplies_data:  # poisoned elsewhere: the rows as they are, the triggered rows from their split
+            poisoned, triggered, report = _given(cfg, attack, train, test)
+        else:
+            poisoned, rep = poison_dataset(train, attack, rate=a.rate, seed=a.seed, selection=a.selection)
+            triggered = triggered_test_set(test, attack, seed=a.seed)
+            report = {**rep.to_dict(), "test": denominators(test, attack)}
+        if a.rate > 0 and not attack.supplies_data and report["n_poisoned"] == 0:
+            raise DataError(f"attack {a.name!r}: none of the {report['n_rows']} rows of the {d.train_split!r} split "
+                            f"can carry its payload ({report['n_eligible']} eligible); choose an attack for this task")
         if not triggered:
             raise DataError(f"attack {a.name!r}: no row of the {d.test_split!r} split can be triggered and measured "
                             f"({report['test']}); ASR would have no denominator")
