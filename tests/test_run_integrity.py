@@ -286,6 +286,14 @@ def test_a_model_source_that_cannot_load_offline_is_refused_at_load_time(tmp_pat
     data["model"] = {"name": f"hf:{tmp_path}/no/such/folder"}
     with pytest.raises(ConfigError, match="is no folder on this machine"):
         config_from_dict(data)
+    # online but without a network: refused at once instead of a minute of retries
+    import socket
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(socket.gaierror("no DNS")))
+    data["model"] = {"name": "hf:someone/not-cached-model"}
+    with pytest.raises(ConfigError, match="huggingface.co cannot be reached"):
+        config_from_dict(data)
 
 
 def test_an_attack_no_row_can_carry_is_refused_before_training(tmp_path):
@@ -331,3 +339,21 @@ def test_report_to_tensorboard_writes_the_loss_and_the_dynamics(tmp_path):
     from dece.experiments.arm import arm_fingerprint
 
     assert arm_fingerprint(plain, plain.arms[0]) == metrics["fingerprint"]  # logging does not change the arm
+
+
+def test_a_torn_base_folder_is_rebuilt_not_used(tmp_path):
+    from dece.experiments.base_model import base_model_spec
+    from dece.experiments.data_prep import prepare_data
+
+    cfg = config_from_dict(_tiny(tmp_path))
+    data = prepare_data(cfg)
+    run = tmp_path / "run"
+    base = run / "base"
+    base.mkdir(parents=True)
+    (base / "config.json").write_text("{}")  # a kill after the weights' config, before the tokenizer
+    spec = base_model_spec(cfg, data.clean_train, run, log=lambda line: None)
+    assert (base / "tokenizer_config.json").exists() and (base / "model.safetensors").exists()
+    from dece.models import build_model
+
+    model, tokenizer, _ = build_model(spec)
+    assert tokenizer.decode(tokenizer("select * from t")["input_ids"], skip_special_tokens=True) == "select * from t"

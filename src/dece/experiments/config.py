@@ -25,7 +25,9 @@ import difflib
 import hashlib
 import json
 import os
+import socket
 import tomllib
+import urllib.parse
 import types
 import typing
 from dataclasses import dataclass, field
@@ -324,7 +326,8 @@ class ArmConfig:
 
 def check_model_source(spec: ModelSpec) -> None:
     """An ``hf:`` model must be loadable before anything runs: a local path must exist, and a hub name
-    must be in the local cache when the hub is off (``HF_HUB_OFFLINE=1``, as ``make`` sets it).
+    must be in the local cache when the hub is off (``HF_HUB_OFFLINE=1``, as ``make`` sets it) or
+    cannot be reached (its host name does not resolve: the hub client would retry for a minute).
 
     Raises:
         ConfigError: naming ``model.name`` and what to do.
@@ -337,12 +340,19 @@ def check_model_source(spec: ModelSpec) -> None:
         return
     if source.startswith(("/", "./", "../", "~")) or source.count("/") > 1:
         raise ConfigError(f"model.name: {source!r} is no folder on this machine")
-    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(source, "config.json"), str):
-            raise ConfigError(f"model.name: {source!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1: "
-                              "download it once with HF_HUB_OFFLINE=0, or give a local folder")
+    if isinstance(try_to_load_from_cache(source, "config.json"), str):
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        raise ConfigError(f"model.name: {source!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1: "
+                          "download it once with HF_HUB_OFFLINE=0, or give a local folder")
+    host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:  # a name lookup answers at once; the hub client would retry for a minute before failing
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        raise ConfigError(f"model.name: {source!r} is not in the local Hugging Face cache and {host} cannot be "
+                          "reached (no network?): download it where there is a network, or give a local folder") from None
 
 
 def _loss_class(name: str) -> type:
