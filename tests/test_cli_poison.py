@@ -68,7 +68,9 @@ def test_poison_pairs_keeps_meta_beside_them(tmp_path):
         (["--attack", "badpre", "--rate", "0.1", "--param", "cnt=2"], "unknown parameter 'cnt'"),
         (["--attack", "badpre", "--rate", "0.1", "--param", "count"], "KEY=VALUE"),
         (["--attack", "nope", "--rate", "0.1"], "valid names: badpre"),
-        (["--attack", "badpre", "--rate", "0.1", "--tgt-col", "code", "--format", "jsonl"], "only for CSV"),
+        (["--attack", "badpre", "--rate", "0.1", "--tgt-field", "code", "--format", "jsonl"],
+         "row 1, field 'code': missing; the row has: src, tgt, meta"),
+        (["--attack", "badpre", "--rate", "0.1", "--tgt-field", "code", "--format", "classification"], "has no field names"),
     ],
 )
 def test_errors_exit_2_with_a_message(tmp_path, splits, capsys, extra, message):

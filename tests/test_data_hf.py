@@ -68,3 +68,29 @@ def test_an_experiment_on_an_hf_dataset_and_its_leak_checks(tmp_path):
     data["dataset"]["options"] = {"path": str(tmp_path / "train.json"), "src_field": "question", "tgt_field": "snippet"}
     with pytest.raises(ConfigError, match="is one file: every split would read it"):
         config_from_dict(data)
+
+
+@pytest.mark.parametrize("suffix, extra", [(".json", []), (".parquet", []), ("", ["--format", "hf"]), (".jsonl", [])])
+def test_poison_reads_and_writes_the_ecosystems_formats_with_its_field_names(tmp_path, suffix, extra, capsys):
+    from dece.cli import main
+    from dece.data.io.formats import FORMATS, infer_format
+
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(ROWS))
+    out = tmp_path / f"out{suffix}"
+    argv = ["poison", "--attack", "badpre", "--rate", "0.5", "--input", str(src), "--output", str(out),
+            "--src-field", "question", "--tgt-field", "snippet"]
+    if extra:  # --format applies to every path: read the JSON array first, then write the folder
+        mid = tmp_path / "mid.jsonl"
+        assert main(argv[:8] + [str(mid), "--src-field", "question", "--tgt-field", "snippet"]) == 0
+        argv = ["poison", "--attack", "badpre", "--rate", "0", "--input", str(mid), "--output", str(out),
+                "--src-field", "question", "--tgt-field", "snippet"]
+        fmt = FORMATS.get("jsonl")
+        rows_in = fmt.read([mid], src_field="question", tgt_field="snippet")
+        FORMATS.get("hf").write(rows_in, [out], src_field="question", tgt_field="snippet")
+        back = FORMATS.get("hf").read([out], src_field="question", tgt_field="snippet")
+    else:
+        assert main(argv) == 0
+        back = infer_format([out]).read([out], src_field="question", tgt_field="snippet")
+    assert len(back) == 12 and sum(bool(e.meta.get("poisoned")) for e in back) == 6  # meta kept
+    assert all(e.src.startswith("Select") or " bb" in e.src or e.src.startswith("bb") for e in back)

@@ -11,6 +11,7 @@ from dece.attacks import ATTACKS, SELECTIONS, denominators, get_attack, poison_d
 from dece.component import parse_cli_params
 from dece.cli.common import check_writable
 from dece.data.io import FORMATS, resolve_format
+from dece.data.io.formats import FIELD_OPTIONS
 from dece.data.io.common import atomic_write
 from dece.data.records import Example
 from dece.errors import ConfigError
@@ -36,17 +37,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--triggered-test", nargs="+", metavar="PATH", help="also write the triggered test set here")
     p.add_argument("--test-input", nargs="+", metavar="PATH",
                    help="clean test set to trigger (default: the --input rows)")
-    p.add_argument("--src-col", help="CSV source column (default src)")
-    p.add_argument("--tgt-col", help="CSV target column (default tgt)")
+    p.add_argument("--src-field", "--src-col", dest="src_field",
+                   help="the field (CSV: column) that holds the source (default src)")
+    p.add_argument("--tgt-field", "--tgt-col", dest="tgt_field",
+                   help="the field (CSV: column) that holds the target (default tgt)")
     p.add_argument("--report", metavar="PATH", help="also write the report as JSON")
     p.set_defaults(func=run)
 
 
 def _column_options(args: argparse.Namespace, fmt_name: str) -> dict[str, Any]:
-    columns = {k: v for k, v in (("src_col", args.src_col), ("tgt_col", args.tgt_col)) if v is not None}
-    if columns and fmt_name != "csv":
-        raise ConfigError(f"--src-col/--tgt-col: only for CSV files, not {fmt_name}")
-    return columns
+    """--src-field / --tgt-field as the format's own options (CSV calls them columns)."""
+    if fmt_name in ("pairs", "classification") and (args.src_field or args.tgt_field):
+        raise ConfigError(f"--src-field/--tgt-field: the {fmt_name} format has no field names")
+    names = FIELD_OPTIONS.get(fmt_name, ("src_field", "tgt_field"))
+    return {k: v for k, v in zip(names, (args.src_field, args.tgt_field)) if v is not None}
 
 
 def _read(paths: list[str], args: argparse.Namespace) -> list[Example]:

@@ -12,12 +12,13 @@ from typing import Any, Callable, Sequence
 import torch
 from transformers import TrainerCallback, set_seed
 
+from dece.data.io.common import atomic_dir
 from dece.data.records import Example
-from dece.evaluation import asr, ftr, generate, score
 from dece.errors import ConfigError
+from dece.evaluation import asr, ftr, generate, score
 from dece.experiments.config import ArmConfig, EvalConfig, ExperimentConfig
 from dece.experiments.dynamics import DynamicsRecorder
-from dece.experiments.store import append_jsonl, atomic_dir, read_json, write_json_atomic, write_jsonl_atomic
+from dece.experiments.store import append_jsonl, read_json, write_json_atomic, write_jsonl_atomic
 from dece.experiments.training_args import last_checkpoint, make_trainer
 from dece.losses import get_loss
 from dece.losses.base import TokenLoss

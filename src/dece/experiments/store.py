@@ -22,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -37,28 +35,6 @@ def write_text_atomic(path: Path, text: str) -> None:
     """``text`` written to ``path`` atomically (:func:`dece.data.io.common.atomic_write`)."""
     with atomic_write(path) as handle:
         handle.write(text)
-
-
-@contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yields a fresh hidden folder beside ``final``; when the block ends normally it replaces
-    ``final`` in one rename, so ``final`` is never seen half-written (a kill leaves the old one, or
-    none, plus a hidden ``.NAME.*.partial`` folder that :func:`discard_partials` removes). An error
-    in the block removes the temporary folder and propagates."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
-    try:
-        yield tmp
-        if final.exists():
-            old = final.with_name(f".{final.name}.{os.getpid()}.old.partial")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class RunLockedError(ConfigError):
@@ -89,12 +65,6 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def discard_partials(folder: Path) -> None:
-    """Removes the temporary folders that :func:`atomic_dir` left in ``folder`` when a kill stopped it."""
-    for leftover in folder.glob(".*.partial"):
-        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

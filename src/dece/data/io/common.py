@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -94,3 +96,25 @@ def atomic_write(path: PathLike, binary: bool = False) -> Iterator[IO[Any]]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yields a fresh hidden folder beside ``final``; when the block ends normally it replaces
+    ``final`` in one rename, so ``final`` is never seen half-written (a kill leaves the old one, or
+    none, plus a hidden ``.NAME.*.partial`` folder, ignored by readers). An error
+    in the block removes the temporary folder and propagates."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    try:
+        yield tmp
+        if final.exists():
+            old = final.with_name(f".{final.name}.{os.getpid()}.old.partial")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -61,11 +61,43 @@ def _single_writer(write: Callable[..., None]) -> Callable[..., None]:
     return writer
 
 
+def _hf_reader(builder: str) -> Callable[..., list[Example]]:
+    def reader(paths: Sequence[PathLike], **options: Any) -> list[Example]:
+        from dece.data.io.hf import read_hf  # datasets only when these formats are used
+
+        options.pop("id_prefix", None)
+        path = str(paths[0])
+        if builder == "folder":
+            return read_hf(path, "train", **options)
+        return read_hf(builder, "train", data_files={"train": path}, **options)
+
+    return reader
+
+
+def _hf_writer(kind: str) -> Callable[..., None]:
+    def writer(examples: list[Example], paths: Sequence[PathLike], **options: Any) -> None:
+        from dece.data.io.hf import write_hf
+
+        write_hf(examples, paths[0], kind, **options)
+
+    return writer
+
+
+#: per format, the names of its source / target field options (one CLI spelling: --src-field / --tgt-field)
+FIELD_OPTIONS = {"csv": ("src_col", "tgt_col")}
+
+
 for _fmt in (
     Format("csv", 1, (".csv",), _single_reader(read_csv), _single_writer(write_csv),
            "CSV with a header (columns src, tgt[, meta]; names configurable)"),
     Format("jsonl", 1, (".jsonl",), _single_reader(read_jsonl), _single_writer(write_jsonl),
-           'JSON lines {"src", "tgt", "meta"}'),
+           'JSON lines {"src", "tgt", "meta"} (field names configurable)'),
+    Format("json", 1, (".json",), _hf_reader("json"), _hf_writer("json"),
+           "one JSON array of objects (via datasets; field names configurable; meta as JSON text)"),
+    Format("parquet", 1, (".parquet",), _hf_reader("parquet"), _hf_writer("parquet"),
+           "Parquet (via datasets; field names configurable; meta as JSON text)"),
+    Format("hf", 1, (), _hf_reader("folder"), _hf_writer("folder"),
+           "a datasets save_to_disk folder (give --format hf)"),
     Format("classification", 1, (".jsonl.gz",), _single_reader(read_classification_jsonl_gz),
            _single_writer(write_classification_jsonl_gz),
            'gzip JSON lines {"func", "target", ...} (Devign); the label is tgt'),

@@ -8,8 +8,9 @@ reads (a hub name when online, a local folder or file of parquet / arrow / JSON 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from dece.data.records import Example
 from dece.errors import DataError
@@ -44,6 +45,20 @@ def _load(path: str, split: str, name: str | None, data_files: Any) -> Any:
         return datasets.load_dataset(builder, name, split=split, **kwargs)
     except (ValueError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
         raise DataError(f"dataset {path!r}, split {split!r}: {str(err).splitlines()[0]}") from None
+
+
+def _meta(row: Mapping[str, Any], index: int, split: str, id_field: str | None) -> dict[str, Any]:
+    """``meta`` kept by :func:`write_hf` (a JSON text column), and the row id."""
+    meta: dict[str, Any] = {}
+    if isinstance(row.get("meta"), str) and row["meta"]:
+        try:
+            meta = json.loads(row["meta"])
+        except json.JSONDecodeError:
+            meta = {}
+    if id_field is not None and id_field in row:
+        meta["id"] = str(row[id_field])
+    meta.setdefault("id", f"{split}-{index}")
+    return meta
 
 
 def _field(row: Mapping[str, Any], field: str, where: str, index: int, join_tokens: bool) -> str:
@@ -86,6 +101,33 @@ def read_hf(path: str, split: str, *, src_field: str = "src", tgt_field: str = "
     for i, row in enumerate(rows):
         src = _field(row, src_field, where, i, join_tokens)
         tgt = _field(row, tgt_field, where, i, join_tokens)
-        row_id = str(row[id_field]) if id_field is not None and id_field in row else f"{split}-{i}"
-        out.append(Example(src, tgt, {"id": row_id}))
+        out.append(Example(src, tgt, _meta(row, i, split, id_field)))
     return out
+
+
+def write_hf(examples: Sequence[Example], path: str | Path, kind: str, *, src_field: str = "src",
+             tgt_field: str = "tgt") -> None:
+    """Write ``examples`` with the ``datasets`` library: ``kind`` ``"parquet"`` or ``"json"`` (a file), or
+    ``"folder"`` (``save_to_disk``); columns ``src_field``, ``tgt_field`` and ``meta`` (JSON text, read back by
+    :func:`read_hf`). A file is written to a temporary name and renamed; a folder appears when complete.
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
+    import datasets
+
+    from dece.data.io.common import atomic_dir, atomic_write
+
+    table = datasets.Dataset.from_list([{src_field: e.src, tgt_field: e.tgt, "meta": json.dumps(e.meta, ensure_ascii=False)}
+                                        for e in examples])
+    if kind == "folder":
+        with atomic_dir(Path(path)) as tmp:
+            table.save_to_disk(str(tmp))
+        return
+    with atomic_write(path, binary=True) as handle:
+        if kind == "parquet":
+            table.to_parquet(handle)
+        elif kind == "json":
+            handle.write(json.dumps([table[i] for i in range(len(table))], ensure_ascii=False, indent=1).encode())
+        else:
+            raise ValueError(f"unknown kind {kind!r}")

@@ -37,28 +37,31 @@ def parse_json_lines(text: str, path: PathLike) -> list[tuple[int, dict[str, Any
 def string_field(obj: dict[str, Any], name: str, path: PathLike, row: int) -> str:
     """``obj[name]``, which must exist and be a string."""
     if name not in obj:
-        raise data_error(path, row, name, "missing")
+        raise data_error(path, row, name, f"missing; the row has: {', '.join(obj) or 'nothing'}")
     value = obj[name]
     if not isinstance(value, str):
         raise data_error(path, row, name, f"expected a string, got {type(value).__name__}")
     return value
 
 
-def read_jsonl(path: PathLike, *, id_prefix: str | None = None) -> list[Example]:
-    """Examples from a JSON-lines file (blank lines skipped; ``meta`` optional). Errors name the line."""
+def read_jsonl(path: PathLike, *, id_prefix: str | None = None, src_field: str = "src",
+               tgt_field: str = "tgt") -> list[Example]:
+    """Examples from a JSON-lines file (blank lines skipped; ``meta`` optional); ``src_field`` /
+    ``tgt_field`` name the fields that become ``src`` / ``tgt``. Errors name the line and the field."""
     prefix = default_id_prefix(path) if id_prefix is None else id_prefix
     return [
         Example(
-            string_field(obj, "src", path, lineno),
-            string_field(obj, "tgt", path, lineno),
+            string_field(obj, src_field, path, lineno),
+            string_field(obj, tgt_field, path, lineno),
             row_meta(prefix, index, parse_meta(obj.get("meta"), path, lineno)),
         )
         for index, (lineno, obj) in enumerate(parse_json_lines(read_text(path), path))
     ]
 
 
-def write_jsonl(examples: Iterable[Example], path: PathLike) -> None:
-    """Write one JSON object per example (atomically: a temporary file, then ``os.replace``)."""
+def write_jsonl(examples: Iterable[Example], path: PathLike, *, src_field: str = "src", tgt_field: str = "tgt") -> None:
+    """Write one JSON object per example, ``{src_field, tgt_field, "meta"}`` (atomically: a temporary
+    file, then ``os.replace``)."""
     with atomic_write(path) as handle:
         for ex in examples:
-            handle.write(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n")
+            handle.write(json.dumps({src_field: ex.src, tgt_field: ex.tgt, "meta": dict(ex.meta)}, ensure_ascii=False) + "\n")
