@@ -100,3 +100,14 @@ def test_every_attack_describes_itself():
         line = attack.describe()
         assert line.startswith(f"{name}(") and "\n" not in line
         assert attack.task in ("generation", "classification")
+
+
+def test_poisoning_by_row_count(rows):
+    attack = get_attack("badpre")
+    out, report = poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=7)
+    assert report.n_requested == 7 and report.n_poisoned == 7
+    assert sum(bool(e.meta.get("poisoned")) for e in out) == 7
+    _, capped = poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=10 ** 6)  # never more than the eligible rows
+    assert capped.n_poisoned == capped.n_eligible
+    with pytest.raises(ConfigError, match="n_rows: must be a positive integer"):
+        poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=0)

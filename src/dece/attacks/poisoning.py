@@ -76,15 +76,23 @@ def poison_dataset(
     rate: float,
     seed: int,
     selection: str = "random",
+    n_rows: int | None = None,
 ) -> tuple[list[Example], PoisonReport]:
-    """Poison ``round(rate * len(examples))`` eligible rows chosen by ``selection`` (``"random"`` or
-    ``"first"``). Rows are returned in their order; the rows not chosen are the very input objects.
-    Same inputs and seed -> same output."""
+    """Poison ``round(rate * len(examples))`` eligible rows, or exactly ``n_rows`` when given (the
+    low-rate literature counts rows: 10, 20, 40), chosen by ``selection`` (``"random"`` or ``"first"``).
+    Rows are returned in their order; the rows not chosen are the very input objects. Same inputs and
+    seed -> same output. ``n_poisoned`` is less than requested only when fewer rows are eligible.
+
+    Raises:
+        ConfigError: ``rate`` outside [0, 1], a non-integer ``seed``, or ``n_rows`` not a positive integer.
+    """
     _check_rate_seed(rate, seed)
+    if n_rows is not None and (isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows <= 0):
+        raise ConfigError(f"n_rows: must be a positive integer, got {n_rows!r}")
     select = SELECTIONS.get(selection)
     rows = list(examples)
     eligible = [i for i, ex in enumerate(rows) if attack.eligible(ex)]
-    requested = round(rate * len(rows))
+    requested = n_rows if n_rows is not None else round(rate * len(rows))
     rng = random.Random(seed)
     chosen = select(eligible, min(requested, len(eligible)), rng)
     out = list(rows)

@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ".csv, .jsonl or .jsonl.gz names its format; two paths are line-aligned source/target files.",
     )
     p.add_argument("--attack", required=True, help="attack name (see `dece attacks`)")
-    p.add_argument("--rate", type=float, required=True, help="share of all rows to poison, in [0, 1]")
+    rate = p.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--rate", type=float, help="share of all rows to poison, in [0, 1]")
+    rate.add_argument("--rows", type=int, help="number of rows to poison (instead of --rate)")
     p.add_argument("--seed", type=int, default=1, help="seed of the row selection and trigger positions (default 1, as in configs)")
     p.add_argument("--input", nargs="+", required=True, metavar="PATH", help="dataset to poison (1 or 2 paths)")
     p.add_argument("--output", nargs="+", required=True, metavar="PATH", help="where the poisoned dataset goes")
@@ -68,13 +70,15 @@ def run(args: argparse.Namespace) -> int:
     if attack.supplies_data:
         raise ConfigError(f"--attack {args.attack}: the data is poisoned already; use it in a config "
                           "([attack] name = \"given\") to train and measure on it")
-    if not 0.0 <= args.rate <= 1.0:  # before reading a possibly large input
+    if args.rate is not None and not 0.0 <= args.rate <= 1.0:  # before reading a possibly large input
         raise ConfigError(f"--rate: must lie in [0, 1], got {args.rate}")
+    if args.rows is not None and args.rows <= 0:
+        raise ConfigError(f"--rows: must be a positive number of rows, got {args.rows}")
     check_writable(args.output, "--output")  # every output before the first is written
     check_writable(args.triggered_test or [], "--triggered-test")
     check_writable([args.report] if args.report else [], "--report")
     rows = _read(args.input, args)
-    poisoned, report = poison_dataset(rows, attack, args.rate, args.seed, args.selection)
+    poisoned, report = poison_dataset(rows, attack, args.rate or 0.0, args.seed, args.selection, n_rows=args.rows)
     _write(poisoned, args.output, args)
     print(report.summary())
     print(f"wrote {len(poisoned)} rows to {' '.join(args.output)}")

@@ -146,6 +146,8 @@ class AttackConfig:
         metadata={"doc": "random eligible rows, or the first eligible ones (as the DeCE authors' files)"})
     params: dict[str, Any] = field(default_factory=dict,
         metadata={"doc": "the attack's parameters (see `dece attacks`)"})
+    rows: int | None = field(default=None, metadata={
+        "doc": "poison exactly this many training rows instead of rate x rows (the low-rate literature counts rows)"})
 
     def validate(self, key: str) -> None:
         from dece.attacks import ATTACKS, get_attack
@@ -157,6 +159,8 @@ class AttackConfig:
             raise ConfigError(f"{key}.params: {err}") from None
         _check(_is_number(self.rate) and 0 < self.rate <= 1, f"{key}.rate", f"must lie in (0, 1], got {self.rate!r}")
         _check(_is_int(self.seed), f"{key}.seed", f"must be an integer, got {self.seed!r}")
+        _check(self.rows is None or (_is_int(self.rows) and self.rows > 0), f"{key}.rows",
+               f"must be a positive integer (a number of rows), got {self.rows!r}")
         _check(self.selection in SELECTIONS, f"{key}.selection", f"must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
 
 
