@@ -151,7 +151,7 @@ def test_dece_filter_config_needs_a_dece_arm_with_row_losses(tmp_path):
 
 
 def test_dece_filter_fingerprint_includes_its_source_arm(tmp_path):
-    from dece.experiments.arm import arm_fingerprint
+    from dece.experiments.store import arm_fingerprint
 
     def fingerprint(dece_arm, other="poisoned-ce"):
         cfg = tiny_config(tmp_path, [dece_arm, other, "poisoned-dece-filter"], dynamics={"row_losses": True})

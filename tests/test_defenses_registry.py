@@ -7,7 +7,8 @@ import pytest
 
 from dece.defenses import DEFENSES, DataDefense, InputDefense, TrainingDefense, get_defense
 from dece.errors import ConfigError, UnknownNameError
-from dece.experiments.arm import arm_fingerprint, defense_lr_factor
+from dece.experiments.arm import defense_lr_factor
+from dece.experiments.store import arm_fingerprint
 from dece.experiments.config import ArmConfig, config_from_dict, dump_config, load_config
 
 BASE = {"attack": {"name": "badpre"}, "arms": ["poisoned-ce"]}

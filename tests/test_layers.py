@@ -7,7 +7,6 @@
 import ast
 from pathlib import Path
 
-import pytest
 
 LAYERS = ["errors", "registry", "lazy", "component", "losses", "configs", "data", "attacks", "models", "training", "defenses",
           "evaluation", "experiments", "reporting", "cli"]

@@ -15,7 +15,7 @@ import tomli_w
 import dece.evaluation.metrics as metrics_module
 from dece.errors import ConfigError
 from dece.experiments import config_from_dict, run_experiment
-from dece.experiments.arm import CHECKPOINT_MARK, check_checkpoints
+from dece.experiments.store import CHECKPOINT_MARK, check_checkpoints
 from dece.training.trainer import DeceTrainer
 
 from run_fixtures import spawn_dece
@@ -336,7 +336,7 @@ def test_report_to_tensorboard_writes_the_loss_and_the_dynamics(tmp_path):
     assert {"train/loss", "train/dynamics/alpha", "train/dynamics/bleu", "train/dynamics/loss_poisoned"} <= set(tags)
     plain = config_from_dict(_tiny(tmp_path, arms=["poisoned-dece"], train={"epochs": 2, "batch_size": 8, "threads": 1},
                                    dynamics={"eval_rows": 2, "loss_rows": 4, "val_rows": 0}))
-    from dece.experiments.arm import arm_fingerprint
+    from dece.experiments.store import arm_fingerprint
 
     assert arm_fingerprint(plain, plain.arms[0]) == metrics["fingerprint"]  # logging does not change the arm
 

@@ -14,7 +14,7 @@ from dece.experiments import load_config, run_experiment
 from dece.experiments.config import ExperimentConfig
 from dece.experiments.data_prep import prepare_data
 from dece.experiments.plan import optimizer_steps, plan_experiment
-from dece.experiments.runner import arm_state
+from dece.experiments.store import arm_state
 from dece.experiments.sweep import has_sweep
 
 

@@ -14,12 +14,21 @@ from transformers import TrainerCallback, set_seed
 
 from dece.data.io.common import atomic_dir
 from dece.data.records import Example
-from dece.errors import ConfigError
 from dece.evaluation import asr, ftr, generate, score
-from dece.experiments.config import ArmConfig, EvalConfig, ExperimentConfig
+from dece.experiments.config import ArmConfig, ExperimentConfig
 from dece.experiments.dynamics import DynamicsRecorder
-from dece.experiments.store import append_jsonl, read_json, write_json_atomic, write_jsonl_atomic
-from dece.experiments.training_args import last_checkpoint, make_trainer
+from dece.experiments.store import (
+    CHECKPOINT_MARK,
+    TRAINED_MARK,
+    append_jsonl,
+    check_checkpoints,
+    read_json,
+    saved_training,
+    training_fingerprint,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
+from dece.experiments.training_args import make_trainer
 from dece.losses import get_loss
 from dece.losses.base import TokenLoss
 from dece.models import ModelSpec, build_model, encode_examples
@@ -117,13 +126,6 @@ def train_arm(
     return model, tokenizer, is_enc_dec, seconds
 
 
-#: in ``arm_dir/model``: the training fingerprint and time of a complete saved model
-TRAINED_MARK = "trained.json"
-#: in ``arm_dir/checkpoints``: the training fingerprint the checkpoints belong to, and the training
-#: time up to the last one
-CHECKPOINT_MARK = "fingerprint.json"
-
-
 class TrainSeconds(TrainerCallback):
     """Records the training time so far beside the checkpoints at every save, so that
     ``train_seconds`` after a resume counts every attempt's training, not only the last one's."""
@@ -134,42 +136,6 @@ class TrainSeconds(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):  # noqa: D102
         seconds = self.before + time.perf_counter() - self.started
         write_json_atomic(self.path, {"fingerprint": self.fingerprint, "train_seconds": round(seconds, 1)})
-
-
-def saved_training(arm_dir: Path, fingerprint: str) -> dict[str, Any] | None:
-    """``{"fingerprint", "train_seconds"}`` of the complete model saved in ``arm_dir/model`` under
-    ``fingerprint``; None when there is none (or it belongs to another training config)."""
-    mark = arm_dir / "model" / TRAINED_MARK
-    if not mark.exists():
-        return None
-    saved = read_json(mark)
-    return saved if saved.get("fingerprint") == fingerprint else None
-
-
-def check_checkpoints(folder: Path, fingerprint: str) -> str | None:
-    """The last complete checkpoint in ``folder`` to resume from, if any.
-
-    Incomplete checkpoints (a kill while one was written) are removed first, so the previous complete
-    one is used (:func:`last_checkpoint`).
-
-    Raises:
-        ConfigError: the checkpoints were written under another training fingerprint (a changed config
-            in the same folder), or carry none (written by an older version of dece).
-    """
-    if not folder.is_dir():
-        return None
-    resume = last_checkpoint(folder)
-    if resume is None:
-        return None
-    mark = folder / CHECKPOINT_MARK
-    written = read_json(mark).get("fingerprint") if mark.exists() else None
-    if written != fingerprint:
-        raise ConfigError(
-            f"{folder} holds checkpoints of a different training config (fingerprint {written} != {fingerprint}): "
-            "resuming would mix the old run's data and schedule into this one; choose another output_dir "
-            f"or delete {folder}"
-        )
-    return resume
 
 
 def load_trained(base: ModelSpec, model_dir: Path):
@@ -241,23 +207,3 @@ def defense_lr_factor(arm: ArmConfig) -> float:
 
     defense = get_defense(arm.defense, **arm.defense_params)
     return defense.lr_factor if isinstance(defense, TrainingDefense) else 1.0
-
-
-def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
-    """What an arm's result depends on: everything but the experiment's name, the other arms (except one
-    whose per-row losses its defense reads), the output folder and how many processes and threads ran it
-    (so the same arm in two experiments has the same fingerprint, and its folder can be copied between them). Values left at their defaults are not
-    hashed, so new config fields keep old run folders resumable."""
-    neutral = ExperimentConfig()
-    source = cfg.source_arm(arm)  # an arm whose training dynamics this arm's defense reads is part of it
-    arms = (arm,) if source is None else (arm, source)
-    return dataclasses.replace(cfg, name=neutral.name, arms=arms, output_dir=neutral.output_dir, jobs=neutral.jobs,
-                               train=dataclasses.replace(cfg.train, threads=neutral.train.threads,
-                                                         report_to=neutral.train.report_to)).fingerprint()
-
-
-def training_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
-    """What an arm's trained weights depend on: :func:`arm_fingerprint` without the ``[eval]`` settings
-    (generation lengths, batch size, beams, metrics), so changing only those re-scores the saved model."""
-    return arm_fingerprint(dataclasses.replace(cfg, eval=EvalConfig()), arm)
-

@@ -25,7 +25,8 @@ from dece.data.builtin import pretraining_corpus
 from dece.data.records import Example
 from dece.experiments.config import ExperimentConfig
 from dece.data.io.common import atomic_dir
-from dece.experiments.training_args import last_checkpoint, make_trainer
+from dece.experiments.store import last_checkpoint
+from dece.experiments.training_args import make_trainer
 from dece.losses import get_loss
 from dece.models import ModelSpec, build_model, build_tokenizer, encode_examples
 

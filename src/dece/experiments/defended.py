@@ -29,11 +29,11 @@ from typing import Any, Callable, Sequence
 from dece.data.records import Example
 from dece.defenses import DataContext, DataDefense, Defense, InputDefense, detection_report, encode_texts, get_defense
 from dece.errors import ConfigError, DeceError
-from dece.experiments.arm import arm_fingerprint, load_trained, train_arm
+from dece.experiments.arm import load_trained, train_arm
 from dece.experiments.config import ArmConfig, ExperimentConfig
 from dece.experiments.data_prep import PreparedData
 from dece.experiments.dynamics import load_dynamics
-from dece.experiments.store import read_json, read_records, write_json_atomic, write_jsonl_atomic
+from dece.experiments.store import arm_fingerprint, arm_state, read_json, read_records, write_json_atomic, write_jsonl_atomic
 from dece.losses import LOSSES
 from dece.models import ModelSpec
 
@@ -65,9 +65,8 @@ def reuses_plain_ce_model(cfg: ExperimentConfig, arm: ArmConfig) -> bool:
 
 
 def arm_finished(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> bool:
-    """Whether ``arm`` of ``cfg`` has saved its results in ``run_dir`` (its metrics carry its fingerprint)."""
-    path = run_dir / "arms" / arm.name / "metrics.json"
-    return path.exists() and read_json(path).get("fingerprint") == arm_fingerprint(cfg, arm)
+    """Whether ``arm`` of ``cfg`` has saved its results in ``run_dir`` (:func:`arm_state`)."""
+    return arm_state(cfg, arm, run_dir) is not None
 
 
 def finished_plain_ce_arm(cfg: ExperimentConfig, data: str, run_dir: Path) -> ArmConfig | None:

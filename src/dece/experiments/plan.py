@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dece.defenses import DataDefense, Defense, InputDefense, get_defense
-from dece.experiments.arm import arm_fingerprint, training_fingerprint
+from dece.experiments.store import arm_fingerprint, training_fingerprint
 from dece.experiments.config import ArmConfig, ExperimentConfig
 from dece.experiments.defended import has_reference_arm, reuses_plain_ce_model
 from dece.losses import LOSSES, get_loss

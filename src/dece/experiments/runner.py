@@ -35,16 +35,7 @@ from transformers.utils import logging as hf_logging
 
 from dece.errors import ConfigError
 from dece.evaluation import generation
-from dece.experiments.arm import (
-    TRAINED_MARK,
-    arm_fingerprint,
-    check_checkpoints,
-    evaluate_arm,
-    load_trained,
-    saved_training,
-    train_arm,
-    training_fingerprint,
-)
+from dece.experiments.arm import evaluate_arm, load_trained, train_arm
 from dece.experiments.base_model import base_model_spec
 from dece.experiments.config import ArmConfig, ExperimentConfig, config_from_dict, dump_config
 from dece.experiments.data_prep import PreparedData, prepare_data
@@ -58,38 +49,16 @@ from dece.experiments.defended import (
 )
 from dece.experiments.dynamics import epoch_callbacks
 from dece.experiments.plan import plan_experiment
-from dece.experiments.store import read_json, run_lock, write_json_atomic, write_text_atomic
+from dece.experiments.store import (
+    arm_fingerprint,
+    arm_state,
+    run_lock,
+    training_fingerprint,
+    write_json_atomic,
+    write_text_atomic,
+)
 from dece.experiments.table import results_table
 from dece.models import ModelSpec
-
-
-def arm_state(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> dict[str, Any] | None:
-    """What ``run_dir`` holds of ``arm``: its metrics when it is done under this config, None when it is
-    still to run (from nothing, from a checkpoint, or a re-score of its saved model after a change of
-    ``[eval]`` settings only). Reads only; the one place that answers "missing / done / conflict".
-
-    Raises:
-        ConfigError: the folder holds this arm's results, model or checkpoints of another config.
-    """
-    arm_dir = run_dir / "arms" / arm.name
-    full, training = arm_fingerprint(cfg, arm), training_fingerprint(cfg, arm)
-    path = arm_dir / "metrics.json"
-    if path.exists():
-        metrics = read_json(path)
-        if metrics.get("fingerprint") == full:
-            return metrics
-        if metrics.get("train_fingerprint") != training or saved_training(arm_dir, training) is None:
-            raise ConfigError(
-                f"{arm_dir} holds results of a different config (fingerprint {metrics.get('fingerprint')} != "
-                f"{full}); choose another output_dir or delete the arm's folder"
-            )
-        return None  # only [eval] changed: the saved model is scored again
-    mark = arm_dir / "model" / TRAINED_MARK
-    if mark.exists() and saved_training(arm_dir, training) is None:
-        raise ConfigError(f"{arm_dir / 'model'} was trained under a different config; choose another output_dir "
-                          "or delete the arm's folder")
-    check_checkpoints(arm_dir / "checkpoints", training)
-    return None
 
 
 def _check_data_unchanged(cfg: ExperimentConfig, run_dir: Path) -> None:

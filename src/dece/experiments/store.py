@@ -20,8 +20,10 @@ SWEEP_DIR/sweep.toml, sweep.json (cells and status), sweep.jsonl (events) and re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -29,6 +31,7 @@ from filelock import FileLock, Timeout
 
 from dece.data.io.common import atomic_write
 from dece.errors import ConfigError
+from dece.experiments.config import ArmConfig, EvalConfig, ExperimentConfig
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -117,3 +120,112 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             break
     return rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what the folder holds of an arm: fingerprints, saved models, checkpoints
+
+
+#: in ``arm_dir/model``: the training fingerprint and time of a complete saved model
+TRAINED_MARK = "trained.json"
+#: in ``arm_dir/checkpoints``: the training fingerprint the checkpoints belong to, and the training
+#: time up to the last one
+CHECKPOINT_MARK = "fingerprint.json"
+
+
+def last_checkpoint(out_dir: Path) -> str | None:
+    """The newest complete ``checkpoint-*`` folder under ``out_dir`` to resume from, if any. A folder
+    without ``trainer_state.json`` (which the Trainer writes last) was torn by a kill: it is removed,
+    so the previous complete checkpoint (kept by ``save_total_limit=1`` until the next is saved) is used."""
+    found = []
+    for folder in out_dir.glob("checkpoint-*"):
+        if (folder / "trainer_state.json").exists():
+            found.append(folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    found.sort(key=lambda p: int(p.name.split("-")[-1]))
+    return str(found[-1]) if found else None
+
+
+def saved_training(arm_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """``{"fingerprint", "train_seconds"}`` of the complete model saved in ``arm_dir/model`` under
+    ``fingerprint``; None when there is none (or it belongs to another training config)."""
+    mark = arm_dir / "model" / TRAINED_MARK
+    if not mark.exists():
+        return None
+    saved = read_json(mark)
+    return saved if saved.get("fingerprint") == fingerprint else None
+
+
+def check_checkpoints(folder: Path, fingerprint: str) -> str | None:
+    """The last complete checkpoint in ``folder`` to resume from, if any.
+
+    Incomplete checkpoints (a kill while one was written) are removed first, so the previous complete
+    one is used (:func:`last_checkpoint`).
+
+    Raises:
+        ConfigError: the checkpoints were written under another training fingerprint (a changed config
+            in the same folder), or carry none (written by an older version of dece).
+    """
+    if not folder.is_dir():
+        return None
+    resume = last_checkpoint(folder)
+    if resume is None:
+        return None
+    mark = folder / CHECKPOINT_MARK
+    written = read_json(mark).get("fingerprint") if mark.exists() else None
+    if written != fingerprint:
+        raise ConfigError(
+            f"{folder} holds checkpoints of a different training config (fingerprint {written} != {fingerprint}): "
+            "resuming would mix the old run's data and schedule into this one; choose another output_dir "
+            f"or delete {folder}"
+        )
+    return resume
+
+
+def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
+    """What an arm's result depends on: everything but the experiment's name, the other arms (except one
+    whose per-row losses its defense reads), the output folder and how many processes and threads ran it
+    (so the same arm in two experiments has the same fingerprint, and its folder can be copied between them). Values left at their defaults are not
+    hashed, so new config fields keep old run folders resumable."""
+    neutral = ExperimentConfig()
+    source = cfg.source_arm(arm)  # an arm whose training dynamics this arm's defense reads is part of it
+    arms = (arm,) if source is None else (arm, source)
+    return dataclasses.replace(cfg, name=neutral.name, arms=arms, output_dir=neutral.output_dir, jobs=neutral.jobs,
+                               train=dataclasses.replace(cfg.train, threads=neutral.train.threads,
+                                                         report_to=neutral.train.report_to)).fingerprint()
+
+
+def training_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
+    """What an arm's trained weights depend on: :func:`arm_fingerprint` without the ``[eval]`` settings
+    (generation lengths, batch size, beams, metrics), so changing only those re-scores the saved model."""
+    return arm_fingerprint(dataclasses.replace(cfg, eval=EvalConfig()), arm)
+
+
+def arm_state(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> dict[str, Any] | None:
+    """What ``run_dir`` holds of ``arm``: its metrics when it is done under this config, None when it is
+    still to run (from nothing, from a checkpoint, or a re-score of its saved model after a change of
+    ``[eval]`` settings only). Reads only; the one place that answers "missing / done / conflict".
+
+    Raises:
+        ConfigError: the folder holds this arm's results, model or checkpoints of another config.
+    """
+    arm_dir = run_dir / "arms" / arm.name
+    full, training = arm_fingerprint(cfg, arm), training_fingerprint(cfg, arm)
+    path = arm_dir / "metrics.json"
+    if path.exists():
+        metrics = read_json(path)
+        if metrics.get("fingerprint") == full:
+            return metrics
+        if metrics.get("train_fingerprint") != training or saved_training(arm_dir, training) is None:
+            raise ConfigError(
+                f"{arm_dir} holds results of a different config (fingerprint {metrics.get('fingerprint')} != "
+                f"{full}); choose another output_dir or delete the arm's folder"
+            )
+        return None  # only [eval] changed: the saved model is scored again
+    mark = arm_dir / "model" / TRAINED_MARK
+    if mark.exists() and saved_training(arm_dir, training) is None:
+        raise ConfigError(f"{arm_dir / 'model'} was trained under a different config; choose another output_dir "
+                          "or delete the arm's folder")
+    check_checkpoints(arm_dir / "checkpoints", training)
+    return None

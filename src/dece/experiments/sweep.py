@@ -36,7 +36,7 @@ import tomli_w
 
 from dece.errors import ConfigError
 from dece.experiments.config import ExperimentConfig, config_from_dict, read_config_data
-from dece.experiments.store import RunLockedError, append_jsonl, read_json, write_json_atomic, write_text_atomic
+from dece.experiments.store import RunLockedError, append_jsonl, arm_state, write_json_atomic, write_text_atomic
 
 SWEEP_KEY = "sweep"
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
@@ -145,31 +145,20 @@ def has_sweep(path: str | Path) -> bool:
 
 
 def cell_done(cell: Cell) -> bool:
-    """Every arm finished with this cell's config (raises if the folder holds another config's results)."""
-    from dece.experiments.arm import arm_fingerprint
-
+    """Every arm finished with this cell's config and the cell's table written (raises, as
+    :func:`dece.experiments.store.arm_state` does, if the folder holds another config's results)."""
     if not (cell.dir / "results.json").exists():
         return False
-    for arm in cell.config.arms:
-        path = cell.dir / "arms" / arm.name / "metrics.json"
-        if not path.exists():
-            return False
-        found = read_json(path).get("fingerprint")
-        if found != arm_fingerprint(cell.config, arm):
-            raise ConfigError(f"{path.parent} holds results of a different config (fingerprint {found}); "
-                              "choose another output_dir or delete the cell's folder")
-    return True
+    return all(arm_state(cell.config, arm, cell.dir) is not None for arm in cell.config.arms)
 
 
 def _check_no_conflict(cell: Cell) -> None:
-    """Refuses, before anything runs, a cell folder holding another config's arm results."""
-    from dece.experiments.arm import arm_fingerprint
-
+    """Refuses, before anything runs, a cell folder holding another config's arm results, models or checkpoints."""
     for arm in cell.config.arms:
-        path = cell.dir / "arms" / arm.name / "metrics.json"
-        if path.exists() and read_json(path).get("fingerprint") != arm_fingerprint(cell.config, arm):
-            raise ConfigError(f"sweep cell {cell.name}: {path.parent} holds results of a different config; "
-                              "choose another output_dir or delete the cell's folder")
+        try:
+            arm_state(cell.config, arm, cell.dir)
+        except ConfigError as err:
+            raise ConfigError(f"sweep cell {cell.name}: {err}") from None
 
 
 def sweep_status(cells: list[Cell]) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -94,17 +93,3 @@ def make_trainer(
     )
     trainer.remove_callback(PrinterCallback)  # the raw log dicts; EpochPrinter says it in one line
     return trainer
-
-
-def last_checkpoint(out_dir: Path) -> str | None:
-    """The newest complete ``checkpoint-*`` folder under ``out_dir`` to resume from, if any. A folder
-    without ``trainer_state.json`` (which the Trainer writes last) was torn by a kill: it is removed,
-    so the previous complete checkpoint (kept by ``save_total_limit=1`` until the next is saved) is used."""
-    found = []
-    for folder in out_dir.glob("checkpoint-*"):
-        if (folder / "trainer_state.json").exists():
-            found.append(folder)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    found.sort(key=lambda p: int(p.name.split("-")[-1]))
-    return str(found[-1]) if found else None
