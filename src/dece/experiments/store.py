@@ -186,8 +186,9 @@ def check_checkpoints(folder: Path, fingerprint: str) -> str | None:
 def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
     """What an arm's result depends on: everything but the experiment's name, the other arms (except one
     whose per-row losses its defense reads), the output folder and how many processes and threads ran it
-    (so the same arm in two experiments has the same fingerprint, and its folder can be copied between them). Values left at their defaults are not
-    hashed, so new config fields keep old run folders resumable."""
+    (so the same arm in two experiments has the same fingerprint, and its folder can be copied between
+    them), and where its logs go (``train.report_to``). Values left at their defaults are not hashed, so
+    new config fields keep old run folders resumable."""
     neutral = ExperimentConfig()
     source = cfg.source_arm(arm)  # an arm whose training dynamics this arm's defense reads is part of it
     arms = (arm,) if source is None else (arm, source)
@@ -205,7 +206,8 @@ def training_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
 def arm_state(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> dict[str, Any] | None:
     """What ``run_dir`` holds of ``arm``: its metrics when it is done under this config, None when it is
     still to run (from nothing, from a checkpoint, or a re-score of its saved model after a change of
-    ``[eval]`` settings only). Reads only; the one place that answers "missing / done / conflict".
+    ``[eval]`` settings only). The one place that answers "missing / done / conflict"; it writes nothing
+    but discards a checkpoint torn by a kill (:func:`last_checkpoint`).
 
     Raises:
         ConfigError: the folder holds this arm's results, model or checkpoints of another config.
