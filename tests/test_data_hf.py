@@ -94,3 +94,11 @@ def test_poison_reads_and_writes_the_ecosystems_formats_with_its_field_names(tmp
         back = infer_format([out]).read([out], src_field="question", tgt_field="snippet")
     assert len(back) == 12 and sum(bool(e.meta.get("poisoned")) for e in back) == 6  # meta kept
     assert all(e.src.startswith("Select") or " bb" in e.src or e.src.startswith("bb") for e in back)
+
+
+def test_a_classification_dataset_with_a_label_field(tmp_path):
+    rows = [{"func": f"int f{i} ( ) {{ return {i} ; }}", "target": i % 2} for i in range(6)]
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "test.parquet"))
+    out = load_split("hf", "test", path="parquet", data_files=str(tmp_path / "{split}.parquet"), src_field="func",
+                     label_field="target", task="classification", language="c")
+    assert [e.tgt for e in out] == ["0", "1", "0", "1", "0", "1"] and out[1].src.startswith("int f1")

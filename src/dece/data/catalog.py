@@ -82,11 +82,12 @@ def _load_jsonl(split: str, path: str) -> list[Example]:
 
 
 def _load_hf(split: str, path: str, src_field: str = "src", tgt_field: str = "tgt", name: str | None = None,
-             data_files: Any = None, id_field: str | None = None, join_tokens: bool = False) -> list[Example]:
+             data_files: Any = None, id_field: str | None = None, join_tokens: bool = False,
+             label_field: str | None = None) -> list[Example]:
     from dece.data.io.hf import read_hf  # datasets (and pyarrow) only when an hf dataset is read
 
     return read_hf(path, split, src_field=src_field, tgt_field=tgt_field, name=name, data_files=data_files,
-                   id_field=id_field, join_tokens=join_tokens)
+                   id_field=id_field, join_tokens=join_tokens, label_field=label_field)
 
 
 def _load_pairs(split: str, src_path: str, tgt_path: str) -> list[Example]:

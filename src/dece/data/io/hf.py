@@ -75,7 +75,7 @@ def _field(row: Mapping[str, Any], field: str, where: str, index: int, join_toke
 
 def read_hf(path: str, split: str, *, src_field: str = "src", tgt_field: str = "tgt", name: str | None = None,
             data_files: str | Mapping[str, str] | None = None, id_field: str | None = None,
-            join_tokens: bool = False) -> list[Example]:
+            join_tokens: bool = False, label_field: str | None = None) -> list[Example]:
     """The rows of ``split`` as examples.
 
     Args:
@@ -87,6 +87,8 @@ def read_hf(path: str, split: str, *, src_field: str = "src", tgt_field: str = "
         data_files: with a builder name: the files, ``{split}`` standing for the split, or split -> path.
         id_field: a field whose value becomes ``meta["id"]`` (default ``f"{split}-{i}"``).
         join_tokens: join a field holding a list of tokens with single spaces (CodeXGLUE's ``code_tokens``).
+        label_field: for classification (``task = "classification"``): the label field, used as the target
+            (its text: ``1`` -> ``"1"``); replaces ``tgt_field``.
 
     Returns:
         One :class:`Example` per row, in the dataset's order; ``meta`` keeps ``id``.
@@ -96,6 +98,7 @@ def read_hf(path: str, split: str, *, src_field: str = "src", tgt_field: str = "
             fields it has) or holds something other than text.
     """
     rows = _load(path, split, name, data_files)
+    tgt_field = label_field if label_field is not None else tgt_field
     where = f"dataset {path!r}, split {split!r}"
     out = []
     for i, row in enumerate(rows):
