@@ -49,3 +49,19 @@ def test_significance_table_pools_seeds_and_marks_real_differences(tmp_path):
     # 54 discordant rows, all in DeCE's favour: -90 points, p = 2 * 0.5**54
     assert asr_cell.startswith("-90.00 pp (p=1.1e-16)*")
     assert "exact McNemar" in table.note and "Wilcoxon" in table.note
+
+
+def test_arms_in_cells_of_their_own_pair_by_seed(tmp_path):
+    dece_arm = {"poisoned-dece": {"loss": "dece", "bleu": 40.0, "codebleu": 50.0, "asr": 0.0}}
+    clean_arm = {"clean-ce": {"loss": "ce", "bleu": 45.0, "codebleu": 55.0, "asr": 0.0}}
+    cells = {}
+    for s in (1, 2):
+        cells[f"arms=dece__seed={s}"] = {"overrides": {"arms": "poisoned-dece", "seed": s}, "arms": dece_arm}
+        cells[f"arms=clean__seed={s}"] = {"overrides": {"arms": "clean-ce", "seed": s}, "arms": clean_arm}
+    sweep = write_sweep(tmp_path / "sweep", cells)
+    for s in (1, 2):
+        _predictions(sweep / "cells" / f"arms=dece__seed={s}", "poisoned-dece", payload_hits=0, correct_rows=5)
+        _predictions(sweep / "cells" / f"arms=clean__seed={s}", "clean-ce", payload_hits=0, correct_rows=9)
+    (table,) = significance_tables(collect(sweep))
+    assert table.rows[0][0] == "clean-ce"
+    assert table.rows[0][1].startswith("-40.00 (p=")  # 8 of 20 paired clean rows: 100 -> 0 sentence BLEU

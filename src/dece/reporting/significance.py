@@ -76,22 +76,34 @@ def _rows(run: RunRecord, arm: str) -> dict[tuple[str, str], dict[str, Any]]:
     return {(r["split"], str(r.get("id"))): r for r in read_records(run.dir / "arms" / arm / "predictions.jsonl")}
 
 
+def _seed_key(run: RunRecord) -> tuple:
+    """What identifies the data and training seed of a cell, whichever arms it holds."""
+    return tuple((k, str(v)) for k, v in sorted(run.params.items()) if k != "arms")
+
+
+def _outputs(runs: Sequence[RunRecord], arm: str) -> dict[tuple, dict[str, Any]]:
+    """``(cell seed key, split, row id) -> prediction row`` of ``arm`` over the finished cells holding it."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for run in runs:
+        if any(a.name == arm and a.metrics for a in run.arms):
+            out.update({(_seed_key(run), *key): row for key, row in _rows(run, arm).items()})
+    return out
+
+
 def _pairs(runs: Sequence[RunRecord], ours: str, other: str) -> tuple[list, list, list, list]:
     """(payload verdicts of ours, of other) on triggered rows and (sentence BLEU of ours, of other) on
-    clean rows, paired by (cell, row id) over every finished cell holding both arms."""
+    clean rows, paired by (seed, row id): the two arms may sit in the same cell or in cells of a sweep
+    that differ only in their arms."""
     trig_a, trig_b, bleu_a, bleu_b = [], [], [], []
-    for run in runs:
-        done = {a.name for a in run.arms if a.metrics}
-        if ours not in done or other not in done:
-            continue
-        a, b = _rows(run, ours), _rows(run, other)
-        for key in sorted(a.keys() & b.keys()):
-            if key[0] == "triggered" and "payload" in a[key] and "payload" in b[key]:
-                trig_a.append(bool(a[key]["payload"]))
-                trig_b.append(bool(b[key]["payload"]))
-            elif key[0] == "clean":
-                bleu_a.append(bleu_paper([a[key]["tgt"]], [a[key]["pred"]]))
-                bleu_b.append(bleu_paper([b[key]["tgt"]], [b[key]["pred"]]))
+    a, b = _outputs(runs, ours), _outputs(runs, other)
+    for key in sorted(a.keys() & b.keys()):
+        split = key[1]
+        if split == "triggered" and "payload" in a[key] and "payload" in b[key]:
+            trig_a.append(bool(a[key]["payload"]))
+            trig_b.append(bool(b[key]["payload"]))
+        elif split == "clean":
+            bleu_a.append(bleu_paper([a[key]["tgt"]], [a[key]["pred"]]))
+            bleu_b.append(bleu_paper([b[key]["tgt"]], [b[key]["pred"]]))
     return trig_a, trig_b, bleu_a, bleu_b
 
 
