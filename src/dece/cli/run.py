@@ -48,7 +48,7 @@ def describe_plan(cfg: ExperimentConfig) -> str:
              + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " rows",
              f"output: {run_dir}; {cfg.jobs} process(es); base: "
              + (cfg.model.name if cfg.model.is_pretrained else f"{cfg.model.name} "
-                + ("pretrained on built-in rows (cached)" if cfg.pretrain else "from scratch"))]
+                + ("pretrained on built-in rows (cached after its first run)" if cfg.pretrain else "from scratch"))]
     for plan in plan_experiment(cfg):
         state = arm_state(cfg, plan.arm, run_dir)
         status = "done" if state is not None else ("resumes" if plan.folder.exists() else "to run")
