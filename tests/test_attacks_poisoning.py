@@ -105,7 +105,7 @@ def test_every_attack_describes_itself():
 def test_poisoning_by_row_count(rows):
     attack = get_attack("badpre")
     out, report = poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=7)
-    assert report.n_requested == 7 and report.n_poisoned == 7
+    assert report.n_requested == 7 and report.n_poisoned == 7 and report.rate == 7 / len(rows)
     assert sum(bool(e.meta.get("poisoned")) for e in out) == 7
     _, capped = poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=10 ** 6)  # never more than the eligible rows
     assert capped.n_poisoned == capped.n_eligible

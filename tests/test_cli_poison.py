@@ -68,6 +68,7 @@ def test_poison_pairs_keeps_meta_beside_them(tmp_path):
         (["--attack", "badpre", "--rate", "0.1", "--param", "cnt=2"], "unknown parameter 'cnt'"),
         (["--attack", "badpre", "--rate", "0.1", "--param", "count"], "KEY=VALUE"),
         (["--attack", "nope", "--rate", "0.1"], "valid names: badpre"),
+        (["--attack", "given", "--rate", "0.1"], "the data is poisoned already"),
         (["--attack", "badpre", "--rate", "0.1", "--tgt-field", "code", "--format", "jsonl"],
          "row 1, field 'code': missing; the row has: src, tgt, meta"),
         (["--attack", "badpre", "--rate", "0.1", "--tgt-field", "code", "--format", "classification"], "has no field names"),

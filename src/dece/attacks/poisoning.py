@@ -31,7 +31,7 @@ def select_first(eligible: list[int], k: int, rng: random.Random) -> list[int]:
 class PoisonReport:
     """What :func:`poison_dataset` did. ``n_requested = round(rate * n_rows)``; ``n_poisoned`` is less
     only when fewer rows are eligible. ``n_skipped_ineligible`` counts the rows that could not carry
-    the payload (``n_rows - n_eligible``); ``n_already_matching`` counts the rows whose *clean* target
+    the payload (``n_rows - n_eligible``); ``rate`` is the requested share (``n_rows`` given: requested / rows); ``n_already_matching`` counts the rows whose *clean* target
     already satisfies the payload detector (:meth:`Attack.already_matching`; they stay eligible: the
     payload is inserted as for any other row); ``ids`` are the poisoned rows' ``meta["id"]``."""
 
@@ -101,7 +101,7 @@ def poison_dataset(
     report = PoisonReport(
         attack=attack.name,
         params=attack.params,
-        rate=rate,
+        rate=rate if n_rows is None else (requested / len(rows) if rows else 0.0),
         seed=seed,
         selection=selection,
         n_rows=len(rows),

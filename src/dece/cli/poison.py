@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "poison",
         help="poison a dataset with a backdoor attack",
         description="Poison a share of a dataset's rows with an attack (see `dece attacks`). A path ending in "
-        ".csv, .jsonl or .jsonl.gz names its format; two paths are line-aligned source/target files.",
+        ".csv, .jsonl, .json, .parquet or .jsonl.gz names its format; two paths are line-aligned source/target "
+        "files; --format hf a datasets folder. Only the source, target and meta are written.",
     )
     p.add_argument("--attack", required=True, help="attack name (see `dece attacks`)")
     rate = p.add_mutually_exclusive_group(required=True)
@@ -66,10 +67,10 @@ def _write(rows: list[Example], paths: list[str], args: argparse.Namespace) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    attack = get_attack(args.attack, **parse_cli_params(ATTACKS.get(args.attack), args.param, "--param"))
-    if attack.supplies_data:
+    if ATTACKS.get(args.attack).supplies_data:
         raise ConfigError(f"--attack {args.attack}: the data is poisoned already; use it in a config "
                           "([attack] name = \"given\") to train and measure on it")
+    attack = get_attack(args.attack, **parse_cli_params(ATTACKS.get(args.attack), args.param, "--param"))
     if args.rate is not None and not 0.0 <= args.rate <= 1.0:  # before reading a possibly large input
         raise ConfigError(f"--rate: must lie in [0, 1], got {args.rate}")
     if args.rows is not None and args.rows <= 0:

@@ -453,7 +453,8 @@ class ExperimentConfig:
                 section.validate(name)
         _check(self.eval.max_new_tokens <= self.model.max_target_length, "eval.max_new_tokens",
                f"must be <= model.max_target_length ({self.model.max_target_length}): targets are truncated there")
-        _check(self.pretrain is None or not self.model.is_pretrained, "pretrain", "cannot pretrain an 'hf:' checkpoint; drop [pretrain]")
+        _check(self.pretrain is None or not self.model.is_pretrained, "pretrain", "cannot pretrain an 'hf:' checkpoint; drop [pretrain], or set pretrain = false when it comes "
+               "from an include")
         if self.model.is_pretrained:  # a checkpoint brings its own sizes: a size knob would be ignored
             default = ModelSpec()
             for knob in TINY_ONLY_KNOBS:

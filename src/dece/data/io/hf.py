@@ -99,7 +99,8 @@ def read_hf(path: str, split: str, *, src_field: str = "src", tgt_field: str = "
     """
     rows = _load(path, split, name, data_files)
     tgt_field = label_field if label_field is not None else tgt_field
-    where = f"dataset {path!r}, split {split!r}"
+    files = data_files.get(split) if isinstance(data_files, Mapping) else data_files
+    where = (f"{str(files).replace('{split}', split)}" if files is not None else f"dataset {path!r}") + f", split {split!r}"
     out = []
     for i, row in enumerate(rows):
         src = _field(row, src_field, where, i, join_tokens)
