@@ -46,6 +46,8 @@ class Dataset:
     files: bool = False  # a generic file kind: ``task`` and ``language`` are options too
     #: options that name one file per split: each must contain ``{split}``, or every split reads one file
     split_paths: tuple[str, ...] = ()
+    #: options that must not name a single existing file (it would be read for every split)
+    no_single_file: tuple[str, ...] = ()
 
     def options(self) -> dict[str, Any]:
         """Option name -> default (``inspect.Parameter.empty`` when required)."""
@@ -122,7 +124,7 @@ for _dataset in (
     Dataset("csv", "generation", "python", None, _load_csv, files=True, split_paths=("path",)),
     Dataset("jsonl", "generation", "python", None, _load_jsonl, files=True, split_paths=("path",)),
     Dataset("pairs", "generation", "python", None, _load_pairs, files=True, split_paths=("src_path", "tgt_path")),
-    Dataset("hf", "generation", "python", None, _load_hf, files=True, split_paths=("data_files",),
+    Dataset("hf", "generation", "python", None, _load_hf, files=True, split_paths=("data_files",), no_single_file=("path",),
             note="anything datasets.load_dataset / load_from_disk reads, with src_field / tgt_field"),
     Dataset("devign", "classification", "c", None, _load_devign),
     Dataset("lyra", "generation", "python", ("train", "valid", "test"), _load_lyra),

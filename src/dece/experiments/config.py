@@ -128,9 +128,11 @@ class DatasetConfig:
             _check(not isinstance(path, str) or "{split}" in path, f"{key}.options.{option}",
                    f"{path!r} has no '{{split}}': train, valid and test would all read that one file; "
                    "name the files per split (e.g. data/{split}.csv)")
-        if self.kind == "hf" and isinstance(self.options.get("path"), str) and Path(self.options["path"]).is_file():
-            raise ConfigError(f"{key}.options.path: {self.options['path']!r} is one file: every split would read it; "
-                              "give data_files = \"...{split}...\" with a builder (path = \"json\", \"csv\", ...)")
+        for option in dataset.no_single_file:
+            path = self.options.get(option)
+            _check(not isinstance(path, str) or not Path(path).is_file(), f"{key}.options.{option}",
+                   f"{path!r} is one file: every split would read it; give data_files = \"...{{split}}...\" with a "
+                   "builder (path = \"json\", \"csv\", ...)")
 
 
 @dataclass(frozen=True)

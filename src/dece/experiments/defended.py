@@ -46,7 +46,8 @@ def has_data_defense(arm: ArmConfig) -> bool:
     return isinstance(defense_of(arm), DataDefense)
 
 
-def _plain_ce(arm: ArmConfig, data: str) -> bool:
+def is_plain_ce(arm: ArmConfig, data: str) -> bool:
+    """An arm trained with plain CE (no parameters, no lr scale, no defense) on ``data`` rows."""
     return (arm.data == data and LOSSES.get(arm.loss).plain_ce and not arm.loss_params and arm.lr_scale == 1.0
             and arm.defense is None)
 
@@ -54,13 +55,13 @@ def _plain_ce(arm: ArmConfig, data: str) -> bool:
 def has_reference_arm(cfg: ExperimentConfig, arm: ArmConfig) -> bool:
     """Whether an arm of ``cfg`` serves as ``arm``'s reference: a plain CE arm on ``arm``'s data, or the
     DeCE arm whose per-row losses its defense reads (validated to exist)."""
-    return cfg.source_arm(arm) is not None or any(_plain_ce(other, arm.data) for other in cfg.arms)
+    return cfg.source_arm(arm) is not None or any(is_plain_ce(other, arm.data) for other in cfg.arms)
 
 
 def reuses_plain_ce_model(cfg: ExperimentConfig, arm: ArmConfig) -> bool:
     """An input-defense arm that trains exactly as a plain CE arm of ``cfg`` does (loss CE, no loss
     parameters, no learning-rate scale) generates with that arm's model instead of training a copy."""
-    return (isinstance(defense_of(arm), InputDefense) and _plain_ce(dataclasses.replace(arm, defense=None), arm.data)
+    return (isinstance(defense_of(arm), InputDefense) and is_plain_ce(dataclasses.replace(arm, defense=None), arm.data)
             and has_reference_arm(cfg, arm))
 
 
@@ -72,7 +73,7 @@ def arm_finished(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> bool:
 def finished_plain_ce_arm(cfg: ExperimentConfig, data: str, run_dir: Path) -> ArmConfig | None:
     """A plain CE arm of ``cfg`` on ``data`` rows whose results and model are saved, if any."""
     for other in cfg.arms:
-        if _plain_ce(other, data) and (run_dir / "arms" / other.name / "model").is_dir() \
+        if is_plain_ce(other, data) and (run_dir / "arms" / other.name / "model").is_dir() \
                 and arm_finished(cfg, other, run_dir):
             return other
     return None

@@ -16,8 +16,8 @@ from pathlib import Path
 from dece.defenses import DataDefense, Defense, InputDefense, get_defense
 from dece.experiments.store import arm_fingerprint, training_fingerprint
 from dece.experiments.config import ArmConfig, ExperimentConfig
-from dece.experiments.defended import has_reference_arm, reuses_plain_ce_model
-from dece.losses import LOSSES, get_loss
+from dece.experiments.defended import has_reference_arm, is_plain_ce, reuses_plain_ce_model
+from dece.losses import get_loss
 from dece.losses.base import TokenLoss
 
 
@@ -46,8 +46,7 @@ class ArmPlan:
 
 
 def _plain_ce_arms(cfg: ExperimentConfig, data: str) -> list[str]:
-    return [a.name for a in cfg.arms if a.data == data and LOSSES.get(a.loss).plain_ce and not a.loss_params
-            and a.lr_scale == 1.0 and a.defense is None]
+    return [a.name for a in cfg.arms if is_plain_ce(a, data)]
 
 
 def plan_arm(cfg: ExperimentConfig, arm: ArmConfig) -> ArmPlan:
