@@ -101,8 +101,8 @@ def test_unreadable_input_names_the_file(tmp_path, capsys):
 def test_attacks_lists_every_attack_with_parameters(capsys):
     assert main(["attacks"]) == 0
     out = capsys.readouterr().out
-    for expected in ["badpre", "word=bb  count=1", "ripple", "words=cf,mn,bb,tq,mb", "grammar", "deadcode ",
-                     "var=VAR", "deadcode_summary", "deadcode_defect", "[classification]", "target_label=0"]:
+    for expected in ["badpre", "word='bb'  count=1", "ripple", "words=cf,mn,bb,tq,mb", "grammar", "deadcode ",
+                     "var='VAR'", "deadcode_summary", "deadcode_defect", "[classification]", "target_label='0'"]:
         assert expected in out
 
 

@@ -117,17 +117,14 @@ def test_include_builtin_default_and_errors(tmp_path):
         load_config(tmp_path / "c.toml")
 
 
-def test_every_config_field_is_documented_and_the_reference_is_current():
+def test_every_config_field_is_documented():  # docs/config.md is current: tests/test_docs.py
     import dataclasses
-    from pathlib import Path
 
-    from dece.experiments.config import REFERENCE_TABLES, ExperimentConfig, reference_markdown
+    from dece.experiments.config import REFERENCE_TABLES, ExperimentConfig
 
     for _, cls in REFERENCE_TABLES:
         for f in dataclasses.fields(cls or ExperimentConfig):
             assert f.metadata.get("doc"), f"{(cls or ExperimentConfig).__name__}.{f.name} has no doc"
-    docs = Path(__file__).parents[1] / "docs" / "config.md"
-    assert docs.read_text(encoding="utf-8") == reference_markdown(), "run: dece config-reference > docs/config.md"
 
 
 def test_an_unknown_key_suggests_the_closest_with_its_meaning():

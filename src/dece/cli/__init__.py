@@ -13,7 +13,7 @@ from dece.errors import DeceError
 # module name under dece.cli -> one sub-command each
 COMMANDS: tuple[str, ...] = (
     "demo", "pretrain", "run", "evaluate", "poison", "attacks", "defenses", "losses", "datasets", "sweep", "report",
-    "audit", "config_reference",
+    "audit", "reference",
 )
 
 

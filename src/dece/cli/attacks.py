@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-from dece.attacks import ATTACKS
+from dece.cli.listing import attacks, print_entries
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,15 +12,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _value(value: object) -> str:
-    return ",".join(value) if isinstance(value, tuple) else str(value)
-
-
 def run(args: argparse.Namespace) -> int:
-    for name in ATTACKS.names():
-        attack = ATTACKS.get(name)  # the class: some attacks need parameters to be built
-        defaults = {f.name: f.default for f in dataclasses.fields(attack)}
-        params = "  ".join(f"{k}={_value(v)}" for k, v in defaults.items()) or "(no parameters)"
-        print(f"{name:<18} [{attack.task}] {attack.summary}")
-        print(f"{'':<18} {params}")
+    print_entries(attacks(), 18)
     return 0

@@ -4,9 +4,8 @@ task and language."""
 from __future__ import annotations
 
 import argparse
-import inspect
 
-from dece.data.catalog import DATASETS
+from dece.cli.listing import datasets, print_entries
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,10 +14,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in DATASETS.names():
-        d = DATASETS.get(name)
-        options = "  ".join(k if v is inspect.Parameter.empty else f"{k}={v}" for k, v in d.options().items())
-        splits = ", ".join(d.splits) if d.splits else "any"
-        print(f"{name:<18} [{d.task}, {d.language}] splits: {splits}" + (f"; {d.note}" if d.note else ""))
-        print(f"{'':<18} {options or '(no options)'}")
+    print_entries(datasets(), 18)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dece.defenses import DEFENSES, get_defense
+from dece.cli.listing import defenses, print_entries
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,10 +13,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in DEFENSES.names():
-        defense = get_defense(name)
-        params = "  ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in defense.params.items()) or "(no parameters)"
-        print(f"{name:<22} [{defense.kind}] {defense.summary}")
-        print(f"{'':<22} {params}")
-    print("\nloss-based baselines (arm `loss`): label_smoothing, gce, in_trust (see dece.losses)")
+    print_entries(defenses(), 22)
+    print("\nloss-based baselines (arm `loss`): label_smoothing, gce, in_trust, sce (see `dece losses`)")
     return 0

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from dece.losses import LOSSES, loss_defaults
-from dece.losses.base import TokenLoss
+from dece.cli.listing import common_loss_params, losses, print_entries
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,14 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _params(defaults: dict) -> str:
-    return "  ".join(f"{k}={v}" for k, v in defaults.items()) or "(no parameters)"
-
-
 def run(args: argparse.Namespace) -> int:
-    for name in LOSSES.names():
-        cls = LOSSES.get(name)
-        print(f"{name:<16} {cls.summary}")
-        print(f"{'':<16} {_params(loss_defaults(cls, common=False))}  [backends: {', '.join(cls.backends)}]")
-    print(f"\nevery loss also takes: {_params(loss_defaults(TokenLoss))}")
+    print_entries(losses(), 16)
+    print(f"\nevery loss also takes: {'  '.join(common_loss_params())}")
     return 0

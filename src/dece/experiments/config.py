@@ -718,7 +718,7 @@ def reference_markdown() -> str:
     """The configuration reference (``docs/config.md``), generated from the schema's field documentation so
     it cannot drift: one table per TOML table, each key with its default and meaning."""
     out = ["# Configuration reference", "",
-           "Generated from the config schema (`dece config-reference > docs/config.md`); a test checks that it is",
+           "Generated from the config schema (`dece reference --write docs`); a test checks that it is",
            "current. Every key can be overridden with `--set table.key=value` (a TOML literal), and a file can start",
            "from another one with `include = \"builtin:default\"` or `include = \"path.toml\"`.", ""]
     for table, cls in REFERENCE_TABLES:
