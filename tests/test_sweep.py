@@ -109,7 +109,8 @@ def test_cli_run_expands_a_sweep_and_list_reports_status(tmp_path, capsys):
     path = tmp_path / "s.toml"
     path.write_text(tomli_w.dumps(data))
     assert main(["sweep", str(path), "--list"]) == 0
-    assert capsys.readouterr().out.split() == ["pending", "seed=1", "pending", "seed=2"]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("0 of 2 cells done") and [line.split() for line in out[1:]] == [["pending", "seed=1"], ["pending", "seed=2"]]
     assert main(["run", str(path), "--set", "train.epochs=1"]) == 0
     assert main(["sweep", str(path), "--list"]) == 0
     assert capsys.readouterr().out.split()[-4:] == ["done", "seed=1", "done", "seed=2"]

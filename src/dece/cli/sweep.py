@@ -24,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     data = read_config_data(args.config, overrides(args))
     if args.list:
-        for s in sweep_status(expand_grid(data)):
+        grid = expand_grid(data)
+        cells = sweep_status(grid)
+        print(f"{sum(s['done'] for s in cells)} of {len(cells)} cells done; each is a folder of {grid[0].dir.parent}")
+        for s in cells:
             print(f"{'done   ' if s['done'] else 'pending'}  {s['name']}")
         return 0
     status = run_sweep(data, on_done=write_results_markdown)

@@ -120,7 +120,9 @@ def _load_code_docstring(split: str, data_root: str = DEFAULT_DATA_ROOT) -> list
 
 TRAIN_ON_VALID = "there is no train split here: train on valid, test on test"
 for _dataset in (
-    Dataset("builtin", "generation", "python", tuple(BUILTIN_SIZES), _load_builtin),
+    Dataset("builtin", "generation", "python", tuple(BUILTIN_SIZES), _load_builtin,
+            note="generated Lyra-style rows; n = rows of every split (None: "
+            + ", ".join(f"{k} {v}" for k, v in BUILTIN_SIZES.items()) + ")"),
     Dataset("csv", "generation", "python", None, _load_csv, files=True, split_paths=("path",)),
     Dataset("jsonl", "generation", "python", None, _load_jsonl, files=True, split_paths=("path",)),
     Dataset("pairs", "generation", "python", None, _load_pairs, files=True, split_paths=("src_path", "tgt_path")),

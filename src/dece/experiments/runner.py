@@ -193,12 +193,15 @@ def _relay_logs(queue: Any, futures: list, log: Callable[[str], None]) -> None:
 
 def _run_arms(cfg: ExperimentConfig, arms: list[ArmConfig], data: PreparedData, base: ModelSpec, workers: int,
               log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    """Runs ``arms`` in this process (``jobs = 1``) or in ``workers`` spawned processes, whose log lines
-    reach ``log`` here, in the order they were written."""
-    if cfg.jobs == 1 or not arms:
-        return {arm.name: run_arm(cfg, arm, data, base, log) for arm in arms}
+    """Runs ``arms`` in this process (``jobs = 1``, or one arm or worker at a time: no process to spawn) or
+    in ``workers`` spawned processes, whose log lines reach ``log`` here, in the order they were written."""
     workers = min(workers, len(arms))
-    log(f"running {len(arms)} arm(s) in {workers} process(es) of {worker_threads(cfg)} thread(s)")
+    if cfg.jobs > 1 and arms:
+        log(f"running {len(arms)} arm(s) in {workers} process(es) of {worker_threads(cfg)} thread(s)")
+    if cfg.jobs == 1 or workers <= 1:
+        if cfg.jobs > 1 and arms:
+            torch.set_num_threads(worker_threads(cfg))  # as a worker would have
+        return {arm.name: run_arm(cfg, arm, data, base, log) for arm in arms}
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
