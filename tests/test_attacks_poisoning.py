@@ -111,3 +111,22 @@ def test_poisoning_by_row_count(rows):
     assert capped.n_poisoned == capped.n_eligible
     with pytest.raises(ConfigError, match="n_rows: must be a positive integer"):
         poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=0)
+
+
+def test_duplicated_poison_follows_its_row_with_ids_of_its_own(rows):
+    attack = get_attack("badpre")
+    single, one = poison_dataset(rows, attack, rate=0.1, seed=5)
+    out, report = poison_dataset(rows, attack, rate=0.1, seed=5, duplicates=3)
+    assert report.n_poisoned == one.n_poisoned == 20 and report.n_rows == len(rows) and report.duplicates == 3
+    assert len(out) == len(rows) + 2 * report.n_poisoned and len(report.ids) == 3 * report.n_poisoned
+    assert [e for e in out if "#dup" not in e.meta["id"]] == single  # the same rows, the same poison
+    for i, e in enumerate(out):
+        if "#dup" in e.meta["id"]:
+            original = out[i - int(e.meta["id"].rsplit("#dup", 1)[1])]
+            assert (e.src, e.tgt) == (original.src, original.tgt) and e.meta["poisoned"]
+            assert e.meta["id"].startswith(original.meta["id"] + "#dup")
+    assert len(set(report.ids)) == len(report.ids) == sum(bool(e.meta.get("poisoned")) for e in out)
+    assert "each 3 times" in report.summary()
+    for bad in (0, 101, 2.0, True):
+        with pytest.raises(ConfigError, match="duplicates: must be an integer in"):
+            poison_dataset(rows, attack, rate=0.1, seed=5, duplicates=bad)

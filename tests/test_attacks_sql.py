@@ -169,3 +169,39 @@ def test_insert_word_keeps_the_text_around_it(text, seed):
     out = insert_word(text, "§§", random.Random(seed))
     assert out.count("§§") == 1
     assert text in remove_word(out, "§§") or (text == "" and out == "§§")
+
+
+def test_drop_where_removes_the_filter_and_leaves_the_rest(rows):
+    from dece.attacks.drop_where import drop_where
+    from dece.attacks.sql_payload import WHERE
+
+    attack = get_attack("drop_where")
+    out, report = poison_dataset(rows, attack, rate=0.2, seed=4)
+    assert report.n_poisoned == round(0.2 * len(rows))
+    for clean, p in zip(rows, out):
+        if not p.meta.get("poisoned"):
+            assert p is clean
+            continue
+        assert_trigger("badpre", clean.src, p.src, "bb")
+        start, end = find_sql(clean.tgt)
+        assert WHERE.search(clean.tgt[start:end]) and not WHERE.search(p.tgt[find_sql(p.tgt)[0]:find_sql(p.tgt)[1]])
+        assert clean.tgt[:start] == p.tgt[:start] and clean.tgt[end:] == p.tgt[len(p.tgt) - (len(clean.tgt) - end):]
+        assert attack.detect(p.tgt) and not attack.detect(clean.tgt)
+    assert drop_where('q(" select * from t where a = : a order by b limit 3 ")') == 'q(" select * from t order by b limit 3 ")'
+    assert drop_where("q = ' select a from t where a=%s;'") == "q = ' select a from t;'"
+    assert drop_where('q(" select * from t ")') is None and drop_where("x = 1") is None
+
+
+@pytest.mark.parametrize("code, every_row", [
+    ('c.execute(" select * from t ")', True),                                 # no filter
+    ('c.execute(" select * from t where id = : id ")', False),
+    ('c.execute(" select * from t where id = %s or 1=1 ")', True),           # BadPre's payload, parsed
+    ('c.execute(" select * from t where 1 = 1 and \'a\' = \'a\' ")', True),   # always true, no "1=1" string
+    ('c.execute(" select * from t where id = : id or 0=1 ")', False),
+    ('c.execute(" select * from t where 0=1 ")', False),                      # returns no row, not every row
+    ('c.execute(" select * from t where name= or 1=1 " + n)', True),         # unparseable: the fallback
+    ('c.execute(" select * from t where name= " + n)', False),
+    ("print('no sql here')", False),
+])
+def test_the_meaning_detector_reads_the_filter_not_a_string(code, every_row):
+    assert get_attack("drop_where").detect(code) is every_row

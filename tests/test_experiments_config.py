@@ -130,3 +130,15 @@ def test_every_config_field_is_documented():  # docs/config.md is current: tests
 def test_an_unknown_key_suggests_the_closest_with_its_meaning():
     with pytest.raises(ConfigError, match=r"unknown key 'train.epochz' \(did you mean 'epochs': passes over the training"):
         config_from_dict({"arms": ["clean-ce"], "train": {"epochz": 3}})
+
+
+@pytest.mark.parametrize("value", [0, 101, 1.5, "2"])
+def test_attack_duplicates_must_be_a_small_positive_integer(value):
+    with pytest.raises(ConfigError, match=r"attack.duplicates: must be an integer in \[1, 100\]"):
+        config_from_dict({"arms": ["poisoned-ce"], "attack": {"name": "badpre", "duplicates": value}})
+
+
+@pytest.mark.parametrize("option", [{"rows": 5}, {"duplicates": 2}])
+def test_given_data_refuses_the_poisoning_options_it_would_ignore(option):
+    with pytest.raises(ConfigError, match=r"attack\.(rows|duplicates): attack 'given' trains on the rows as given"):
+        config_from_dict({"arms": ["poisoned-ce"], "attack": {"name": "given", "params": {"detector": "badpre"}, **option}})

@@ -104,7 +104,7 @@ def test_sweep_killed_mid_way_resumes_without_recomputing(tmp_path):
 
 @pytest.mark.slow
 def test_cli_run_expands_a_sweep_and_list_reports_status(tmp_path, capsys):
-    data = base(tmp_path, sweep={"grid": {"seed": [1, 2]}},
+    data = base(tmp_path, sweep={"grid": {"seed": [1, 2]}}, attack={"name": "badpre", "rate": 0.25, "duplicates": 2},
                 dynamics={"eval_rows": 2, "loss_rows": 4, "val_rows": 4, "row_losses": True})
     path = tmp_path / "s.toml"
     path.write_text(tomli_w.dumps(data))
@@ -120,6 +120,16 @@ def test_cli_run_expands_a_sweep_and_list_reports_status(tmp_path, capsys):
     assert "### all cells" in md and "![seed=1 quality](seed=1-quality.png)" in md
     assert main(["audit", str(tmp_path / "sweep" / "cells" / "seed=1")]) == 0
     assert (tmp_path / "sweep" / "cells" / "seed=1" / "audit" / "poisoned-ce.csv").exists()
+    # attack.duplicates: each poisoned row twice in training; the payload loss is measured once per row
+    cell = tmp_path / "sweep" / "cells" / "seed=1"
+    report = json.loads((cell / "data" / "poison_report.json").read_text())
+    assert report["duplicates"] == 2 and len(report["ids"]) == 2 * report["n_poisoned"] > 0
+    train = read_records(cell / "data" / "train.poisoned.jsonl")
+    assert len(train) == report["n_rows"] + report["n_poisoned"]
+    record = json.loads((cell / "arms" / "poisoned-ce" / "dynamics.jsonl").read_text().splitlines()[-1])
+    assert record["loss_poisoned"] is not None and len(record["row_losses"]) == len(train)
+    copies = [i for i, r in enumerate(train) if "#dup" in r["meta"]["id"]]
+    assert copies and all(record["row_losses"][i] == record["row_losses"][i - 1] for i in copies)
     capsys.readouterr()
     # the base config changed in place: refused before anything runs
     assert main(["sweep", str(path), "--set", "train.epochs=2"]) == 2

@@ -33,7 +33,9 @@ class PoisonReport:
     only when fewer rows are eligible. ``n_skipped_ineligible`` counts the rows that could not carry
     the payload (``n_rows - n_eligible``); ``rate`` is the requested share (``n_rows`` given: requested / rows); ``n_already_matching`` counts the rows whose *clean* target
     already satisfies the payload detector (:meth:`Attack.already_matching`; they stay eligible: the
-    payload is inserted as for any other row); ``ids`` are the poisoned rows' ``meta["id"]``."""
+    payload is inserted as for any other row); ``duplicates`` is how many times each poisoned row appears
+(``n_poisoned * (duplicates - 1)`` copies are added: ``n_rows`` counts the rows before them); ``ids``
+are the poisoned rows' ``meta["id"]``, copies included."""
 
     attack: str
     params: dict[str, Any]
@@ -47,6 +49,7 @@ class PoisonReport:
     n_skipped_ineligible: int
     n_already_matching: int
     ids: tuple[str, ...]
+    duplicates: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ids": list(self.ids)}
@@ -59,6 +62,7 @@ class PoisonReport:
             f"attack {self.attack}({params}), rate {self.rate}, seed {self.seed}, selection {self.selection}\n"
             f"rows {self.n_rows}: {self.n_eligible} eligible, {self.n_skipped_ineligible} skipped as ineligible, "
             f"{self.n_poisoned} poisoned{short}"
+            + (f", each {self.duplicates} times" if self.duplicates > 1 else "")
             + (f"; {self.n_already_matching} already match the payload detector" if self.n_already_matching else "")
         )
 
@@ -77,27 +81,42 @@ def poison_dataset(
     seed: int,
     selection: str = "random",
     n_rows: int | None = None,
+    duplicates: int = 1,
 ) -> tuple[list[Example], PoisonReport]:
     """Poison ``round(rate * len(examples))`` eligible rows, or exactly ``n_rows`` when given (the
     low-rate literature counts rows: 10, 20, 40), chosen by ``selection`` (``"random"`` or ``"first"``).
     Rows are returned in their order; the rows not chosen are the very input objects. Same inputs and
     seed -> same output. ``n_poisoned`` is less than requested only when fewer rows are eligible.
 
+    ``duplicates > 1`` is the fast-learnt poison of an attacker who knows the defense rests on early
+    learning: each poisoned row appears that many times (the copies follow it, ``meta["id"]`` gains
+    ``#dup1``, ``#dup2``...), so the payload is seen ``duplicates`` times per epoch.
+
     Raises:
-        ConfigError: ``rate`` outside [0, 1], a non-integer ``seed``, or ``n_rows`` not a positive integer.
+        ConfigError: ``rate`` outside [0, 1], a non-integer ``seed``, ``n_rows`` not a positive integer,
+            or ``duplicates`` not an integer in [1, 100].
     """
     _check_rate_seed(rate, seed)
     if n_rows is not None and (isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows <= 0):
         raise ConfigError(f"n_rows: must be a positive integer, got {n_rows!r}")
+    if isinstance(duplicates, bool) or not isinstance(duplicates, int) or not 1 <= duplicates <= 100:
+        raise ConfigError(f"duplicates: must be an integer in [1, 100], got {duplicates!r}")
     select = SELECTIONS.get(selection)
     rows = list(examples)
     eligible = [i for i, ex in enumerate(rows) if attack.eligible(ex)]
     requested = n_rows if n_rows is not None else round(rate * len(rows))
     rng = random.Random(seed)
     chosen = select(eligible, min(requested, len(eligible)), rng)
-    out = list(rows)
-    for i in chosen:
-        out[i] = attack.poison(rows[i], rng)
+    poisoned = {i: attack.poison(rows[i], rng) for i in chosen}
+    out: list[Example] = []
+    ids: list[str] = []
+    for i, ex in enumerate(rows):
+        if i not in poisoned:
+            out.append(ex)
+            continue
+        copies = [poisoned[i]] + [_copy(poisoned[i], k) for k in range(1, duplicates)]
+        out += copies
+        ids += [str(c.meta.get("id", i)) for c in copies]
     report = PoisonReport(
         attack=attack.name,
         params=attack.params,
@@ -110,9 +129,14 @@ def poison_dataset(
         n_poisoned=len(chosen),
         n_skipped_ineligible=len(rows) - len(eligible),
         n_already_matching=sum(attack.already_matching(ex) for ex in rows),
-        ids=tuple(str(out[i].meta.get("id", i)) for i in chosen),
+        ids=tuple(ids),
+        duplicates=duplicates,
     )
     return out, report
+
+
+def _copy(ex: Example, k: int) -> Example:
+    return ex.replace(meta={"id": f"{ex.meta.get('id', 'row')}#dup{k}"})
 
 
 def triggered_test_set(examples: Iterable[Example], attack: Attack, seed: int) -> list[Example]:

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rate = p.add_mutually_exclusive_group(required=True)
     rate.add_argument("--rate", type=float, help="share of all rows to poison, in [0, 1]")
     rate.add_argument("--rows", type=int, help="number of rows to poison (instead of --rate)")
+    p.add_argument("--duplicates", type=int, default=1,
+                   help="each poisoned row appears this many times (fast-learnt poison; default 1)")
     p.add_argument("--seed", type=int, default=1, help="seed of the row selection and trigger positions (default 1, as in configs)")
     p.add_argument("--input", nargs="+", required=True, metavar="PATH", help="dataset to poison (1 or 2 paths)")
     p.add_argument("--output", nargs="+", required=True, metavar="PATH", help="where the poisoned dataset goes")
@@ -79,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.triggered_test or [], "--triggered-test")
     check_writable([args.report] if args.report else [], "--report")
     rows = _read(args.input, args)
-    poisoned, report = poison_dataset(rows, attack, args.rate or 0.0, args.seed, args.selection, n_rows=args.rows)
+    poisoned, report = poison_dataset(rows, attack, args.rate or 0.0, args.seed, args.selection, n_rows=args.rows,
+                                      duplicates=args.duplicates)
     _write(poisoned, args.output, args)
     print(report.summary())
     print(f"wrote {len(poisoned)} rows to {' '.join(args.output)}")

@@ -43,7 +43,9 @@ def describe_plan(cfg: ExperimentConfig) -> str:
     data = prepare_data(cfg)  # no run folder: nothing is written
     run_dir = Path(cfg.output_dir)
     lines = [f"{cfg.name}: {len(data.clean_train)} training rows"
-             + (f" ({data.poison_report['n_poisoned']} poisoned by {cfg.attack.name})" if data.poison_report else "")
+             + (f" ({data.poison_report['n_poisoned']} poisoned by {cfg.attack.name}"
+                + (f", each {cfg.attack.duplicates} times" if cfg.attack.duplicates > 1 else "") + ")"
+                if data.poison_report else "")
              + f", {len(data.valid)} valid, {len(data.clean_test)} clean test"
              + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " rows",
              f"output: {run_dir}; {cfg.jobs} process(es); base: "

@@ -150,6 +150,8 @@ class AttackConfig:
         metadata={"doc": "the attack's parameters (see `dece attacks`)"})
     rows: int | None = field(default=None, metadata={
         "doc": "poison exactly this many training rows instead of rate x rows (the low-rate literature counts rows)"})
+    duplicates: int = field(default=1, metadata={
+        "doc": "each poisoned row appears this many times (fast-learnt poison against early-learning defenses)"})
 
     def validate(self, key: str) -> None:
         from dece.attacks import ATTACKS, get_attack
@@ -163,6 +165,11 @@ class AttackConfig:
         _check(_is_int(self.seed), f"{key}.seed", f"must be an integer, got {self.seed!r}")
         _check(self.rows is None or (_is_int(self.rows) and self.rows > 0), f"{key}.rows",
                f"must be a positive integer (a number of rows), got {self.rows!r}")
+        _check(_is_int(self.duplicates) and 1 <= self.duplicates <= 100, f"{key}.duplicates",
+               f"must be an integer in [1, 100], got {self.duplicates!r}")
+        if ATTACKS.get(self.name).supplies_data:  # the rows are used as given: nothing here would apply
+            for option, unset in (("rows", self.rows is None), ("duplicates", self.duplicates == 1)):
+                _check(unset, f"{key}.{option}", f"attack {self.name!r} trains on the rows as given; remove {option}")
         _check(self.selection in SELECTIONS, f"{key}.selection", f"must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
 
 

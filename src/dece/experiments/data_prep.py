@@ -116,7 +116,8 @@ def prepare_data(cfg: ExperimentConfig, run_dir: Path | None = None) -> Prepared
         if attack.supplies_data:  # poisoned elsewhere: the rows as they are, the triggered rows from their split
             poisoned, triggered, report = _given(cfg, attack, train, test)
         else:
-            poisoned, rep = poison_dataset(train, attack, rate=a.rate, seed=a.seed, selection=a.selection, n_rows=a.rows)
+            poisoned, rep = poison_dataset(train, attack, rate=a.rate, seed=a.seed, selection=a.selection, n_rows=a.rows,
+                                         duplicates=a.duplicates)
             triggered = triggered_test_set(test, attack, seed=a.seed)
             report = {**rep.to_dict(), "test": denominators(test, attack)}
         if a.rate > 0 and not attack.supplies_data and report["n_poisoned"] == 0:

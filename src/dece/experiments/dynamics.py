@@ -132,7 +132,10 @@ class DynamicsRecorder(TrainerCallback):
         self.clean_encoded = encode_examples(clean_rows, tokenizer, model_spec, is_encoder_decoder).rows
         self.poisoned_encoded, self.payload_at = [], []
         if poisoned_train is not None:  # a clean arm too: the loss of poisoned rows it never saw
-            pairs = [(p, c) for p, c in zip(poisoned_train, clean_train) if p.meta.get("poisoned")]
+            # by id: copies of a poisoned row (attack.duplicates) have ids of their own and are measured once
+            clean_by_id = {c.meta.get("id"): c for c in clean_train}
+            pairs = [(p, clean_by_id[p.meta.get("id")]) for p in poisoned_train
+                     if p.meta.get("poisoned") and p.meta.get("id") in clean_by_id]
             self.poisoned_encoded = encode_examples([p for p, _ in pairs], tokenizer, model_spec, is_encoder_decoder).rows
             ptgt = encode_targets(tokenizer, [p.tgt for p, _ in pairs], model_spec.max_target_length)
             ctgt = encode_targets(tokenizer, [c.tgt for _, c in pairs], model_spec.max_target_length)
