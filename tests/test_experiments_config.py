@@ -142,3 +142,13 @@ def test_attack_duplicates_must_be_a_small_positive_integer(value):
 def test_given_data_refuses_the_poisoning_options_it_would_ignore(option):
     with pytest.raises(ConfigError, match=r"attack\.(rows|duplicates): attack 'given' trains on the rows as given"):
         config_from_dict({"arms": ["poisoned-ce"], "attack": {"name": "given", "params": {"detector": "badpre"}, **option}})
+
+
+def test_arch_config_is_for_hf_models_and_outside_the_fingerprint():
+    from dece.experiments.store import arm_fingerprint
+
+    with pytest.raises(ConfigError, match="model.arch_config: describes an 'hf:' checkpoint"):
+        config_from_dict({"arms": ["clean-ce"], "model": {"arch_config": "x.json"}})
+    plain = config_from_dict({"arms": ["clean-ce"], "model": {"name": "hf:a/b"}})
+    described = config_from_dict({"arms": ["clean-ce"], "model": {"name": "hf:a/b", "arch_config": "x.json"}})
+    assert arm_fingerprint(plain, plain.arms[0]) == arm_fingerprint(described, described.arms[0])

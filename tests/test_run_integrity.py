@@ -276,16 +276,20 @@ def test_test_rows_that_are_training_rows_are_refused_and_a_missing_valid_split_
         prepare_data(config_from_dict(_tiny(tmp_path, dataset={**leak_free, "valid_from_train": 3})))
 
 
-def test_a_model_source_that_cannot_load_offline_is_refused_at_load_time(tmp_path, monkeypatch):
+def test_a_model_source_that_cannot_load_offline_is_refused_before_the_run_writes(tmp_path, monkeypatch):
+    from dece.experiments.config import check_model_source
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     data = c_config(tmp_path, metrics=("bleu",))
     data["model"] = {"name": "hf:someone/not-cached-model"}
+    cfg = config_from_dict(data)  # loads (a dry run can still plan it), but a run refuses it first
     with pytest.raises(ConfigError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE=1"):
-        config_from_dict(data)
+        run_experiment(cfg)
+    assert not Path(cfg.output_dir).exists()
     data["model"] = {"name": f"hf:{tmp_path}/no/such/folder"}
     with pytest.raises(ConfigError, match="is no folder on this machine"):
-        config_from_dict(data)
+        check_model_source(config_from_dict(data).model)
     # online but without a network: refused at once instead of a minute of retries
     import socket
 
@@ -293,7 +297,7 @@ def test_a_model_source_that_cannot_load_offline_is_refused_at_load_time(tmp_pat
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(socket.gaierror("no DNS")))
     data["model"] = {"name": "hf:someone/not-cached-model"}
     with pytest.raises(ConfigError, match="huggingface.co cannot be reached"):
-        config_from_dict(data)
+        check_model_source(config_from_dict(data).model)
 
 
 def test_an_attack_no_row_can_carry_is_refused_before_training(tmp_path):

@@ -42,3 +42,26 @@ def test_the_badpre5_stage_names_the_same_cells_as_the_full_grid(monkeypatch):
     stage = expand_grid(read_config_data(ROOT / "configs" / "paper-lyra-badpre5.toml"))
     assert len(stage) == 6 and all(c.name in full for c in stage)
     assert all(c.config == full[c.name] for c in stage)  # same config: the same fingerprints and folders
+
+
+def test_the_gpu_configs_plan_offline_with_exact_parameter_counts(monkeypatch, tmp_path):
+    from dece.cli.run import _model_lines
+    from dece.models.memory import estimate_memory
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # the checkpoint is not on this machine
+    cfg = load_config(ROOT / "configs" / "codellama-7b-lyra.toml")
+    e = estimate_memory(cfg.model, cfg.train.batch_size, cfg.model.arch_config)
+    vocab, h, layers, ffn, r, b = 32016, 4096, 32, 11008, 16, cfg.train.batch_size
+    lora = layers * 2 * r * (h + h)  # q_proj and v_proj: A (r x h) and B (h x r) each
+    assert e.trainable == lora and e.params == 2 * vocab * h + layers * (4 * h * h + 3 * h * ffn + 2 * h) + h + lora
+    s = cfg.model.max_source_length + cfg.model.max_target_length  # decoder-only: source and target tokens
+    assert e.activations == int(layers * s * b * h * (34 + 5 * 32 * s / h))  # Korthikanti et al., bf16
+    assert e.logits == 2 * b * s * vocab * 2 and e.logits_fused < e.logits / 4
+    assert e.weights == e.params * 2 and e.optimizer == 2 * e.gradients == 2 * lora * 2
+    lines = _model_lines(cfg)
+    assert lines[0].startswith("model: a run here would stop") and "HF_HUB_OFFLINE=1" in lines[0]
+    assert any("parameters 6.75B, trainable 8.4M" in line for line in lines)
+    t5 = estimate_memory(load_config(ROOT / "configs" / "codet5-base-lyra.toml").model, 16, "configs/models/codet5-base.json")
+    assert 220e6 < t5.params == t5.trainable < 225e6  # CodeT5-base, fully fine-tuned

@@ -51,6 +51,7 @@ def describe_plan(cfg: ExperimentConfig) -> str:
              f"output: {run_dir}; {cfg.jobs} process(es); base: "
              + (cfg.model.name if cfg.model.is_pretrained else f"{cfg.model.name} "
                 + ("pretrained on built-in rows (cached after its first run)" if cfg.pretrain else "from scratch"))]
+    lines += _model_lines(cfg)
     for plan in plan_experiment(cfg):
         state = arm_state(cfg, plan.arm, run_dir)
         status = "done" if state is not None else ("resumes" if plan.folder.exists() else "to run")
@@ -59,3 +60,24 @@ def describe_plan(cfg: ExperimentConfig) -> str:
         reads = f"; reads {', '.join(plan.reads)}" if plan.reads else ""
         lines.append(f"  [{plan.stage}] {plan.name}: {plan.how}{steps}{reads} ({status}; fingerprint {plan.fingerprint})")
     return "\n".join(lines)
+
+
+def _model_lines(cfg: ExperimentConfig) -> list[str]:
+    """For an ``hf:`` model: whether this machine can load it (a run would stop there if not) and the per-GPU
+    memory estimate from its configuration (:mod:`dece.models.memory`); nothing for a tiny model."""
+    if not cfg.model.is_pretrained:
+        return []
+    from dece.errors import ConfigError
+    from dece.experiments.config import check_model_source
+    from dece.models.memory import estimate_memory
+
+    lines = []
+    try:
+        check_model_source(cfg.model)
+    except ConfigError as err:
+        lines.append(f"model: a run here would stop: {err}")
+    try:
+        estimate = estimate_memory(cfg.model, cfg.train.batch_size, cfg.model.arch_config)
+    except ConfigError as err:
+        return lines + [f"memory estimate: unavailable: {err}"]
+    return lines + [f"memory (estimate, batch {cfg.train.batch_size} per GPU): {line}" for line in estimate.lines()]

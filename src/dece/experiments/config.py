@@ -338,7 +338,8 @@ class ArmConfig:
 
 
 def check_model_source(spec: ModelSpec) -> None:
-    """An ``hf:`` model must be loadable before anything runs: a local path must exist, and a hub name
+    """An ``hf:`` model must be loadable before anything runs (``run_experiment`` checks it first; a dry run
+    reports it and goes on, so that a plan can be made on a machine without the checkpoint): a local path must exist, and a hub name
     must be in the local cache when the hub is off (``HF_HUB_OFFLINE=1``, as ``make`` sets it) or
     cannot be reached (its host name does not resolve: the hub client would retry for a minute).
 
@@ -469,8 +470,9 @@ class ExperimentConfig:
             for knob in TINY_ONLY_KNOBS:
                 _check(getattr(self.model, knob) == getattr(default, knob), f"model.{knob}",
                        f"sets the size of a tiny model built from scratch; {self.model.name!r} brings its own: drop it")
+        _check(self.model.arch_config is None or self.model.is_pretrained, "model.arch_config",
+               "describes an 'hf:' checkpoint; a tiny model is built from the config's own sizes: drop it")
         self._validate_metric_language()
-        check_model_source(self.model)
 
     def _validate_metric_language(self) -> None:
         """Every metric must be computable for the language it will score (before anything trains)."""

@@ -37,7 +37,7 @@ from dece.errors import ConfigError
 from dece.evaluation import generation
 from dece.experiments.arm import evaluate_arm, load_trained, train_arm
 from dece.experiments.base_model import base_model_spec
-from dece.experiments.config import ArmConfig, ExperimentConfig, config_from_dict, dump_config
+from dece.experiments.config import ArmConfig, ExperimentConfig, check_model_source, config_from_dict, dump_config
 from dece.experiments.data_prep import PreparedData, prepare_data
 from dece.experiments.defended import (
     apply_data_defense,
@@ -218,6 +218,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) ->
         RunLockedError: another process is writing the same folder.
         ConfigError: the folder holds results, models or checkpoints of another config.
     """
+    check_model_source(cfg.model)  # before anything is written
     hf_logging.disable_progress_bar()  # a "Writing model shards" bar at every epoch checkpoint
     threads = worker_threads(cfg)
     if threads and cfg.jobs == 1:

@@ -92,6 +92,9 @@ class ModelSpec:
     max_target_length: int = field(default=256, metadata={"doc": "target tokens kept (special tokens included)"})
     dtype: str = field(default="float32", metadata={"doc": "weights' dtype: float32 or bfloat16"})
     lora: LoraSpec | None = field(default=None, metadata={"doc": "[model.lora]: train LoRA adapters only (PEFT)"})
+    arch_config: str | None = field(default=None, metadata={
+        "doc": "an hf: model's config.json for the dry run's memory estimate on a machine without the checkpoint "
+               "(not part of any fingerprint)"})
 
     def __post_init__(self) -> None:
         from dece.models.architectures import ARCHITECTURES  # transformers: only when a spec is built
