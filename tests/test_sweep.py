@@ -134,3 +134,49 @@ def test_cli_run_expands_a_sweep_and_list_reports_status(tmp_path, capsys):
     # the base config changed in place: refused before anything runs
     assert main(["sweep", str(path), "--set", "train.epochs=2"]) == 2
     assert "holds results of a different config" in capsys.readouterr().err
+
+
+def _started(sweep: Path) -> list[dict]:
+    return [e for e in map(json.loads, (sweep / "sweep.jsonl").read_text().splitlines()) if e["event"] == "started"]
+
+
+def test_a_waiting_worker_takes_over_the_cell_another_worker_held(tmp_path):
+    import threading
+
+    from dece.experiments.store import run_lock
+
+    data = base(tmp_path, sweep={"grid": {"seed": [1, 2]}})
+    cells = expand_grid(data)
+    held, release = threading.Event(), threading.Event()
+
+    def other_worker():  # holds cell 1 as a worker would, then goes away without finishing it
+        with run_lock(cells[0].dir):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    held.wait(10)
+    logs = []
+    timer = threading.Timer(1.0, release.set)
+    timer.start()
+    status = run_sweep(data, log=logs.append, wait=0.2)
+    thread.join()
+    assert all(s["done"] for s in status)
+    assert any("waiting: " in line and "in use by another dece process" in line for line in logs)
+    assert sorted(e["cell"] for e in _started(tmp_path / "sweep")) == ["seed=1", "seed=2"]  # each run once
+
+
+@pytest.mark.slow
+def test_local_submitit_workers_share_a_sweep_and_run_each_cell_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(base(tmp_path, sweep={"grid": {"seed": [1, 2]}})))
+    assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--param", "timeout_min=10"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("submitted 2 worker(s) (local)") and (tmp_path / "sweep" / "submitit").is_dir()
+    started = _started(tmp_path / "sweep")
+    assert sorted(e["cell"] for e in started) == ["seed=1", "seed=2"]  # no cell twice
+    assert (tmp_path / "sweep" / "results.md").exists()
+    assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--param", "no_such_param=1"]) == 2
+    assert "--param" in capsys.readouterr().err

@@ -1,15 +1,20 @@
 """`dece sweep CONFIG.toml [--set key.path=value ...] [--list]`: run every cell of the config's
 [sweep] grid into one store (RUN_DIR/cells/<cell>/), skipping finished cells; a killed sweep resumes
 where it stopped. `dece run` on a config with a [sweep] table does the same. --list prints the cells
-and whether each is done, without running anything. See dece.experiments.sweep."""
+and whether each is done, without running anything. --workers N shares the grid out between N jobs
+submitted through submitit (--executor slurm: a job array; local: processes here); see
+dece.experiments.sweep and dece.experiments.cluster."""
 
 from __future__ import annotations
 
 import argparse
+import tomllib
+from typing import Any
 
 from dece.cli.common import add_config_arguments, overrides
+from dece.errors import ConfigError
 from dece.experiments.config import read_config_data
-from dece.experiments.sweep import expand_grid, run_sweep, sweep_status
+from dece.experiments.sweep import expand_grid, run_sweep, sweep_dir, sweep_status
 from dece.reporting.markdown import write_results_markdown
 
 
@@ -18,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="path of a TOML config with a [sweep] table")
     add_config_arguments(p)
     p.add_argument("--list", action="store_true", help="list the cells and their status; run nothing")
+    p.add_argument("--workers", type=int, help="submit this many workers through submitit instead of running here")
+    p.add_argument("--executor", choices=("slurm", "local"), default="slurm",
+                   help="where --workers run: a SLURM job array (default), or local processes")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a submitit parameter, e.g. timeout_min=600, slurm_partition=gpu, gpus_per_node=1 (repeatable)")
     p.set_defaults(func=run)
 
 
@@ -30,5 +40,32 @@ def run(args: argparse.Namespace) -> int:
         for s in cells:
             print(f"{'done   ' if s['done'] else 'pending'}  {s['name']}")
         return 0
+    if getattr(args, "workers", None) is not None:
+        return _submit(data, args)
     status = run_sweep(data, on_done=write_results_markdown)
     return 0 if all(s["done"] for s in status) else 1
+
+
+def _param(pair: str) -> tuple[str, Any]:
+    key, sep, text = pair.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--param: expected KEY=VALUE, got {pair!r}")
+    try:  # a TOML literal (600, 1.5, true, "x"); anything else is text
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return key.strip(), value
+
+
+def _submit(data: dict[str, Any], args: argparse.Namespace) -> int:
+    from dece.experiments.cluster import submit_sweep
+
+    expand_grid(data)  # a bad grid or config is refused here, not in every job
+    jobs = submit_sweep(data, args.workers, args.executor, dict(map(_param, args.param)))
+    print(f"submitted {len(jobs)} worker(s) ({args.executor}): {' '.join(str(j.job_id) for j in jobs)}; "
+          f"logs under {sweep_dir(data) / 'submitit'}; progress: dece sweep {args.config} --list")
+    if args.executor != "local":
+        return 0
+    statuses = [job.result() for job in jobs]  # local processes: wait for them
+    write_results_markdown(sweep_dir(data))
+    return 0 if all(all(s["done"] for s in status) for status in statuses) else 1

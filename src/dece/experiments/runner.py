@@ -211,8 +211,10 @@ def _run_arms(cfg: ExperimentConfig, arms: list[ArmConfig], data: PreparedData, 
         return {name: future.result() for name, future in futures.items()}
 
 
-def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
+                   locked: bool = False) -> dict[str, dict[str, Any]]:
     """Runs every arm of ``cfg`` not already done; returns ``{arm: metrics}`` and writes the run folder.
+    ``locked``: the caller holds the folder's run lock already (a sweep worker that claimed the cell).
 
     Raises:
         RunLockedError: another process is writing the same folder.
@@ -223,6 +225,8 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print) ->
     threads = worker_threads(cfg)
     if threads and cfg.jobs == 1:
         torch.set_num_threads(threads)
+    if locked:
+        return _run_locked(cfg, log)
     with run_lock(Path(cfg.output_dir)):
         return _run_locked(cfg, log)
 

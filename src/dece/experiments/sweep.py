@@ -19,6 +19,12 @@ loading anything. A sweep killed at any point (``SIGKILL`` included) resumes whe
 file is written atomically, finished cells are never recomputed, a cell killed mid-way resumes from its
 finished arms and last epoch checkpoint. Changing the base config in place is refused (as for a run);
 adding values to the grid only adds cells.
+
+Many workers may run one sweep at once, on one machine or on a cluster sharing the folder
+(:mod:`dece.experiments.cluster` submits them through ``submitit``): each cell is claimed by its run lock
+(``RUN_DIR/cells/<cell>/.lock``), so two workers never run the same cell. With ``wait`` a worker that
+finds cells locked by others polls them until they are done, and takes over the cell of a worker that
+died (its lock dies with it), resuming from that worker's checkpoints.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -36,7 +43,9 @@ import tomli_w
 
 from dece.errors import ConfigError
 from dece.experiments.config import ExperimentConfig, config_from_dict, read_config_data
-from dece.experiments.store import RunLockedError, append_jsonl, arm_state, write_json_atomic, write_text_atomic
+from dece.experiments.store import (
+    RunLockedError, append_jsonl, arm_state, run_lock, write_json_atomic, write_text_atomic,
+)
 
 SWEEP_KEY = "sweep"
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
@@ -114,7 +123,7 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
     for key in grid:
         if key == "output_dir" or key.startswith("sweep"):
             raise ConfigError(f"sweep.grid.{key}: cannot be swept")
-    run_dir = Path(data.get("output_dir", ExperimentConfig.output_dir))
+    run_dir = sweep_dir(data)
     cells, names = [], set()
     for values in itertools.product(*grid.values()):
         overrides = dict(zip(grid, values))
@@ -134,6 +143,11 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
             raise ConfigError(f"sweep cell {name}: {err}") from None
         cells.append(Cell(name, overrides, cfg))
     return cells
+
+
+def sweep_dir(data: Mapping[str, Any]) -> Path:
+    """The folder of the sweep of config mapping ``data`` (its ``output_dir``; cells go under ``cells/``)."""
+    return Path(data.get("output_dir", ExperimentConfig.output_dir))
 
 
 def has_sweep(path: str | Path) -> bool:
@@ -166,36 +180,54 @@ def sweep_status(cells: list[Cell]) -> list[dict[str, Any]]:
 
 
 def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print,
-              on_done: Callable[[Path], Any] | None = None) -> list[dict[str, Any]]:
+              on_done: Callable[[Path], Any] | None = None, wait: float | None = None) -> list[dict[str, Any]]:
     """Runs every cell not done yet (see the module docstring); returns :func:`sweep_status`.
-    ``on_done(sweep_dir)`` runs at the end (``dece sweep`` writes ``results.md`` with it; this layer does
-    not import the reporting one)."""
+
+    Args:
+        data: the config mapping with its ``[sweep]`` table.
+        log: where progress lines go.
+        on_done: called with the sweep folder at the end (``dece sweep`` writes ``results.md`` with it; this
+            layer does not import the reporting one).
+        wait: None: skip the cells other processes hold. A number of seconds: poll them that often until
+            every cell is done (a worker of many: it takes over the cell of a worker that died).
+
+    Raises:
+        ConfigError: a cell's folder holds results of another config (before anything runs).
+    """
     from dece.experiments.runner import run_experiment
 
     cells = expand_grid(data)
-    run_dir = Path(data.get("output_dir", ExperimentConfig.output_dir))
+    run_dir = sweep_dir(data)
     for cell in cells:
         _check_no_conflict(cell)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "sweep.toml", tomli_w.dumps(json.loads(json.dumps(dict(data)))))
     write_json_atomic(run_dir / "sweep.json", {"cells": sweep_status(cells)})
     events = run_dir / "sweep.jsonl"
-    for i, cell in enumerate(cells, start=1):
-        tag = f"[cell {i}/{len(cells)} {cell.name}]"
-        if cell_done(cell):
-            log(f"{tag} done already, skipped")
-            continue
-        log(f"{tag} running")
-        append_jsonl(events, {"cell": cell.name, "event": "started", "time": time.time()})
-        started = time.perf_counter()
-        try:
-            run_experiment(cell.config, log=lambda line, tag=tag: log(f"{tag} {line}"))
-        except RunLockedError as err:  # another process of this sweep runs the cell: leave it to it
-            log(f"{tag} skipped: {err}")
-            continue
-        append_jsonl(events, {"cell": cell.name, "event": "done", "time": time.time(),
-                              "seconds": round(time.perf_counter() - started, 1)})
-        write_json_atomic(run_dir / "sweep.json", {"cells": sweep_status(cells)})
+    todo = list(enumerate(cells, start=1))
+    while todo:
+        busy = []
+        for i, cell in todo:
+            tag = f"[cell {i}/{len(cells)} {cell.name}]"
+            if cell_done(cell):
+                log(f"{tag} done already, skipped")
+                continue
+            try:
+                with run_lock(cell.dir):  # claimed: no other worker can start it now
+                    log(f"{tag} running")
+                    append_jsonl(events, {"cell": cell.name, "event": "started", "time": time.time(), "pid": os.getpid()})
+                    started = time.perf_counter()
+                    run_experiment(cell.config, log=lambda line, tag=tag: log(f"{tag} {line}"), locked=True)
+            except RunLockedError as err:  # another process of this sweep runs the cell: leave it to it
+                log(f"{tag} {'waiting' if wait is not None else 'skipped'}: {err}")
+                busy.append((i, cell))
+                continue
+            append_jsonl(events, {"cell": cell.name, "event": "done", "time": time.time(),
+                                  "seconds": round(time.perf_counter() - started, 1)})
+            write_json_atomic(run_dir / "sweep.json", {"cells": sweep_status(cells)})
+        todo = busy if wait is not None else []
+        if todo:
+            time.sleep(wait)
     status = sweep_status(cells)
     write_json_atomic(run_dir / "sweep.json", {"cells": status})
     if on_done is not None:
