@@ -94,3 +94,35 @@ def test_shorthand_arm_names_are_parsed_as_dece_run_does(tmp_path):
     [rec] = collect(run)
     assert [(a.name, a.loss, a.defense) for a in rec.arms] == [
         ("poisoned-dece-onion", "dece", "onion"), ("poisoned-label-smoothing", "label_smoothing", None)]
+
+
+def test_robustness_map_finds_where_dece_breaks(tmp_path):
+    from dece.reporting.robustness import holes_table, robustness_map
+
+    cells = {}
+    for variant, dup, dece_asrs in (("badpre", 1, (0.0, 0.0)), ("badpre", 4, (30.0, 50.0))):
+        for seed, dece_asr in zip((1, 2), dece_asrs):
+            cells[f"{dup}-{seed}"] = {"overrides": {"attack.name": variant, "attack.duplicates": dup, "seed": seed},
+                                      "arms": arms(90.0, dece_asr)}
+    cells["clean"] = {"overrides": {"attack.name": "badpre", "attack.duplicates": 4, "arms": "clean-ce", "seed": 1},
+                      "arms": {"clean-ce": {"loss": "ce", "bleu": 63.0, "codebleu": 50.0, "asr": 0.0}}}
+    m = robustness_map(collect(write_sweep(tmp_path / "sweep", cells)))
+    assert m.settings == ["attack.duplicates=1, attack.name=badpre", "attack.duplicates=4, attack.name=badpre"]
+    assert m.arms == ["poisoned-ce", "poisoned-dece", "clean-ce"] and m.deceptive == {"poisoned-dece"}
+    assert m.asr[1][:2] == [90.0, 40.0] and m.asr[0][2] is None
+    assert m.reference == ["poisoned-ce", "clean-ce"]  # clean-ce where the setting has one
+    assert m.clean_delta[1][:2] == [-3.0, -5.0] and m.clean_delta[0][1] == -2.0
+    holes = holes_table(m)
+    assert holes.rows == [["attack.duplicates=4, attack.name=badpre", "poisoned-dece", "40.0", "-5.00"]]
+    assert holes_table(m, threshold=50).rows == [] and "DeCE held" in holes_table(m, threshold=50).note
+
+
+def test_the_report_of_a_sweep_over_settings_draws_the_map(tmp_path):
+    from dece.reporting import build_report
+
+    cells = {f"{rate}": {"overrides": {"attack.rate": rate}, "arms": arms(90.0, 20.0 if rate == 0.1 else 0.0)}
+             for rate in (0.05, 0.1)}
+    paths = build_report(write_sweep(tmp_path / "sweep", cells))
+    assert paths["plots"]["robustness map"]["ASR and clean change"].stat().st_size > 1000
+    md = paths["markdown"].read_text()
+    assert "## Robustness map" in md and "| attack.rate=0.1 | poisoned-dece | 20.0 | -2.00 |" in md

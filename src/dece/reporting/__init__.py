@@ -12,6 +12,7 @@ from dece.reporting.collect import ArmRecord, RunRecord, collect
 from dece.reporting.html import render_html
 from dece.reporting.markdown import render_markdown, report_sections
 from dece.reporting.plots import run_plots
+from dece.reporting.robustness import plot_robustness, robustness_map
 from dece.reporting.tables import Table, paper_tables
 
 
@@ -27,6 +28,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plot
     runs = collect(run_dir)
     pngs = {r.name: run_plots(r, out, _stem(r.name)) for r in runs} if plots else {}
     pngs = {k: v for k, v in pngs.items() if v}
+    landscape = robustness_map(runs) if plots else None
+    if landscape is not None:  # a sweep over attack settings: the heat maps first
+        pngs = {"robustness map": {"ASR and clean change": plot_robustness(landscape, out / "robustness.png")}, **pngs}
     sections = report_sections(runs)
     title = f"dece report: {run_dir.name}"
     md = out / "report.md"

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from dece.experiments.store import read_json, write_text_atomic
 from dece.reporting.collect import RunRecord, collect
+from dece.reporting.robustness import asr_table, holes_table, robustness_map
 from dece.reporting.significance import significance_tables
 from dece.reporting.tables import Table, detail_table, early_learning_table, paper_tables
 
@@ -28,6 +29,9 @@ def report_sections(runs: Sequence[RunRecord]) -> list[tuple[str, list[Table]]]:
     tests = significance_tables(runs)
     if tests:
         sections.append(("DeCE against each arm: paired tests", tests))
+    landscape = robustness_map(runs)
+    if landscape is not None:
+        sections.append(("Robustness map", [holes_table(landscape), asr_table(landscape)]))
     sections.append(("All metrics", [detail_table(r) for r in runs]))
     early = [t for t in (early_learning_table(r) for r in runs) if t is not None]
     if early:
