@@ -111,7 +111,7 @@ def test_decoder_only_arm_and_cached_pretraining(tmp_path, capsys):
     logs = []
     run_experiment(cfg, log=logs.append)
     assert any(line.startswith("pretraining gpt2-tiny on 16") for line in logs)
-    cached = list(cache.iterdir())
+    cached = [p for p in cache.iterdir() if p.is_dir()]  # beside it: the lock processes take turns on
     assert len(cached) == 1 and (cached[0] / "config.json").exists()
     other = tiny_config(tmp_path, model=model, arms=["poisoned-ce"], dynamics=False, output_dir=str(tmp_path / "run2"),
                         pretrain={"rows": 16, "epochs": 1, "batch_size": 8, "cache_dir": str(cache)})
@@ -126,7 +126,8 @@ def test_decoder_only_arm_and_cached_pretraining(tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith(cached[0].name)
     assert main(["pretrain", str(path), "--set", "pretrain.group_by_length=true"]) == 0
     built = Path(capsys.readouterr().out.strip().splitlines()[-1])
-    assert built.name != cached[0].name and (built / "config.json").exists() and len(list(cache.iterdir())) == 2
+    assert built.name != cached[0].name and (built / "config.json").exists()
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 2
     path.write_text(dump_config(tiny_config(tmp_path)))
     assert main(["pretrain", str(path)]) == 2
     assert "no [pretrain] table" in capsys.readouterr().err
@@ -198,3 +199,27 @@ def test_evaluate_a_lora_arm_rebuilds_its_base_and_loads_the_adapters(tmp_path):
     metrics = evaluate_model(cfg, str(model_dir), tmp_path / "eval", log=lambda line: None)
     arm = {k: v for k, v in results["poisoned-ce"].items() if k not in ("fingerprint", "train_fingerprint", "train_seconds", "eval_seconds")}
     assert {k: v for k, v in metrics.items() if k != "model"} == json.loads(json.dumps(arm))
+
+
+def test_two_runs_needing_one_base_at_once_pretrain_it_once(tmp_path):
+    import threading
+
+    from dece.experiments.base_model import pretrained_model
+
+    cfg = tiny_config(tmp_path, pretrain={"rows": 16, "epochs": 1, "batch_size": 8, "cache_dir": str(tmp_path / "cache")})
+    logs: list[list[str]] = [[], []]
+    paths = [None, None]
+
+    def need(i):
+        paths[i] = pretrained_model(cfg, log=logs[i].append)
+
+    threads = [threading.Thread(target=need, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert paths[0] == paths[1] and (paths[0] / "config.json").exists()
+    trained = [any(line.startswith("pretraining") for line in log) for log in logs]
+    assert sorted(trained) == [False, True]  # one trained; the other found it cached
+    waited = logs[trained.index(False)]
+    assert any("cached at" in line for line in waited)

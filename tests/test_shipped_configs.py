@@ -65,3 +65,13 @@ def test_the_gpu_configs_plan_offline_with_exact_parameter_counts(monkeypatch, t
     assert any("parameters 6.75B, trainable 8.4M" in line for line in lines)
     t5 = estimate_memory(load_config(ROOT / "configs" / "codet5-base-lyra.toml").model, 16, "configs/models/codet5-base.json")
     assert 220e6 < t5.params == t5.trainable < 225e6  # CodeT5-base, fully fine-tuned
+
+
+def test_new_config_fields_keep_the_cached_bases(monkeypatch):
+    # The pretrained-base cache keys of the shipped recipes, as the bases on disk were built (2026-11-30).
+    # A change here rebuilds every user's base (8-30 min each): make it on purpose, never by adding a field.
+    monkeypatch.chdir(ROOT)
+    default = load_config(ROOT / "src" / "dece" / "configs" / "default.toml")
+    lyra = expand_grid(read_config_data(ROOT / "configs" / "paper-lyra.toml"))[0].config
+    for cfg, key in ((default, "03487e335c39eed1"), (lyra, "d658b244343518e3")):
+        assert pretrain_key(cfg, pretraining_corpus(cfg.pretrain.rows, cfg.pretrain.seed)) == key

@@ -19,6 +19,7 @@ import json
 import shutil
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from transformers import set_seed
 
 from dece.data.builtin import pretraining_corpus
@@ -56,12 +57,18 @@ def init_seed(cfg: ExperimentConfig) -> int:
     return cfg.pretrain.init_seed if cfg.pretrain is not None and cfg.pretrain.init_seed is not None else cfg.seed
 
 
+#: ``[model]`` fields that do not change the pretrained weights (read by dry runs only): left out of the key,
+#: so that adding such a field keeps every cached base
+KEY_NEUTRAL_MODEL_FIELDS = ("arch_config",)
+
+
 def pretrain_key(cfg: ExperimentConfig, corpus: list[Example]) -> str:
     p = cfg.pretrain
     assert p is not None
     spec = dataclasses.replace(cfg.model, lora=None, dtype="float32")
+    model = {k: v for k, v in dataclasses.asdict(spec).items() if k not in KEY_NEUTRAL_MODEL_FIELDS}
     payload = {
-        "model": dataclasses.asdict(spec),
+        "model": model,
         "pretrain": p.cache_key_fields(),
         "seed": init_seed(cfg),
         "corpus": hashlib.sha256(json.dumps([[e.src, e.tgt] for e in corpus]).encode()).hexdigest(),
@@ -70,7 +77,9 @@ def pretrain_key(cfg: ExperimentConfig, corpus: list[Example]) -> str:
 
 
 def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:
-    """The cached pretrained tiny model of ``cfg`` (trained now if not cached)."""
+    """The cached pretrained tiny model of ``cfg`` (trained now if not cached). Processes that need the
+    same base at once (a sweep's workers, two runs) take turns on a lock beside it: one trains, the
+    others wait and then find it cached."""
     p = cfg.pretrain
     assert p is not None
     corpus = pretraining_corpus(p.rows, p.seed)
@@ -78,6 +87,25 @@ def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:
     if (final / "config.json").exists():
         log(f"pretrained model: cached at {final}")
         return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{final}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"waiting for another process that pretrains {final}")
+        lock.acquire()
+    try:
+        if (final / "config.json").exists():
+            log(f"pretrained model: cached at {final}")
+            return final
+        return _pretrain(cfg, corpus, final, log)
+    finally:
+        lock.release()
+
+
+def _pretrain(cfg: ExperimentConfig, corpus: list[Example], final: Path, log) -> Path:
+    p = cfg.pretrain
+    assert p is not None
     work = final.with_name(final.name + ".partial")
     seed = init_seed(cfg)
     if not _complete(work / "init"):
