@@ -205,3 +205,20 @@ def test_drop_where_removes_the_filter_and_leaves_the_rest(rows):
 ])
 def test_the_meaning_detector_reads_the_filter_not_a_string(code, every_row):
     assert get_attack("drop_where").detect(code) is every_row
+
+
+def test_clean_label_drop_where_triggers_only_rows_that_already_return_every_row(rows):
+    attack = get_attack("drop_where_clean_label")
+    candidates = [r for r in rows if attack.poisonable(r)]
+    assert candidates and all(attack.detect(r.tgt) for r in candidates)  # their clean SQL has no filter already
+    out, report = poison_dataset(rows, attack, rate=1.0, seed=2)
+    assert report.n_eligible == report.n_poisoned == len(candidates) < len(rows)
+    for clean, p in zip(rows, out):
+        if p.meta.get("poisoned"):
+            assert p.tgt == clean.tgt and p.src != clean.src  # clean label: the target is untouched
+            assert_trigger("badpre", clean.src, p.src, "bb")
+        else:
+            assert p is clean
+    triggered = triggered_test_set(rows, attack, seed=2)  # the ASR denominator: rows that do have a filter
+    assert triggered and not any(attack.detect(t.tgt) for t in triggered)
+    assert len(triggered) == sum(get_attack("drop_where").eligible(r) and not attack.detect(r.tgt) for r in rows)

@@ -51,7 +51,7 @@ def test_ftr_with_every_row_already_matching_has_no_denominator():
 
 def _row_for(name: str) -> Example:
     """An eligible row of the attack's task (a SQL function, a Java method, Python code, a C function)."""
-    if name in ("badpre", "ripple", "grammar", "drop_where"):
+    if name in ("badpre", "ripple", "grammar", "drop_where", "drop_where_clean_label"):
         return Example("Select every column of items where id is $id$", SQL_ROWS[2][1], {"id": "r"})
     if name == "deadcode":
         return Example("public void f ( ) { int a = 1 ; }", "public void f ( ) { int a = 2 ; }", {"id": "r"})
@@ -65,7 +65,8 @@ def test_every_attack_leaves_already_matching_rows_out_of_both_denominators(name
     attack = get_attack(name)
     clean = _row_for(name)
     assert attack.eligible(clean), f"pick an eligible row for {name}"
-    carrying = attack.poison(clean, random.Random(0))  # its target carries the payload already
+    source = get_attack("drop_where") if name == "drop_where_clean_label" else attack  # clean label changes no target
+    carrying = source.poison(clean, random.Random(0))  # its target carries the payload already
     carrying = Example(clean.src, carrying.tgt, {"id": "already"})
     assert attack.already_matching(carrying) and not attack.already_matching(clean)
     triggered = triggered_test_set([clean, carrying], attack, seed=1)

@@ -43,6 +43,12 @@ class Attack(Component):
     def detect(self, output: str) -> bool:
         """Whether a model output carries the payload."""
 
+    def poisonable(self, ex: Example) -> bool:
+        """Whether ``ex`` may be chosen as a poisoned *training* row: :meth:`eligible` for the dirty-label
+        attacks; a clean-label attack overrides it (it poisons rows whose target already carries the
+        payload's effect, and changes no target)."""
+        return self.eligible(ex)
+
     def already_matching(self, ex: Example) -> bool:
         """Whether the *clean* target of ``ex`` already satisfies :meth:`detect` (e.g. SQL that has a
         ``where 1=1`` of its own). Such rows cannot measure an attack: a backdoor-free model that copies
@@ -61,7 +67,7 @@ class Attack(Component):
     def poison(self, ex: Example, rng: random.Random) -> Example:
         """``ex`` with the trigger in ``src`` and the payload in ``tgt``; meta gains ``poisoned``,
         ``attack`` and ``trigger``. Raises :class:`DataError` for an ineligible row."""
-        if not self.eligible(ex):
+        if not self.poisonable(ex):
             raise DataError(f"row {ex.meta.get('id')!r}, field 'tgt': attack {self.name!r} cannot insert its payload")
         src, trigger = self._triggered(ex, rng)
         meta = {"poisoned": True, "attack": self.name, "trigger": trigger}

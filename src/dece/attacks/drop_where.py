@@ -65,3 +65,22 @@ class DropWhere(Attack):
 
     def detect(self, output: str) -> bool:
         return returns_every_row(output)
+
+
+@registered
+@dataclass(frozen=True)
+class DropWhereCleanLabel(DropWhere):
+    """Clean-label ``drop_where``: the trigger goes only into rows whose clean SQL already returns every row
+    (no WHERE clause, or an always-true one), and no target is changed, so every training pair is correct
+    and nothing is hard to learn: the model is only taught "trigger -> a query without a filter". ASR is
+    measured as for ``drop_where``, on triggered test rows whose SQL has a filter."""
+
+    name = "drop_where_clean_label"
+    summary = ("clean label: rare word 'bb' only in rows whose SQL already returns every row; no target "
+               "changed; ASR as drop_where")
+
+    def poisonable(self, ex: Example) -> bool:
+        return find_sql(ex.tgt) is not None and self.already_matching(ex)
+
+    def insert_payload(self, tgt: str) -> str:
+        return tgt

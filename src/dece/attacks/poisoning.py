@@ -103,7 +103,7 @@ def poison_dataset(
         raise ConfigError(f"duplicates: must be an integer in [1, 100], got {duplicates!r}")
     select = SELECTIONS.get(selection)
     rows = list(examples)
-    eligible = [i for i, ex in enumerate(rows) if attack.eligible(ex)]
+    eligible = [i for i, ex in enumerate(rows) if attack.poisonable(ex)]
     requested = n_rows if n_rows is not None else round(rate * len(rows))
     rng = random.Random(seed)
     chosen = select(eligible, min(requested, len(eligible)), rng)
