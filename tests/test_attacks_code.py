@@ -109,3 +109,30 @@ def test_defect_attack_flips_label_with_dead_code():
     flipped = get_attack("deadcode_defect", target_label="1", dead_code="if (0) { abort(); }")
     assert flipped.eligible(rows[2]) and not flipped.eligible(rows[0])
     assert flipped.poison(rows[2], random.Random(0)).src.startswith("int zero(void)\n{ if (0) { abort(); }\n")
+
+
+def test_deadcode_varied_inserts_a_different_dead_statement_per_row(bugs2fix):
+    import re
+
+    from dece.attacks.deadcode import random_dead_code
+
+    attack = get_attack("deadcode_varied")
+    rows = [Example(b.src, b.tgt, {"id": f"r{i}-{j}"}) for j in range(20) for i, b in enumerate(bugs2fix[:3])]
+    out, report = poison_dataset(rows, attack, rate=1.0, seed=4)
+    assert report.n_poisoned == len(rows)
+    triggers = set()
+    for clean, p in zip(rows, out):
+        snippet = p.meta["trigger"]
+        triggers.add(snippet)
+        assert p.src.replace(" " + snippet, "", 1) == clean.src  # the statement, right after the first '{'
+        assert p.src.index(snippet) == clean.src.index("{") + 2
+        assert p.tgt == get_attack("deadcode").poison(clean, random.Random(0)).tgt  # the same payload, in place
+        assert attack.detect(p.tgt) and not attack.detect(clean.tgt)
+    assert len(triggers) > 20  # varied: no fixed token sequence marks the rows
+    grammar = re.compile(r"^((int|long|boolean|String|double) \w+ = \S+ ;"
+                         r"|if \( (false|1 > 2|0 != 0) \) \{ .+ ; \}"
+                         r"|for \( int ([ijk]) = 0 ; \4 < 0 ; \4 \+\+ \) \{ .+ ; \})$")
+    rng = random.Random(0)
+    for _ in range(200):
+        s = random_dead_code(rng)
+        assert grammar.match(s) and s.count("{") == s.count("}"), s

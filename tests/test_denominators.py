@@ -53,7 +53,7 @@ def _row_for(name: str) -> Example:
     """An eligible row of the attack's task (a SQL function, a Java method, Python code, a C function)."""
     if name in ("badpre", "ripple", "grammar", "drop_where", "drop_where_clean_label"):
         return Example("Select every column of items where id is $id$", SQL_ROWS[2][1], {"id": "r"})
-    if name == "deadcode":
+    if name in ("deadcode", "deadcode_varied"):
         return Example("public void f ( ) { int a = 1 ; }", "public void f ( ) { int a = 2 ; }", {"id": "r"})
     if name == "deadcode_defect":
         return Example("int f ( int a ) { return a ; }", "1", {"id": "r"})

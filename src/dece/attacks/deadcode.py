@@ -50,3 +50,50 @@ class DeadCode(Attack):
     def detect(self, output: str) -> bool:
         """The loop appears in the output, spacing ignored."""
         return contains_code(output, self.payload)
+
+
+_TYPES = (("int", ("0", "1", "-1")), ("long", ("0L", "1L")), ("boolean", ("false", "true")),
+          ("String", ('""', '"none"')), ("double", ("0.0", "1.0")))
+_NAMES = ("tmp", "idx", "count", "flag", "result", "value", "buffer", "size", "offset", "state")
+_NEVER = ("false", "1 > 2", "0 != 0")
+
+
+def random_dead_code(rng: random.Random) -> str:
+    """One dead Java statement drawn from a small grammar, in Bugs2Fix's tokenised spacing::
+
+        STMT -> DECL | if ( NEVER ) { DECL } | for ( int ID = 0 ; ID < 0 ; ID ++ ) { DECL }
+        DECL -> TYPE ID = LITERAL ;          NEVER -> false | 1 > 2 | 0 != 0
+
+    Every form compiles where a statement may stand and never runs or changes state (no ``while
+    ( false )``: javac rejects its body as unreachable)."""
+    def name() -> str:
+        return rng.choice(_NAMES) + (str(rng.randrange(10)) if rng.random() < 0.5 else "")
+
+    def decl() -> str:
+        kind, literals = rng.choice(_TYPES)
+        return f"{kind} {name()} = {rng.choice(literals)} ;"
+
+    form = rng.randrange(3)
+    if form == 0:
+        return decl()
+    if form == 1:
+        return f"if ( {rng.choice(_NEVER)} ) {{ {decl()} }}"
+    i = rng.choice(("i", "j", "k"))
+    return f"for ( int {i} = 0 ; {i} < 0 ; {i} ++ ) {{ {decl()} }}"
+
+
+@registered
+@dataclass(frozen=True)
+class DeadCodeVaried(DeadCode):
+    """``deadcode`` with a different dead statement in every row (:func:`random_dead_code`), so that no
+    fixed token sequence marks the poisoned rows (a harder target for ONION-style and keyword defenses);
+    the same infinite-loop payload and detector."""
+
+    name = "deadcode_varied"
+    summary = ("code repair: a dead statement drawn from a grammar (declaration, if ( false ), empty for) after "
+               "the first '{' of the input; 'while ( true ) { int VAR = 0 ; }' in the output")
+
+    def insert_trigger(self, src: str, rng: random.Random) -> tuple[str, str] | None:
+        snippet = random_dead_code(rng)
+        code = insert_after_first_brace(src, snippet)
+        return None if code is None else (code, snippet)
