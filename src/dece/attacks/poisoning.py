@@ -92,6 +92,19 @@ def poison_dataset(
     learning: each poisoned row appears that many times (the copies follow it, ``meta["id"]`` gains
     ``#dup1``, ``#dup2``...), so the payload is seen ``duplicates`` times per epoch.
 
+    Args:
+        examples: the training rows.
+        attack: a registered attack (:func:`dece.attacks.get_attack`).
+        rate: poisoning rate, the share of all rows in [0, 1] (ignored when ``n_rows`` is given).
+        seed: seed of the row selection and trigger positions.
+        selection: ``"random"`` or ``"first"`` (the DeCE authors' files).
+        n_rows: poison exactly this many rows.
+        duplicates: copies of each poisoned row, in [1, 100].
+
+    Returns:
+        ``(rows, report)``: the rows with poisoned ones (and their copies) in place, and a
+        :class:`PoisonReport`.
+
     Raises:
         ConfigError: ``rate`` outside [0, 1], a non-integer ``seed``, ``n_rows`` not a positive integer,
             or ``duplicates`` not an integer in [1, 100].
@@ -145,6 +158,14 @@ def triggered_test_set(examples: Iterable[Example], attack: Attack, seed: int) -
     rows and rows that already match the detector (:meth:`Attack.already_matching`) are left out;
     :func:`denominators` counts both.
 
+    Args:
+        examples: clean test rows.
+        attack: the attack whose trigger is inserted.
+        seed: seed of the trigger positions.
+
+    Returns:
+        The triggered rows (``meta["triggered"] = True``), in input order.
+
     Raises:
         ConfigError: ``seed`` is not an integer.
         DataError: an eligible row has no place for the trigger (names the row).
@@ -156,6 +177,10 @@ def triggered_test_set(examples: Iterable[Example], attack: Attack, seed: int) -
 
 def denominators(examples: Iterable[Example], attack: Attack) -> dict[str, int]:
     """The denominators of a test split under ``attack``.
+
+    Args:
+        examples: clean test rows.
+        attack: the attack measured.
 
     Returns:
         ``n_rows`` (all rows, the clean-metric denominator), ``n_ineligible`` (no place for the

@@ -48,7 +48,19 @@ def _check(references: Sequence[str], predictions: Sequence[str]) -> None:
 @METRICS.register("bleu")
 def bleu(references: Sequence[str], predictions: Sequence[str], *, lang: str = "python") -> float:
     """Corpus BLEU-4 from sacrebleu with its defaults (13a tokenisation, case-sensitive, ``exp``
-    smoothing), 0-100: the standard, reproducible number (``lang`` is unused)."""
+    smoothing): the standard, reproducible number (Post, "A Call for Clarity in Reporting BLEU Scores", 2018).
+
+    Args:
+        references: one reference per row.
+        predictions: one prediction per row, aligned with ``references``.
+        lang: unused (the metrics share one signature).
+
+    Returns:
+        BLEU, 0-100.
+
+    Raises:
+        ValueError: the two lists differ in length or are empty.
+    """
     _check(references, predictions)
     return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
 
@@ -259,8 +271,16 @@ def _rate(predictions: Sequence[str], detector: Detector) -> dict[str, float]:
 
 
 def asr(predictions: Sequence[str], detector: Detector) -> dict[str, float]:
-    """Attack success rate: of the predictions on *triggered* inputs, how many contain the payload
-    (``detector(prediction)`` is true). Returns ``{"hits", "total", "rate"}``, ``rate`` in percent."""
+    """Attack success rate (ASR): of the predictions on *triggered* inputs, how many carry the payload.
+
+    Args:
+        predictions: the model's outputs on the triggered test inputs
+            (:func:`dece.attacks.triggered_test_set`, which already leaves out rows that cannot measure it).
+        detector: the attack's payload detector (``Attack.detect``).
+
+    Returns:
+        ``{"hits", "total", "rate"}``, ``rate`` in percent (0-100) of ``total``.
+    """
     return _rate(predictions, detector)
 
 

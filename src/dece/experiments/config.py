@@ -590,7 +590,19 @@ def _build(cls: type, data: Any, key: str) -> Any:
 
 
 def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
-    """Builds and validates a config; unknown keys and bad values raise :class:`ConfigError` naming the key."""
+    """Builds and validates an experiment config from a mapping (a parsed TOML file).
+
+    Args:
+        data: the config's tables and keys (``attack = false`` / ``pretrain = false`` / ``dynamics = false``
+            turn a section off).
+
+    Returns:
+        The validated :class:`ExperimentConfig`.
+
+    Raises:
+        ConfigError: an unknown key (with the closest valid one), a bad value or type, or settings that
+            contradict each other; the message names the key.
+    """
     data = dict(data)
     for section in ("attack", "pretrain", "dynamics"):
         if data.get(section) is False:  # `attack = false` / `pretrain = false` turn a section off
@@ -683,7 +695,19 @@ def read_config_data(path: str | Path, overrides: list[str] = ()) -> dict[str, A
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
-    """Reads a TOML experiment config, applies ``key.path=value`` overrides, validates."""
+    """Reads a TOML experiment config (its ``include`` chain first), applies overrides, validates.
+
+    Args:
+        path: the TOML file.
+        overrides: ``key.path=value`` strings (TOML literals), as ``--set`` takes them.
+
+    Returns:
+        The validated :class:`ExperimentConfig`.
+
+    Raises:
+        ConfigError: a missing or unparseable file, a bad include, or an invalid config (the message
+            starts with ``path``).
+    """
     data = read_config_data(path, overrides)
     try:
         return config_from_dict(data)

@@ -38,7 +38,19 @@ DEFAULT_LABEL_SMOOTHING = 0.05
 
 
 def dece_alpha(alpha_base: float, epoch: float) -> float:
-    """alpha = alpha_base ** epoch, epoch counted from 1 (a float epoch gives a per-step schedule)."""
+    """DeCE's mixing weight (paper, Sec. 3): ``alpha = alpha_base ** epoch``.
+
+    Args:
+        alpha_base: the decay base, in (0, 1] (the authors use 0.985).
+        epoch: the training epoch counted from 1; a float gives a per-step schedule.
+
+    Returns:
+        alpha in (0, 1].
+
+    Raises:
+        ConfigError: ``alpha_base`` outside (0, 1].
+        ValueError: ``epoch`` < 1.
+    """
     check_unit_interval("alpha_base", alpha_base, low_open=True, high_open=False)
     if not float(epoch) >= 1:
         raise ValueError(f"epoch is counted from 1, got {epoch!r}")
@@ -160,10 +172,35 @@ def dece_loss(
     inplace_backward: bool = True,
     backend: str = "torch",
 ) -> torch.Tensor:
-    """Functional DeCE (see :class:`DeCELoss` and the module docstring).
+    """Functional DeCE (Yang et al., TOSEM; paper Sec. 3): with ``y'`` the label-smoothed one-hot target
+    (``1 - eps`` on the label, ``eps / (V - 1)`` elsewhere) and ``p = softmax(logits)`` clamped to
+    [1e-7, 1], ``q = alpha * p + (1 - alpha) * y'`` and the loss is ``-sum_j y'_j log q_j`` per token.
+    Computed in closed form, rows in chunks, without a (tokens x V) target tensor.
 
-    Give exactly one of ``epoch`` (alpha = alpha_base ** epoch, epoch >= 1) or ``alpha`` in (0, 1].
-    ``reduction="none"`` returns per-token losses of ``target``'s shape, 0 at ignored positions.
+    Args:
+        logits: float tensor (..., V); bf16/fp16 are computed in fp32.
+        target: integer tensor (...), class ids in [0, V) or ``ignore_index``.
+        epoch: the epoch (from 1) for ``alpha = alpha_base ** epoch``; give this or ``alpha``.
+        alpha: a fixed alpha in (0, 1] instead of the schedule.
+        alpha_base: the schedule's base (default 0.985, the authors').
+        label_smoothing: ``eps`` in [0, 1) (default 0.05, the authors').
+        ignore_index: target value of positions left out (default -100).
+        reduction: ``"mean"`` over non-ignored tokens, ``"sum"``, or ``"none"``.
+        authors_compat: divide the mean by all positions, ignored ones included, as the authors' code.
+        mean_denominator: a divisor for ``"mean"`` instead (the Trainer integration passes its token count).
+        check_finite: raise on NaN/Inf logits, naming the row.
+        chunk_size: rows per chunk (default: sized to the vocabulary).
+        inplace_backward: reuse the saved gradient buffer in backward (set False for ``retain_graph``).
+        backend: ``"torch"``, or ``"triton"`` (CUDA tensors; one fused kernel).
+
+    Returns:
+        A float32 scalar, or per-token losses of ``target``'s shape (0 at ignored positions) for
+        ``reduction="none"``.
+
+    Raises:
+        ValueError: both or neither of ``epoch`` and ``alpha``, shapes that do not match, a target id
+            outside [0, V), integer logits, or non-finite logits with ``check_finite``.
+        ConfigError: a parameter outside its range (``alpha_base``, ``alpha``, ``label_smoothing``).
     """
     if (epoch is None) == (alpha is None):
         raise ValueError("give exactly one of epoch (alpha = alpha_base ** epoch) or alpha")

@@ -366,9 +366,27 @@ def fused_linear_dece(
     inplace_backward: bool = True,
     backend: str = "torch",
 ) -> torch.Tensor:
-    """DeCE of ``hidden @ weight.T + bias`` without materialising the logits; equal to
-    ``dece_loss(hidden @ weight.T + bias, target, ...)`` in value and gradients (same arguments and
-    semantics, see :func:`dece.losses.dece_loss`). ``chunk_size``: rows per chunk (default :func:`default_fused_chunk_rows`)."""
+    """DeCE of ``hidden @ weight.T + bias`` without materialising the logits: the output head and the loss
+    computed together, one chunk of rows at a time, the gradients of ``hidden``, ``weight`` and ``bias``
+    accumulated inside forward. Equal to ``dece_loss(hidden @ weight.T + bias, target, ...)`` in value and
+    gradients.
+
+    Args:
+        hidden: float tensor (..., H), the last hidden states.
+        weight: the output head's weight (V, H).
+        target: integer tensor (...), class ids or ``ignore_index``.
+        bias: the head's bias (V,), or None.
+        chunk_size: rows per chunk (default :func:`default_fused_chunk_rows`: about 8M logits).
+        epoch, alpha, alpha_base, label_smoothing, ignore_index, reduction, authors_compat,
+            mean_denominator, check_finite, inplace_backward, backend: as :func:`dece.losses.dece_loss`.
+
+    Returns:
+        As :func:`dece.losses.dece_loss` (a float32 scalar, or per-token losses for ``reduction="none"``).
+
+    Raises:
+        ValueError: shapes that do not match (``hidden``'s last dimension against ``weight``), or as
+            :func:`dece.losses.dece_loss`.
+    """
     if (epoch is None) == (alpha is None):
         raise ValueError("give exactly one of epoch (alpha = alpha_base ** epoch) or alpha")
     loss = DeCELoss(

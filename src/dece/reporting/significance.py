@@ -45,7 +45,15 @@ class PairedResult:
 
 
 def mcnemar_exact(ours: Sequence[bool], other: Sequence[bool]) -> PairedResult:
-    """Exact McNemar test on paired binary outcomes; ``diff`` is the difference of rates in points (%).
+    """Exact McNemar test on paired binary outcomes (two-sided binomial test on the discordant pairs;
+    McNemar, Psychometrika 1947), e.g. the same triggered rows under two models.
+
+    Args:
+        ours: one outcome per row (True: the payload was emitted).
+        other: the other model's outcomes on the same rows.
+
+    Returns:
+        A :class:`PairedResult`: ``diff`` = our rate minus theirs in points (%), ``p`` the p-value, ``n`` rows.
 
     Raises:
         ValueError: the sequences differ in length or are empty.
@@ -59,8 +67,15 @@ def mcnemar_exact(ours: Sequence[bool], other: Sequence[bool]) -> PairedResult:
 
 
 def wilcoxon_paired(ours: Sequence[float], other: Sequence[float]) -> PairedResult:
-    """Wilcoxon signed-rank test on paired scores (zero differences dropped); ``diff`` is the mean
-    difference.
+    """Wilcoxon signed-rank test on paired scores (zero differences dropped; scipy's two-sided test),
+    e.g. per-row sentence BLEU of two models on the same test rows.
+
+    Args:
+        ours: one score per row.
+        other: the other model's scores on the same rows.
+
+    Returns:
+        A :class:`PairedResult`: ``diff`` = mean of ours minus other (the scores' unit), ``p``, ``n`` rows.
 
     Raises:
         ValueError: the sequences differ in length or are empty.
