@@ -369,7 +369,9 @@ def fused_linear_dece(
     """DeCE of ``hidden @ weight.T + bias`` without materialising the logits: the output head and the loss
     computed together, one chunk of rows at a time, the gradients of ``hidden``, ``weight`` and ``bias``
     accumulated inside forward. Equal to ``dece_loss(hidden @ weight.T + bias, target, ...)`` in value and
-    gradients.
+    gradients. The other keyword arguments (``epoch``, ``alpha``, ``alpha_base``, ``label_smoothing``,
+    ``ignore_index``, ``reduction``, ``authors_compat``, ``mean_denominator``, ``check_finite``,
+    ``inplace_backward``, ``backend``) are those of :func:`dece.losses.dece_loss`.
 
     Args:
         hidden: float tensor (..., H), the last hidden states.
@@ -377,8 +379,6 @@ def fused_linear_dece(
         target: integer tensor (...), class ids or ``ignore_index``.
         bias: the head's bias (V,), or None.
         chunk_size: rows per chunk (default :func:`default_fused_chunk_rows`: about 8M logits).
-        epoch, alpha, alpha_base, label_smoothing, ignore_index, reduction, authors_compat,
-            mean_denominator, check_finite, inplace_backward, backend: as :func:`dece.losses.dece_loss`.
 
     Returns:
         As :func:`dece.losses.dece_loss` (a float32 scalar, or per-token losses for ``reduction="none"``).
