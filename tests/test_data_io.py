@@ -207,3 +207,13 @@ def test_csv_and_jsonl_round_trip_any_text(tmp_path_factory, pairs):
     # the meta column keeps records non-blank, and fields with a bare \r get quoted
     write_csv(rows, folder / "x.csv")
     assert read_csv(folder / "x.csv") == rows
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc (no file can be created there)")
+def test_an_unwritable_atomic_write_names_the_users_path():
+    from dece.data.io.common import atomic_write
+
+    with pytest.raises(OSError) as info:
+        with atomic_write("/proc/dece-test.csv") as handle:
+            handle.write("never")
+    assert info.value.filename == "/proc/dece-test.csv" and ".tmp" not in str(info.value)

@@ -152,3 +152,9 @@ def test_arch_config_is_for_hf_models_and_outside_the_fingerprint():
     plain = config_from_dict({"arms": ["clean-ce"], "model": {"name": "hf:a/b"}})
     described = config_from_dict({"arms": ["clean-ce"], "model": {"name": "hf:a/b", "arch_config": "x.json"}})
     assert arm_fingerprint(plain, plain.arms[0]) == arm_fingerprint(described, described.arms[0])
+
+
+@pytest.mark.parametrize("value", ["", ".", "  "])
+def test_an_empty_output_dir_is_refused(value):
+    with pytest.raises(ConfigError, match="output_dir: must name a run folder"):
+        config_from_dict({"arms": ["clean-ce"], "output_dir": value})

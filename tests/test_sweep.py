@@ -180,3 +180,14 @@ def test_local_submitit_workers_share_a_sweep_and_run_each_cell_once(tmp_path, c
     assert (tmp_path / "sweep" / "results.md").exists()
     assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--param", "no_such_param=1"]) == 2
     assert "--param" in capsys.readouterr().err
+
+
+def test_submitit_parameters_are_checked_before_anything_runs(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(base(tmp_path)))
+    assert main(["sweep", str(path), "--param", "timeout_min=5"]) == 2  # no --workers: it would be ignored
+    assert "--param: submitit parameters need --workers" in capsys.readouterr().err
+    assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--param", "timeout_min=abc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dece sweep: error: --param:") and "timeout_min" in err and "Traceback" not in err
+    assert not (tmp_path / "sweep" / "cells").exists()

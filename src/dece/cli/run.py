@@ -44,6 +44,7 @@ def describe_plan(cfg: ExperimentConfig) -> str:
     run_dir = Path(cfg.output_dir)
     lines = [f"{cfg.name}: {len(data.clean_train)} training rows"
              + (f" ({data.poison_report['n_poisoned']} poisoned by {cfg.attack.name}"
+                + _short_of_request(data.poison_report)
                 + (f", each {cfg.attack.duplicates} times" if cfg.attack.duplicates > 1 else "") + ")"
                 if data.poison_report else "")
              + f", {len(data.valid)} valid, {len(data.clean_test)} clean test"
@@ -60,6 +61,14 @@ def describe_plan(cfg: ExperimentConfig) -> str:
         reads = f"; reads {', '.join(plan.reads)}" if plan.reads else ""
         lines.append(f"  [{plan.stage}] {plan.name}: {plan.how}{steps}{reads} ({status}; fingerprint {plan.fingerprint})")
     return "\n".join(lines)
+
+
+def _short_of_request(report: dict) -> str:
+    """`` of N requested: only M rows are eligible`` when the attack could not poison as many as asked."""
+    requested = report.get("n_requested", report["n_poisoned"])
+    if report["n_poisoned"] >= requested:
+        return ""
+    return f" of {requested} requested: only {report['n_eligible']} rows can carry the payload"
 
 
 def _model_lines(cfg: ExperimentConfig) -> list[str]:

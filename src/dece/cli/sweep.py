@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if getattr(args, "workers", None) is not None:
         return _submit(data, args)
+    if getattr(args, "param", None):
+        raise ConfigError("--param: submitit parameters need --workers N (they configure the submitted jobs)")
     status = run_sweep(data, on_done=write_results_markdown)
     return 0 if all(s["done"] for s in status) else 1
 

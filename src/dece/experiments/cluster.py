@@ -56,7 +56,7 @@ def submit_sweep(data: Mapping[str, Any], workers: int, executor: str = "local",
         raise ConfigError(f"--executor {executor}: {err} (on a machine without SLURM: --executor local)") from None
     try:
         ex.update_parameters(name=f"dece-{data.get('name', 'sweep')}", **dict(params or {}))
-    except (TypeError, ValueError, NameError) as err:  # submitit names an unknown parameter with NameError
+    except (TypeError, ValueError, NameError, AssertionError) as err:  # submitit: NameError (unknown), AssertionError (type)
         raise ConfigError(f"--param: {str(err).splitlines()[0]}") from None
     data = {**data, "output_dir": str(sweep_dir(data).resolve())}  # the same folder from any working directory
     with ex.batch():

@@ -142,7 +142,7 @@ class AttackConfig:
 
     name: str = field(default="badpre", metadata={"doc": "an attack of `dece attacks`"})
     rate: float = field(default=0.05,
-        metadata={"doc": "poisoning rate: the share of training rows poisoned, in [0, 1]"})
+        metadata={"doc": "poisoning rate: the share of training rows poisoned, in (0, 1] (`attack = false`: no attack)"})
     seed: int = field(default=1, metadata={"doc": "seed of the poisoned-row selection and trigger positions"})
     selection: str = field(default="random",
         metadata={"doc": "random eligible rows, or the first eligible ones (as the DeCE authors' files)"})
@@ -403,14 +403,15 @@ class ExperimentConfig:
     name: str = field(default="experiment", metadata={"doc": "the experiment's name (tables, reports)"})
     seed: int = field(default=42,
         metadata={"doc": "seed of model initialisation (without pretrain.init_seed) and of the training order"})
-    output_dir: str = field(default="runs/experiment", metadata={"doc": "the run folder"})
+    output_dir: str = field(default="runs/experiment", metadata={"doc": "the run folder (not empty: never the working directory)"})
     dataset: DatasetConfig = field(default_factory=DatasetConfig, metadata={"doc": "[dataset]: what to load"})
     attack: AttackConfig | None = field(default_factory=AttackConfig,
         metadata={"doc": "[attack]: how to poison (`attack = false`: none)"})
     model: ModelSpec = field(default_factory=ModelSpec,
         metadata={"doc": "[model]: a tiny architecture or `hf:<checkpoint>`"})
     pretrain: PretrainConfig | None = field(default=None,
-        metadata={"doc": "[pretrain]: pretrain the tiny model on clean built-in rows first (cached)"})
+        metadata={"doc": "[pretrain]: pretrain the tiny model on clean built-in rows first (cached; "
+                         "`pretrain = false` turns an included one off)"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": "[train]: fine-tuning"})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": "[eval]: generation and metrics"})
     dynamics: DynamicsConfig | None = field(default=None, metadata={"doc": "[dynamics]: per-epoch measurements"})
@@ -461,6 +462,8 @@ class ExperimentConfig:
             section = getattr(self, name)
             if section is not None:
                 section.validate(name)
+        _check(isinstance(self.output_dir, str) and self.output_dir.strip() not in ("", "."), "output_dir",
+               f"must name a run folder, got {self.output_dir!r}: a run would write into the working directory")
         _check(self.eval.max_new_tokens <= self.model.max_target_length, "eval.max_new_tokens",
                f"must be <= model.max_target_length ({self.model.max_target_length}): targets are truncated there")
         _check(self.pretrain is None or not self.model.is_pretrained, "pretrain", "cannot pretrain an 'hf:' checkpoint; drop [pretrain], or set pretrain = false when it comes "
@@ -744,7 +747,8 @@ def _default_text(f: dataclasses.Field) -> str:
         return "(unset)"
     if isinstance(value, dict) and not value:
         return "`{}`"
-    return "`" + tomli_w.dumps({"v": list(value) if isinstance(value, tuple) else value})[4:].strip() + "`"
+    text = tomli_w.dumps({"v": list(value) if isinstance(value, tuple) else value})[4:].strip()
+    return "`" + " ".join(line.strip() for line in text.splitlines()).replace("[ ", "[").replace(", ]", "]") + "`"
 
 
 def reference_markdown() -> str:
@@ -756,8 +760,11 @@ def reference_markdown() -> str:
            "from another one with `include = \"builtin:default\"` or `include = \"path.toml\"`.", ""]
     for table, cls in REFERENCE_TABLES:
         cls = cls or ExperimentConfig
-        out += [f"## {'top level' if not table else '[' + table + ']'}",
-                "", "| key | default | meaning |", "|---|---|---|"]
+        out += [f"## {'top level' if not table else '[' + table + ']'}", ""]
+        section = {f.name: f for f in dataclasses.fields(ExperimentConfig)}.get(table)
+        if section is not None:  # the table's own line: what it is, and how to turn it off
+            out += [section.metadata.get("doc", ""), ""]
+        out += ["| key | default | meaning |", "|---|---|---|"]
         for f in dataclasses.fields(cls):
             if cls is ExperimentConfig and _dataclass_of(typing.get_type_hints(cls)[f.name]) is not None:
                 continue  # the sub-tables have sections of their own

@@ -240,7 +240,8 @@ def _run_locked(cfg: ExperimentConfig, log: Callable[[str], None]) -> dict[str, 
     data = prepare_data(cfg, run_dir)
     if data.poison_report:
         r = data.poison_report
-        log(f"poisoned {r['n_poisoned']} of {r['n_rows']} training rows ({r['n_eligible']} eligible); "
+        short = f", {r['n_requested']} requested" if r.get("n_requested", 0) > r["n_poisoned"] else ""
+        log(f"poisoned {r['n_poisoned']} of {r['n_rows']} training rows ({r['n_eligible']} eligible{short}); "
             f"triggered test rows: {len(data.triggered_test or [])}; clean test rows: {len(data.clean_test)}"
             + (f"; {r['test']['n_already_matching']} test rows whose clean target already carries the payload "
                "are left out of ASR and FTR" if r["test"]["n_already_matching"] else ""))

@@ -88,7 +88,11 @@ def atomic_write(path: PathLike, binary: bool = False) -> Iterator[IO[Any]]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8", newline="") as handle:
+        try:
+            handle = open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8", newline="")
+        except OSError as err:  # name the file the user asked for, not our temporary one
+            raise type(err)(err.errno, err.strerror, str(target)) from None
+        with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
