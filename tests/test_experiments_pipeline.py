@@ -162,9 +162,10 @@ def test_evaluate_scores_a_saved_model_as_its_arm_was_scored(tmp_path, capsys):
     again = evaluate_model(cfg, f"hf:{model_dir}", tmp_path / "hf", log=lambda line: None)
     assert {k: v for k, v in again.items() if k != "model"} == {k: v for k, v in metrics.items() if k != "model"}
     # behind an input defense: as an input-defense arm, the sources are rewritten before generation
-    assert main(["evaluate", str(model_dir), str(config_path), "--output-dir", str(tmp_path / "onion"),
+    assert main(["evaluate", str(model_dir), str(config_path), "--output-dir", str(tmp_path / "elsewhere"),
                  "--defense", "onion", "--defense-param", "threshold=0.0"]) == 0
-    out = tmp_path / "onion" / "evaluate" / "poisoned-ce"
+    assert json.loads((tmp_path / "elsewhere" / "evaluate" / "poisoned-ce" / "metrics.json").read_text()) == metrics
+    out = tmp_path / "elsewhere" / "evaluate" / "poisoned-ce+onion"  # beside the undefended score, not over it
     defended = json.loads((out / "metrics.json").read_text())
     assert defended["defense"]["name"] == "onion" and defended["defense"]["params"]["threshold"] == 0.0
     preds = read_records(out / "predictions.jsonl")

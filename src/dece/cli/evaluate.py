@@ -4,8 +4,8 @@ folder, or an hf: checkpoint) on a config's clean and triggered test sets, as an
 config's metrics, ASR and FTR.
 Without CONFIG: the built-in default's data and attack. Writes metrics.json, predictions.jsonl and
 config.toml into OUTPUT_DIR/evaluate/NAME (OUTPUT_DIR: the config's, or --output-dir; NAME: the
-model folder's name, its parent's for .../model). --defense puts an input defense (onion, paraphrase)
-in front of the model, as an input-defense arm does."""
+model folder's name, its parent's for .../model; NAME+DEFENSE behind --defense). --defense puts an input
+defense (onion, paraphrase) in front of the model, as an input-defense arm does."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--defense-param given without --defense")
     params = parse_cli_params(DEFENSES.get(args.defense), args.defense_param, "--defense-param") if args.defense else {}
     defense = input_defense_arm(args.defense, params) if args.defense else None
-    out = default_output_dir(cfg, args.model)
+    out = default_output_dir(cfg, args.model, defense)
     check_writable_dir(out, "--output-dir")
     metrics = evaluate_model(cfg, args.model, out, defense=defense)
     print(json.dumps(metrics, indent=1, default=str))

@@ -27,11 +27,12 @@ from dece.experiments.store import write_json_atomic, write_text_atomic
 from dece.models import build_model
 
 
-def default_output_dir(cfg: ExperimentConfig, model: str) -> Path:
-    """``OUTPUT_DIR/evaluate/NAME``: NAME is the model folder's name (its parent's for ``.../model``)."""
+def default_output_dir(cfg: ExperimentConfig, model: str, defense: ArmConfig | None = None) -> Path:
+    """``OUTPUT_DIR/evaluate/NAME``: NAME is the model folder's name (its parent's for ``.../model``), with
+    ``+DEFENSE`` behind an input defense, so a defended score never overwrites the undefended one."""
     path = Path(model.removeprefix("hf:"))
-    name = path.parent.name if path.name == "model" and path.parent.name else path.name
-    return Path(cfg.output_dir) / "evaluate" / (name or "model")
+    name = (path.parent.name if path.name == "model" and path.parent.name else path.name) or "model"
+    return Path(cfg.output_dir) / "evaluate" / (f"{name}+{defense.defense}" if defense is not None else name)
 
 
 def load_model(cfg: ExperimentConfig, model: str, data, out_dir: Path, log: Callable[[str], None]):
@@ -63,7 +64,7 @@ def evaluate_model(cfg: ExperimentConfig, model: str, out_dir: Path | None = Non
     """Scores ``model`` on ``cfg``'s test sets, behind ``defense`` (:func:`input_defense_arm`) if given;
     writes ``metrics.json``, ``predictions.jsonl`` and the resolved ``config.toml`` into ``out_dir``
     (default :func:`default_output_dir`) and returns the metrics."""
-    out_dir = Path(out_dir) if out_dir is not None else default_output_dir(cfg, model)
+    out_dir = Path(out_dir) if out_dir is not None else default_output_dir(cfg, model, defense)
     if cfg.train.threads:  # as an arm is run: a tiny model on a busy machine is fastest on one thread
         torch.set_num_threads(cfg.train.threads)
     data = prepare_data(cfg)
