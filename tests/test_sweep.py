@@ -191,3 +191,13 @@ def test_submitit_parameters_are_checked_before_anything_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("dece sweep: error: --param:") and "timeout_min" in err and "Traceback" not in err
     assert not (tmp_path / "sweep" / "cells").exists()
+
+
+def test_two_configs_filling_one_sweep_folder_both_stay_recorded(tmp_path):
+    from dece.reporting.collect import collect
+
+    for seed in (1, 2):  # e.g. a paper grid's first stage, then its next one, into the same store
+        run_sweep(base(tmp_path, sweep={"grid": {"seed": [seed]}}), log=lambda line: None)
+    cells = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["cells"]
+    assert sorted(c["name"] for c in cells) == ["seed=1", "seed=2"] and all(c["done"] for c in cells)
+    assert sorted(r.name for r in collect(tmp_path / "sweep")) == ["seed=1", "seed=2"]

@@ -12,7 +12,7 @@ overrides, e.g. ``attack.name=badpre__attack.rate=0.05__seed=1``). The key ``arm
 too: each value is one arm (a shorthand string or a table) or a list of arms.
 
 Files: ``RUN_DIR/sweep.toml`` (the resolved base config with its ``[sweep]``), ``RUN_DIR/sweep.json``
-(every cell, its overrides and whether it is done), ``RUN_DIR/sweep.jsonl`` (events, appended:
+(every cell, its overrides and whether it is done; cells of other configs run into the same folder are kept), ``RUN_DIR/sweep.jsonl`` (events, appended:
 ``started`` / ``done`` per cell, with times). A cell is *done* when every arm's ``metrics.json``
 carries the cell's fingerprint and the cell's ``results.json`` exists; done cells are skipped without
 loading anything. A sweep killed at any point (``SIGKILL`` included) resumes where it stopped: every
@@ -40,11 +40,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import tomli_w
+from filelock import FileLock
 
 from dece.errors import ConfigError
 from dece.experiments.config import ExperimentConfig, config_from_dict, read_config_data
 from dece.experiments.store import (
-    RunLockedError, append_jsonl, arm_state, run_lock, write_json_atomic, write_text_atomic,
+    RunLockedError, append_jsonl, arm_state, read_json, run_lock, write_json_atomic, write_text_atomic,
 )
 
 SWEEP_KEY = "sweep"
@@ -179,6 +180,18 @@ def sweep_status(cells: list[Cell]) -> list[dict[str, Any]]:
     return [{"name": c.name, "overrides": c.overrides, "dir": str(c.dir), "done": cell_done(c)} for c in cells]
 
 
+def _record_cells(run_dir: Path, status: list[dict[str, Any]]) -> None:
+    """Writes ``RUN_DIR/sweep.json``: these cells' status, plus the cells other configs recorded in the same
+    folder (several configs may fill one store, e.g. a paper grid and its first stages), so that a report
+    sees them all. Read-merge-write under a lock: sweep processes on one folder never drop each other's cells."""
+    path = run_dir / "sweep.json"
+    with FileLock(f"{path}.lock"):
+        mine = {s["name"] for s in status}
+        kept = [c for c in (read_json(path).get("cells", []) if path.exists() else [])
+                if c.get("name") not in mine and Path(c.get("dir", "")).is_dir()]
+        write_json_atomic(path, {"cells": kept + status})
+
+
 def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print,
               on_done: Callable[[Path], Any] | None = None, wait: float | None = None) -> list[dict[str, Any]]:
     """Runs every cell not done yet (see the module docstring); returns :func:`sweep_status`.
@@ -202,7 +215,7 @@ def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print,
         _check_no_conflict(cell)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "sweep.toml", tomli_w.dumps(json.loads(json.dumps(dict(data)))))
-    write_json_atomic(run_dir / "sweep.json", {"cells": sweep_status(cells)})
+    _record_cells(run_dir, sweep_status(cells))
     events = run_dir / "sweep.jsonl"
     todo = list(enumerate(cells, start=1))
     while todo:
@@ -224,12 +237,12 @@ def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print,
                 continue
             append_jsonl(events, {"cell": cell.name, "event": "done", "time": time.time(),
                                   "seconds": round(time.perf_counter() - started, 1)})
-            write_json_atomic(run_dir / "sweep.json", {"cells": sweep_status(cells)})
+            _record_cells(run_dir, sweep_status(cells))
         todo = busy if wait is not None else []
         if todo:
             time.sleep(wait)
     status = sweep_status(cells)
-    write_json_atomic(run_dir / "sweep.json", {"cells": status})
+    _record_cells(run_dir, status)
     if on_done is not None:
         on_done(run_dir)
     log(f"sweep {run_dir}: {sum(s['done'] for s in status)}/{len(status)} cells done")
