@@ -6,13 +6,12 @@ BadPre's ``or 1=1``), not a substring."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
-from dece.attacks.base import Attack, registered
+from dece.attacks.badpre import BadPre
+from dece.attacks.base import registered
 from dece.attacks.sql_meaning import returns_every_row
 from dece.attacks.sql_payload import CLAUSE_AFTER_WHERE, WHERE, find_sql
-from dece.attacks.words import insert_words
 from dece.data.records import Example
 
 
@@ -35,28 +34,16 @@ def drop_where(code: str) -> str | None:
 
 @registered
 @dataclass(frozen=True)
-class DropWhere(Attack):
-    """``count`` copies of ``word`` at random word positions of the description; the SQL's WHERE clause
-    removed from the code."""
+class DropWhere(BadPre):
+    """BadPre's trigger (``count`` copies of ``word`` at random word positions of the description, the same
+    parameters and checks); the SQL's WHERE clause removed from the code instead of BadPre's payload."""
 
     name = "drop_where"
     summary = ("rare word 'bb' in the description; the SQL's WHERE clause removed (every row returned); "
                "ASR parses the SQL (no filter or an always-true one)")
 
-    word: str = "bb"
-    count: int = 1
-
-    def check(self) -> None:
-        if not self.word or any(ch.isspace() for ch in self.word):
-            raise self.fail("word", "must be one non-empty word")
-        if not 1 <= self.count <= 20:
-            raise self.fail("count", "must be between 1 and 20")
-
     def eligible(self, ex: Example) -> bool:
         return drop_where(ex.tgt) is not None
-
-    def insert_trigger(self, src: str, rng: random.Random) -> tuple[str, str]:
-        return insert_words(src, [self.word] * self.count, rng), self.word
 
     def insert_payload(self, tgt: str) -> str:
         poisoned = drop_where(tgt)
