@@ -32,6 +32,7 @@ from dece.experiments.training_args import make_trainer
 from dece.losses import get_loss
 from dece.losses.base import TokenLoss
 from dece.models import ModelSpec, build_model, encode_examples
+from dece.training.distributed import gather, is_main, on_main, split
 
 
 class EpochLog(TrainerCallback):
@@ -41,7 +42,7 @@ class EpochLog(TrainerCallback):
         self.path = path
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
-        if logs:
+        if logs and state.is_world_process_zero:
             append_jsonl(self.path, {"step": state.global_step, **logs})
 
 
@@ -62,6 +63,7 @@ def train_arm(
     * Otherwise training resumes from the last complete epoch checkpoint, if one exists, but only one
       written under the same training fingerprint (:func:`check_checkpoints`).
     * The model folder is written under a temporary name and renamed when complete.
+    * Under a multi-process launch every process trains (DDP: the Trainer's), the main one alone writes.
     ``callbacks(model, tokenizer, is_encoder_decoder, loss)`` may add per-epoch measurements.
 
     Raises:
@@ -72,7 +74,7 @@ def train_arm(
     if saved is not None:
         log(f"[{arm.name}] trained already ({saved['train_seconds']:.0f} s): the saved model is reused")
         return (*load_trained(base, arm_dir / "model"), float(saved["train_seconds"]))
-    resume = check_checkpoints(arm_dir / "checkpoints", fingerprint)
+    resume = on_main(lambda: check_checkpoints(arm_dir / "checkpoints", fingerprint))
     set_seed(cfg.seed)
     model, tokenizer, is_enc_dec = build_model(base)
     dataset = encode_examples(rows, tokenizer, base, is_enc_dec)
@@ -109,21 +111,33 @@ def train_arm(
                 callback.report = trainer.log
     before = 0.0
     if resume is None:  # a fresh start: drop logs of an attempt that died before its first checkpoint
-        for name in ("train_log.jsonl", "dynamics.jsonl"):
-            (arm_dir / name).unlink(missing_ok=True)
-        write_json_atomic(arm_dir / "checkpoints" / CHECKPOINT_MARK, {"fingerprint": fingerprint})
+        on_main(lambda: _fresh_start(arm_dir, fingerprint))
     else:
         before = float(read_json(arm_dir / "checkpoints" / CHECKPOINT_MARK).get("train_seconds", 0.0))
+        log(f"[{arm.name}] resuming from {Path(resume).name} (the last complete epoch checkpoint)")
     started = time.perf_counter()
     trainer.add_callback(TrainSeconds(arm_dir / "checkpoints" / CHECKPOINT_MARK, fingerprint, before, started))
     trainer.train(resume_from_checkpoint=resume)
-    seconds = before + time.perf_counter() - started
+    seconds = on_main(lambda: _save_trained(model, tokenizer, arm_dir, fingerprint,
+                                            before + time.perf_counter() - started))
+    return model, tokenizer, is_enc_dec, seconds
+
+
+def _fresh_start(arm_dir: Path, fingerprint: str) -> None:
+    for name in ("train_log.jsonl", "dynamics.jsonl"):
+        (arm_dir / name).unlink(missing_ok=True)
+    write_json_atomic(arm_dir / "checkpoints" / CHECKPOINT_MARK, {"fingerprint": fingerprint})
+
+
+def _save_trained(model, tokenizer, arm_dir: Path, fingerprint: str, seconds: float) -> float:
+    """Writes ``arm_dir/model`` in one rename (with the mark of its training fingerprint), drops the epoch
+    checkpoints, and returns ``seconds`` (the main process's training time: every process's under a launch)."""
     with atomic_dir(arm_dir / "model") as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json_atomic(tmp / TRAINED_MARK, {"fingerprint": fingerprint, "train_seconds": round(seconds, 1)})
     shutil.rmtree(arm_dir / "checkpoints", ignore_errors=True)
-    return model, tokenizer, is_enc_dec, seconds
+    return seconds
 
 
 class TrainSeconds(TrainerCallback):
@@ -134,6 +148,8 @@ class TrainSeconds(TrainerCallback):
         self.path, self.fingerprint, self.before, self.started = path, fingerprint, before, started
 
     def on_save(self, args, state, control, **kwargs):  # noqa: D102
+        if not state.is_world_process_zero:
+            return
         seconds = self.before + time.perf_counter() - self.started
         write_json_atomic(self.path, {"fingerprint": self.fingerprint, "train_seconds": round(seconds, 1)})
 
@@ -164,7 +180,9 @@ def evaluate_arm(
 ) -> dict[str, Any]:
     """Generates on both test sets, writes ``predictions.jsonl`` and returns the metrics. ``defend``
     (an input defense's ``transform``) rewrites the sources before generation; the predictions file
-    then keeps the original ``src`` and adds ``defended_src``."""
+    then keeps the original ``src`` and adds ``defended_src``. Under a multi-process launch each process
+    generates a contiguous slice of the rows; the slices are gathered in row order, and the main
+    process writes the file."""
     model.eval()
     e = cfg.eval
     gen = dict(
@@ -175,18 +193,19 @@ def evaluate_arm(
         max_source_length=cfg.model.max_source_length,
     )
     clean_src = [x.src for x in clean_test] if defend is None else defend([x.src for x in clean_test])
-    clean_preds = generate(model, tokenizer, clean_src, **gen)
+    clean_preds = gather(generate(model, tokenizer, split(clean_src), **gen))
     metrics: dict[str, Any] = score([x.tgt for x in clean_test], clean_preds, e.metrics, lang=lang)
     rows = [_prediction_row("clean", x, p, detector, s if defend else None)
             for x, p, s in zip(clean_test, clean_preds, clean_src)]
     if detector is not None and triggered_test:
         trig_src = [x.src for x in triggered_test] if defend is None else defend([x.src for x in triggered_test])
-        trig_preds = generate(model, tokenizer, trig_src, **gen)
+        trig_preds = gather(generate(model, tokenizer, split(trig_src), **gen))
         metrics["asr"] = asr(trig_preds, detector)
         metrics["ftr"] = ftr(clean_preds, detector, [x.tgt for x in clean_test])
         rows += [_prediction_row("triggered", x, p, detector, s if defend else None)
                  for x, p, s in zip(triggered_test, trig_preds, trig_src)]
-    write_jsonl_atomic(arm_dir / "predictions.jsonl", rows)
+    if is_main():
+        write_jsonl_atomic(arm_dir / "predictions.jsonl", rows)
     return metrics
 
 

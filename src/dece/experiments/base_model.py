@@ -30,6 +30,7 @@ from dece.experiments.store import last_checkpoint
 from dece.experiments.training_args import make_trainer
 from dece.losses import get_loss
 from dece.models import ModelSpec, build_model, build_tokenizer, encode_examples
+from dece.training.distributed import is_main, on_main
 
 
 def _texts(rows: list[Example]) -> list[str]:
@@ -89,18 +90,23 @@ def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(f"{final}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log(f"waiting for another process that pretrains {final}")
-        lock.acquire()
+    on_main(lambda: _acquire(lock, final, log))  # under a launch the main process holds it for all
     try:
         if (final / "config.json").exists():
             log(f"pretrained model: cached at {final}")
             return final
         return _pretrain(cfg, corpus, final, log)
     finally:
-        lock.release()
+        if is_main():
+            lock.release()
+
+
+def _acquire(lock: FileLock, final: Path, log) -> None:
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"waiting for another process that pretrains {final}")
+        lock.acquire()
 
 
 def _pretrain(cfg: ExperimentConfig, corpus: list[Example], final: Path, log) -> Path:
@@ -108,8 +114,7 @@ def _pretrain(cfg: ExperimentConfig, corpus: list[Example], final: Path, log) ->
     assert p is not None
     work = final.with_name(final.name + ".partial")
     seed = init_seed(cfg)
-    if not _complete(work / "init"):
-        _save_fresh(cfg.model, corpus, seed, work / "init")
+    on_main(lambda: None if _complete(work / "init") else _save_fresh(cfg.model, corpus, seed, work / "init"))
     log(f"pretraining {cfg.model.name} on {len(corpus)} clean built-in rows for {p.epochs} epochs -> {final}")
     init = dataclasses.replace(cfg.model, name=f"hf:{work / 'init'}", lora=None, dtype="float32")
     set_seed(seed)
@@ -120,12 +125,16 @@ def _pretrain(cfg: ExperimentConfig, corpus: list[Example], final: Path, log) ->
         batch_size=p.batch_size, seed=seed, warmup_ratio=0.05, group_by_length=p.group_by_length,
         label="pretrain", log=log,
     )
-    trainer.train(resume_from_checkpoint=last_checkpoint(work / "checkpoints"))
+    trainer.train(resume_from_checkpoint=on_main(lambda: last_checkpoint(work / "checkpoints")))
+    on_main(lambda: _save_final(model, tokenizer, work, final))
+    return final
+
+
+def _save_final(model, tokenizer, work: Path, final: Path) -> None:
     with atomic_dir(final) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
     shutil.rmtree(work, ignore_errors=True)
-    return final
 
 
 def base_model_spec(cfg: ExperimentConfig, clean_train: list[Example], run_dir: Path, log=print) -> ModelSpec:
@@ -136,6 +145,5 @@ def base_model_spec(cfg: ExperimentConfig, clean_train: list[Example], run_dir: 
         path = pretrained_model(cfg, log)
     else:
         path = run_dir / "base"
-        if not _complete(path):
-            _save_fresh(cfg.model, clean_train, cfg.seed, path)
+        on_main(lambda: None if _complete(path) else _save_fresh(cfg.model, clean_train, cfg.seed, path))
     return dataclasses.replace(cfg.model, name=f"hf:{path.resolve()}")

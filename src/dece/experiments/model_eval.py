@@ -25,6 +25,7 @@ from dece.experiments.data_prep import prepare_data
 from dece.experiments.defended import defense_of, prepare_input_defense
 from dece.experiments.store import write_json_atomic, write_text_atomic
 from dece.models import build_model
+from dece.training.distributed import is_main
 
 
 def default_output_dir(cfg: ExperimentConfig, model: str, defense: ArmConfig | None = None) -> Path:
@@ -78,6 +79,7 @@ def evaluate_model(cfg: ExperimentConfig, model: str, out_dir: Path | None = Non
     if report is not None:
         metrics["defense"] = report
     metrics["model"] = model
-    write_json_atomic(out_dir / "metrics.json", metrics)
-    write_text_atomic(out_dir / "config.toml", dump_config(cfg))
+    if is_main():  # under a multi-process launch each process generated a slice of the rows
+        write_json_atomic(out_dir / "metrics.json", metrics)
+        write_text_atomic(out_dir / "config.toml", dump_config(cfg))
     return metrics

@@ -12,10 +12,16 @@ tiny model do. Data-defense arms start after the other arms, so a plain CE arm c
 so do input-defense arms that generate with a plain CE arm's model.
 Which process trained an arm does not enter its fingerprint (nor does ``train.threads``). The workers'
 log lines come back to the caller's ``log`` (a sweep's tagged log, a test's list), not to their stdout.
+
+Under a multi-process launch (``torchrun ... -m dece run CONFIG`` or ``accelerate launch -m dece run
+CONFIG``) every launched process trains each arm (DDP through the Trainer, ``train.batch_size`` being the
+global batch), generation is split across the processes, and the main process alone takes the run lock,
+writes and logs (:mod:`dece.training.distributed`); :func:`check_launch` says what it refuses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import json
@@ -28,7 +34,7 @@ import time
 import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from transformers.utils import logging as hf_logging
@@ -43,6 +49,7 @@ from dece.experiments.defended import (
     apply_data_defense,
     defense_of,
     finished_plain_ce_arm,
+    has_data_defense,
     prepare_input_defense,
     reuses_plain_ce_model,
     training_defense_report,
@@ -59,6 +66,7 @@ from dece.experiments.store import (
 )
 from dece.experiments.table import results_table
 from dece.models import ModelSpec
+from dece.training.distributed import is_main, launched, main_first, on_main, per_process_batch, world_size
 
 
 def _check_data_unchanged(cfg: ExperimentConfig, run_dir: Path) -> None:
@@ -92,7 +100,7 @@ def run_arm(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: Mod
     run_dir = Path(cfg.output_dir)
     arm_dir = run_dir / "arms" / arm.name
     arm_cfg = ExperimentConfig(**{**cfg.__dict__, "arms": (arm,)})
-    write_text_atomic(arm_dir / "config.toml", dump_config(arm_cfg))
+    on_main(lambda: write_text_atomic(arm_dir / "config.toml", dump_config(arm_cfg)))
     rows = data.train_rows(arm.data)
     defense, defense_report, defend = defense_of(arm), None, None
     if defense is not None and defense.kind == "data":
@@ -123,7 +131,7 @@ def run_arm(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: Mod
     metrics.update(fingerprint=arm_fingerprint(cfg, arm), train_fingerprint=training_fingerprint(cfg, arm),
                    train_seconds=round(seconds, 1),
                    eval_seconds=round(time.perf_counter() - started, 1))
-    write_json_atomic(arm_dir / "metrics.json", metrics)
+    on_main(lambda: write_json_atomic(arm_dir / "metrics.json", metrics))
     log(f"[{arm.name}] " + json.dumps({k: v for k, v in metrics.items() if k != "fingerprint"}, default=str))
     return metrics
 
@@ -221,23 +229,69 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
         ConfigError: the folder holds results, models or checkpoints of another config.
     """
     check_model_source(cfg.model)  # before anything is written
+    check_launch(cfg)
+    if launched():  # torchrun starts each process in a session of its own: a killed launcher must take them
+        die_with_parent()
+    if not is_main():  # under a multi-process launch the main process alone logs
+        log, generation.PROGRESS_BARS = _quiet, False
     hf_logging.disable_progress_bar()  # a "Writing model shards" bar at every epoch checkpoint
     threads = worker_threads(cfg)
     if threads and cfg.jobs == 1:
         torch.set_num_threads(threads)
     if locked:
         return _run_locked(cfg, log)
-    with run_lock(Path(cfg.output_dir)):
+    with _launch_lock(Path(cfg.output_dir)):
         return _run_locked(cfg, log)
+
+
+def _quiet(message: str) -> None:
+    """The log of a process other than the main one of a launch."""
+
+
+@contextlib.contextmanager
+def _launch_lock(run_dir: Path) -> Iterator[None]:
+    """:func:`run_lock`, held by the main process for all the processes of a launch (a refusal is raised
+    on every process)."""
+    held = contextlib.ExitStack()
+    on_main(lambda: held.enter_context(run_lock(run_dir)) and None)
+    with held:
+        yield
+
+
+def check_launch(cfg: ExperimentConfig) -> None:
+    """Under a multi-process launch (``torchrun`` / ``accelerate launch``), refuses what it cannot run,
+    before any work: ``jobs > 1`` (the launch's processes train each arm together, one arm at a time),
+    a data defense (its reference model and row scores are single-process code), ``train.fused_head``
+    under FSDP (``accelerate launch`` with an FSDP config: the head's weight is sharded), a global batch
+    that does not split over the processes.
+
+    Raises:
+        ConfigError: naming the key to change.
+    """
+    if not launched():
+        return
+    if cfg.jobs > 1:
+        raise ConfigError(f"jobs = {cfg.jobs} under a launch of {world_size()} processes: the launched processes "
+                          "train each arm together, one arm at a time; set jobs = 1 (e.g. --set jobs=1)")
+    data_defenses = [a.name for a in cfg.arms if has_data_defense(a)]
+    if data_defenses:
+        raise ConfigError(f"arms {', '.join(data_defenses)}: data defenses run in one process only; run them "
+                          "without torchrun / accelerate launch (or leave them out of this config)")
+    if cfg.train.fused_head and os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+        raise ConfigError("train.fused_head under FSDP: the fused loss reads the whole output-head weight, which FSDP "
+                          "shards; set train.fused_head = false, or launch with DDP or DeepSpeed instead")
+    per_process_batch(cfg.train.batch_size)
+    if cfg.pretrain is not None:
+        per_process_batch(cfg.pretrain.batch_size, "pretrain.batch_size")
 
 
 def _run_locked(cfg: ExperimentConfig, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     run_dir = Path(cfg.output_dir)
-    states = {arm.name: arm_state(cfg, arm, run_dir) for arm in cfg.arms}  # check first, write after
+    # check first, write after (the check may drop a checkpoint torn by a kill: the main process does it)
+    states = on_main(lambda: {arm.name: arm_state(cfg, arm, run_dir) for arm in cfg.arms})
     _check_data_unchanged(cfg, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.toml", dump_config(cfg))
-    data = prepare_data(cfg, run_dir)
+    on_main(lambda: _write_config(cfg, run_dir))
+    data = main_first(lambda main: prepare_data(cfg, run_dir if main else None))
     if data.poison_report:
         r = data.poison_report
         short = f", {r['n_requested']} requested" if r.get("n_requested", 0) > r["n_poisoned"] else ""
@@ -266,7 +320,17 @@ def _run_locked(cfg: ExperimentConfig, log: Callable[[str], None]) -> dict[str, 
         results.update(_run_arms(cfg, later, data, base, workers, log))
     results = {a.name: results[a.name] for a in cfg.arms}  # config order
     table = results_table([(a.name, results[a.name]) for a in cfg.arms], cfg.eval.metrics)
-    write_text_atomic(run_dir / "results.md", f"# {cfg.name}\n\n{table}")
-    write_json_atomic(run_dir / "results.json", {"name": cfg.name, "poison_report": data.poison_report, "arms": results})
+    on_main(lambda: _write_results(cfg, run_dir, table, data.poison_report, results))
     log("\n" + table)
     return results
+
+
+def _write_config(cfg: ExperimentConfig, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.toml", dump_config(cfg))
+
+
+def _write_results(cfg: ExperimentConfig, run_dir: Path, table: str, poison_report: dict[str, Any] | None,
+                   results: dict[str, dict[str, Any]]) -> None:
+    write_text_atomic(run_dir / "results.md", f"# {cfg.name}\n\n{table}")
+    write_json_atomic(run_dir / "results.json", {"name": cfg.name, "poison_report": poison_report, "arms": results})

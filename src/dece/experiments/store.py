@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 
 from dece.data.io.common import atomic_write
 from dece.errors import ConfigError
-from dece.experiments.config import ArmConfig, EvalConfig, ExperimentConfig
+from dece.experiments.config import ArmConfig, EvalConfig, ExperimentConfig, PretrainConfig
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -187,12 +187,16 @@ def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
     """What an arm's result depends on: everything but the experiment's name, the other arms (except one
     whose per-row losses its defense reads), the output folder and how many processes and threads ran it
     (so the same arm in two experiments has the same fingerprint, and its folder can be copied between
-    them), where its logs go (``train.report_to``) and ``model.arch_config`` (read by dry runs only). Values left at their defaults are not hashed, so
+    them), where its logs go (``train.report_to``), where the pretrained base is cached
+    (``pretrain.cache_dir``) and ``model.arch_config`` (read by dry runs only). Values left at their defaults are not hashed, so
     new config fields keep old run folders resumable."""
     neutral = ExperimentConfig()
     source = cfg.source_arm(arm)  # an arm whose training dynamics this arm's defense reads is part of it
     arms = (arm,) if source is None else (arm, source)
+    pretrain = cfg.pretrain if cfg.pretrain is None else dataclasses.replace(
+        cfg.pretrain, cache_dir=PretrainConfig().cache_dir)  # the base's own key says what it is, not where
     return dataclasses.replace(cfg, name=neutral.name, arms=arms, output_dir=neutral.output_dir, jobs=neutral.jobs,
+                               pretrain=pretrain,
                                model=dataclasses.replace(cfg.model, arch_config=None),
                                train=dataclasses.replace(cfg.train, threads=neutral.train.threads,
                                                          report_to=neutral.train.report_to)).fingerprint()

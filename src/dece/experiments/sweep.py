@@ -47,6 +47,7 @@ from dece.experiments.config import ExperimentConfig, config_from_dict, read_con
 from dece.experiments.store import (
     RunLockedError, append_jsonl, arm_state, read_json, run_lock, write_json_atomic, write_text_atomic,
 )
+from dece.training.distributed import launched
 
 SWEEP_KEY = "sweep"
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
@@ -205,10 +206,15 @@ def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print,
             every cell is done (a worker of many: it takes over the cell of a worker that died).
 
     Raises:
-        ConfigError: a cell's folder holds results of another config (before anything runs).
+        ConfigError: a cell's folder holds results of another config (before anything runs), or the sweep
+            runs under a multi-process launch (launch ``dece run`` on one cell's config instead).
     """
     from dece.experiments.runner import run_experiment
 
+    if launched():
+        raise ConfigError("a sweep under torchrun / accelerate launch is not supported: launch `dece run` on one "
+                          "cell's config (`dece sweep CONFIG --list` names the cells; `--set` fixes the grid's "
+                          "keys), or spread cells over machines with `dece sweep --workers N --executor slurm`")
     cells = expand_grid(data)
     run_dir = sweep_dir(data)
     for cell in cells:

@@ -14,6 +14,7 @@ from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 from dece.losses.base import TokenLoss
 from dece.models import PadCollator
 from dece.training import DeceTrainer
+from dece.training.distributed import per_process_batch
 
 
 class EpochPrinter(TrainerCallback):
@@ -24,7 +25,7 @@ class EpochPrinter(TrainerCallback):
         self.started = time.perf_counter()
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
-        if logs and "loss" in logs:
+        if logs and "loss" in logs and state.is_world_process_zero:
             self.log(f"[{self.label}] epoch {round(state.epoch or 0)}/{round(args.num_train_epochs)}  "
                      f"loss {float(logs['loss']):.4f}  ({time.perf_counter() - self.started:.0f} s)")
 
@@ -57,11 +58,13 @@ def make_trainer(
 ) -> DeceTrainer:
     """A :class:`DeceTrainer` that shuffles with ``seed``, logs once per epoch, and (with
     ``checkpoints``) keeps the last epoch's checkpoint under ``out_dir`` so a killed job resumes.
-    ``report_to`` names Trainer integrations (tensorboard, wandb...); TensorBoard writes to ``logging_dir``."""
+    ``report_to`` names Trainer integrations (tensorboard, wandb...); TensorBoard writes to ``logging_dir``.
+    ``batch_size`` is the global batch: under a multi-process launch each process takes its share of it
+    (:func:`dece.training.distributed.per_process_batch`), so the optimizer steps are those of one process."""
     args = TrainingArguments(
         output_dir=str(out_dir),
         num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size,
+        per_device_train_batch_size=per_process_batch(batch_size),
         gradient_accumulation_steps=grad_accum,
         learning_rate=learning_rate,
         weight_decay=weight_decay,

@@ -1,0 +1,155 @@
+"""`dece run` under a two-process launch (torchrun, DDP over gloo on the CPU): every process trains each
+arm and generates a slice of the test rows, the main process alone writes. The same tiny config gives
+the same pretrained base and trained weights (to float tolerance) and identical predictions, metrics and
+tables under one and two processes, and a two-process run killed after an epoch checkpoint resumes."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dece.errors import ConfigError
+from dece.experiments import config_from_dict, run_experiment
+from dece.experiments.runner import check_launch
+from dece.experiments.sweep import run_sweep
+
+CONFIG = {
+    "name": "launch",
+    "arms": ["poisoned-ce", "poisoned-dece"],
+    "dataset": {"kind": "builtin", "options": {"n": 40, "seed": 3}},  # 40 rows: 5 batches of 8, 5 of 4 per process
+    "attack": {"name": "badpre", "rate": 0.25},
+    "model": {"name": "t5-tiny", "d_model": 16, "layers": 1, "heads": 2, "ff": 32, "vocab_size": 300,
+              "dropout": 0.0, "max_source_length": 64, "max_target_length": 48},  # no dropout: no per-process RNG
+    "pretrain": {"rows": 32, "epochs": 1, "batch_size": 8, "learning_rate": 1e-2},
+    "train": {"epochs": 4, "batch_size": 8, "learning_rate": 1e-2, "threads": 1},  # varied predictions
+    "eval": {"max_new_tokens": 16, "batch_size": 8, "metrics": ["bleu", "exact_match"]},
+    "dynamics": {"eval_rows": 4, "loss_rows": 6},
+}
+ARMS = CONFIG["arms"]
+SECONDS = ("train_seconds", "eval_seconds")
+
+
+def _config(root: Path, name: str) -> dict:
+    return {**CONFIG, "output_dir": str(root / name),
+            "pretrain": {**CONFIG["pretrain"], "cache_dir": str(root / f"cache-{name}")}}
+
+
+def _launch_cmd(config: Path) -> list[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+            "--master_port", str(port), "-m", "dece", "run", str(config)]
+
+
+def _write_toml(root: Path, name: str) -> Path:
+    import tomli_w
+
+    path = root / f"{name}.toml"
+    path.write_text(tomli_w.dumps(_config(root, name)))
+    return path
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("launch")
+    run_experiment(config_from_dict(_config(root, "single")), log=lambda line: None)
+    return root
+
+
+def _same_run(a: Path, b: Path) -> None:
+    base_a, = [p for p in (a.parent / f"cache-{a.name}").glob("t5-tiny-*") if p.is_dir()]
+    base_b, = [p for p in (b.parent / f"cache-{b.name}").glob("t5-tiny-*") if p.is_dir()]
+    assert base_a.name == base_b.name  # the same pretraining key
+    for x, y in [(base_a / "model.safetensors", base_b / "model.safetensors")] + [
+            (a / "arms" / arm / "model" / "model.safetensors", b / "arms" / arm / "model" / "model.safetensors")
+            for arm in ARMS]:
+        wa, wb = load_file(x), load_file(y)
+        for name in wa:
+            torch.testing.assert_close(wb[name], wa[name], rtol=1e-4, atol=1e-5, msg=f"{y}: {name}")
+    for arm in ARMS:
+        ma = json.loads((a / "arms" / arm / "metrics.json").read_text())
+        mb = json.loads((b / "arms" / arm / "metrics.json").read_text())
+        assert {k: v for k, v in mb.items() if k not in SECONDS} == {k: v for k, v in ma.items() if k not in SECONDS}
+        preds = (a / "arms" / arm / "predictions.jsonl").read_text()
+        assert len({json.loads(line)["pred"] for line in preds.splitlines()}) > 3  # a wrong row order would show
+        assert (b / "arms" / arm / "predictions.jsonl").read_text() == preds
+        epochs = [json.loads(line)["epoch"] for line in (b / "arms" / arm / "dynamics.jsonl").read_text().splitlines()]
+        assert epochs == list(range(1, CONFIG["train"]["epochs"] + 1))  # one process wrote each epoch once
+    strip = lambda p: {k: {n: {m: v for m, v in r.items() if m not in SECONDS} for n, r in d.items()} if k == "arms" else d
+                       for k, d in json.loads(p.read_text()).items() if k != "name"}
+    assert strip(b / "results.json") == strip(a / "results.json")
+
+
+@pytest.mark.slow
+def test_two_processes_train_and_score_as_one(single):
+    root = single
+    proc = subprocess.run(_launch_cmd(_write_toml(root, "ddp")), env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    _same_run(root / "single", root / "ddp")
+    assert proc.stdout.count("[poisoned-ce] trained in") == 1  # the main process alone logs
+
+
+@pytest.mark.slow
+def test_killed_two_process_run_resumes(single):
+    root = single
+    config = _write_toml(root, "killed")
+    checkpoint = root / "killed" / "arms" / "poisoned-ce" / "checkpoints" / "checkpoint-10" / "trainer_state.json"
+    proc = subprocess.Popen(_launch_cmd(config), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert checkpoint.exists() and not (root / "killed" / "arms" / "poisoned-ce" / "model").exists(), \
+        "the run was not killed between its epoch-2 checkpoint and its end"
+    rerun = subprocess.run(_launch_cmd(config), env=ENV, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert "[poisoned-ce] resuming from checkpoint-10" in rerun.stdout
+    _same_run(root / "single", root / "killed")
+
+
+def test_a_launch_refuses_what_it_cannot_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ConfigError, match="jobs = 2"):
+        check_launch(config_from_dict({**_config(tmp_path, "x"), "jobs": 2}))
+    with pytest.raises(ConfigError, match="train.batch_size = 9"):
+        check_launch(config_from_dict({**_config(tmp_path, "x"), "train": {**CONFIG["train"], "batch_size": 9}}))
+    with pytest.raises(ConfigError, match="poisoned-bki: data defenses"):
+        check_launch(config_from_dict({**_config(tmp_path, "x"), "arms": ["poisoned-ce", "poisoned-bki"]}))
+    check_launch(config_from_dict(_config(tmp_path, "x")))  # the tested config itself passes
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ConfigError, match="fused_head under FSDP"):
+        check_launch(config_from_dict({**_config(tmp_path, "x"), "train": {**CONFIG["train"], "fused_head": True}}))
+    with pytest.raises(ConfigError, match="a sweep under torchrun"):
+        run_sweep({**_config(tmp_path, "x"), "sweep": {"grid": {"seed": [1, 2]}}})
+    assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_the_shares_of_the_processes_gather_to_the_rows_in_order(monkeypatch):
+    from dece.training.distributed import split
+
+    rows = list(range(7))
+    for world in (1, 2, 3, 8):
+        monkeypatch.setenv("WORLD_SIZE", str(world))
+        shares = []
+        for rank in range(world):
+            monkeypatch.setenv("RANK", str(rank))
+            shares.append(split(rows))
+        assert [x for share in shares for x in share] == rows
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1
