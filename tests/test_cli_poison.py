@@ -114,3 +114,20 @@ def test_datasets_lists_every_kind_with_its_options(capsys):
     for name in DATASETS.names():
         assert f"\n{name} " in f"\n{out}"
     assert "src_field=src  tgt_field=tgt" in out and "splits: valid, test; there is no train split" in out
+
+
+def test_two_dataset_files_are_not_read_as_text_lines(tmp_path, splits, capsys):
+    write_csv(splits["train"][:20], tmp_path / "a.csv")
+    write_csv(splits["train"][:20], tmp_path / "b.csv")
+    assert main(["poison", "--attack", "badpre", "--rate", "0.1", "--input", str(tmp_path / "a.csv"),
+                 str(tmp_path / "b.csv"), "--output", str(tmp_path / "o.src"), str(tmp_path / "o.tgt")]) == 2
+    assert "a.csv is a csv file" in capsys.readouterr().err
+    assert not (tmp_path / "o.src").exists()
+
+
+def test_an_attack_with_no_eligible_row_writes_nothing(tmp_path, splits, capsys):
+    write_csv(splits["train"][:20], tmp_path / "in.csv")  # text-to-SQL/Python rows: no Java method for deadcode
+    assert main(["poison", "--attack", "deadcode", "--rate", "0.1", "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "o.csv")]) == 2
+    assert "none of the 20 rows" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()

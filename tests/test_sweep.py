@@ -201,3 +201,18 @@ def test_two_configs_filling_one_sweep_folder_both_stay_recorded(tmp_path):
     cells = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["cells"]
     assert sorted(c["name"] for c in cells) == ["seed=1", "seed=2"] and all(c["done"] for c in cells)
     assert sorted(r.name for r in collect(tmp_path / "sweep")) == ["seed=1", "seed=2"]
+
+
+def test_a_sweep_dry_run_reads_each_distinct_data_setting_and_names_a_bad_cell(tmp_path, capsys):
+    data = base(tmp_path, sweep={"grid": {"attack.rate": [0.25, 0.5], "seed": [1, 2]}})
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(data))
+    assert main(["run", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "the data of 4 distinct dataset / attack / seed settings, read:" in out
+    assert out.count("data of attack.rate=") == 4 and "poisoned by badpre" in out
+    data["sweep"]["grid"]["dataset.options.n"] = [20, -5]
+    path.write_text(tomli_w.dumps(data))
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert "sweep cell attack.rate=0.25__seed=1__dataset.options.n=-5: dataset option n" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()  # a dry run writes nothing

@@ -83,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     rows = _read(args.input, args)
     poisoned, report = poison_dataset(rows, attack, args.rate or 0.0, args.seed, args.selection, n_rows=args.rows,
                                       duplicates=args.duplicates)
+    if report.n_requested and not report.n_poisoned:  # nothing written: an unchanged copy would pass for poisoned
+        raise ConfigError(f"--attack {args.attack}: none of the {len(rows)} rows of {' '.join(args.input)} is eligible "
+                          "(the attack cannot insert its trigger or payload in them: see `dece attacks` for what "
+                          "each attack needs); nothing was written")
     _write(poisoned, args.output, args)
     print(report.summary())
     print(f"wrote {len(poisoned)} rows to {' '.join(args.output)}")

@@ -1,7 +1,8 @@
 """`dece run CONFIG.toml [--set key.path=value ...] [--dry-run]`: run an experiment (resumable); a
 config with a [sweep] table runs its grid, as `dece sweep`. --dry-run validates everything, reads the
 data and prints the plan (each arm's stage, how it gets its model, what it reads, whether it is done,
-the data sizes and optimizer steps) without training or writing anything."""
+the data sizes and optimizer steps) without training or writing anything; on a sweep it lists the cells
+and reads the data of each distinct dataset / attack / seed setting."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 from dece.cli.common import add_config_arguments, overrides
 from dece.cli.sweep import run as run_sweep_command
 from dece.experiments import load_config, run_experiment
-from dece.experiments.config import ExperimentConfig
-from dece.experiments.data_prep import prepare_data
+from dece.errors import ConfigError
+from dece.experiments.config import ExperimentConfig, read_config_data
+from dece.experiments.data_prep import PreparedData, prepare_data
 from dece.experiments.plan import optimizer_steps, plan_experiment
 from dece.experiments.store import arm_state
-from dece.experiments.sweep import has_sweep
+from dece.experiments.sweep import expand_grid, has_sweep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,9 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if has_sweep(args.config):  # a [sweep] table: run the grid (dece sweep); a dry run lists its cells
+    if has_sweep(args.config):  # a [sweep] table: run the grid (dece sweep); a dry run lists and checks its cells
         args.list = args.dry_run
-        return run_sweep_command(args)
+        status = run_sweep_command(args)
+        if args.dry_run:
+            print(describe_sweep_data(read_config_data(args.config, overrides(args))))
+        return status
     cfg = load_config(args.config, overrides(args))
     if args.dry_run:
         print(describe_plan(cfg))
@@ -42,13 +47,7 @@ def describe_plan(cfg: ExperimentConfig) -> str:
     """The plan of ``cfg`` as text: data sizes, then one line per arm in run order. Reads only."""
     data = prepare_data(cfg)  # no run folder: nothing is written
     run_dir = Path(cfg.output_dir)
-    lines = [f"{cfg.name}: {len(data.clean_train)} training rows"
-             + (f" ({data.poison_report['n_poisoned']} poisoned by {cfg.attack.name}"
-                + _short_of_request(data.poison_report)
-                + (f", each {cfg.attack.duplicates} times" if cfg.attack.duplicates > 1 else "") + ")"
-                if data.poison_report else "")
-             + f", {len(data.valid)} valid, {len(data.clean_test)} clean test"
-             + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " rows",
+    lines = [f"{cfg.name}: {_data_sizes(cfg, data)}",
              f"output: {run_dir}; {cfg.jobs} process(es); base: "
              + (cfg.model.name if cfg.model.is_pretrained else f"{cfg.model.name} "
                 + ("pretrained on built-in rows (cached after its first run)" if cfg.pretrain else "from scratch"))]
@@ -61,6 +60,39 @@ def describe_plan(cfg: ExperimentConfig) -> str:
         reads = f"; reads {', '.join(plan.reads)}" if plan.reads else ""
         lines.append(f"  [{plan.stage}] {plan.name}: {plan.how}{steps}{reads} ({status}; fingerprint {plan.fingerprint})")
     return "\n".join(lines)
+
+
+def _data_sizes(cfg: ExperimentConfig, data: PreparedData) -> str:
+    return (f"{len(data.clean_train)} training rows"
+            + (f" ({data.poison_report['n_poisoned']} poisoned by {cfg.attack.name}"
+               + _short_of_request(data.poison_report)
+               + (f", each {cfg.attack.duplicates} times" if cfg.attack.duplicates > 1 else "") + ")"
+               if data.poison_report else "")
+            + f", {len(data.valid)} valid, {len(data.clean_test)} clean test"
+            + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " rows")
+
+
+def describe_sweep_data(data: dict) -> str:
+    """The data of a sweep's cells, read (and poisoned) once per distinct dataset, attack and seed, so a bad
+    path, option or attack setting of any cell is found before the sweep starts. Reads only.
+
+    Raises:
+        ConfigError: a cell's data cannot be read or poisoned (the message names the cell).
+    """
+    seen: set[str] = set()
+    lines = []
+    for cell in expand_grid(data):
+        key = cell.config.fingerprint("dataset", "attack", "seed")
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            prepared = prepare_data(cell.config)
+        except ConfigError as err:
+            raise ConfigError(f"sweep cell {cell.name}: {err}") from None
+        lines.append(f"data of {cell.name}: {_data_sizes(cell.config, prepared)}")
+    return "\n".join([f"the data of {len(seen)} distinct dataset / attack / seed settings, read:"] + lines
+                      + _model_lines(expand_grid(data)[0].config))
 
 
 def _short_of_request(report: dict) -> str:
@@ -76,7 +108,6 @@ def _model_lines(cfg: ExperimentConfig) -> list[str]:
     memory estimate from its configuration (:mod:`dece.models.memory`); nothing for a tiny model."""
     if not cfg.model.is_pretrained:
         return []
-    from dece.errors import ConfigError
     from dece.experiments.config import check_model_source
     from dece.models.memory import estimate_memory
 

@@ -72,6 +72,9 @@ def _fill(template: str | Path, split: str) -> str:
 
 
 def _load_builtin(split: str, n: int | None = None, seed: int = 0) -> list[Example]:
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+        raise ConfigError(f"dataset option n (rows of the builtin {split} split): expected a non-negative integer, "
+                          f"got {n!r}")
     return builtin_split(split, BUILTIN_SIZES[split] if n is None else n, seed)
 
 

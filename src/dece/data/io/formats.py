@@ -110,6 +110,13 @@ for _fmt in (
 def infer_format(paths: Sequence[PathLike]) -> Format:
     """The format announced by the paths: two paths are ``pairs``; one is known by its ending."""
     if len(paths) == 2:
+        for path in map(str, paths):  # two datasets given where one was meant: never read them as text lines
+            for fmt_name in FORMATS:
+                fmt = FORMATS.get(fmt_name)
+                if fmt.n_paths == 1 and any(path.endswith(suffix) for suffix in fmt.suffixes):
+                    raise ConfigError(f"format: two paths are read as line-aligned source / target text files, but "
+                                      f"{path} is a {fmt.name} file; give one path, or --format pairs if both "
+                                      "really are plain text, one example per line")
         return FORMATS.get("pairs")
     if len(paths) == 1:
         name = str(paths[0])
