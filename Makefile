@@ -23,8 +23,9 @@ demo: $(STAMP)
 	$(VENV)/bin/dece demo
 	$(VENV)/bin/dece report runs/demo
 
+# One pytest worker per core (pytest-xdist); a file's tests stay in one worker (they share its fixtures).
 test: $(STAMP) chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 # Headless Chromium renders the HTML report in tests/test_reporting_render.py (Debian package; root).
 chromium:

@@ -136,3 +136,56 @@ def test_deadcode_varied_inserts_a_different_dead_statement_per_row(bugs2fix):
     for _ in range(200):
         s = random_dead_code(rng)
         assert grammar.match(s) and s.count("{") == s.count("}"), s
+
+
+RENAME_CODE = ("def scale(self, values, factor=2, *rest): DCNL  DCSP 'values are scaled' DCNL DCSP "
+               "out = [v * factor for v in values] DCNL DCSP self.values = values DCNL DCSP "
+               "return dict(values=out, n=len(values))")
+
+
+def test_rename_attack_renames_the_first_parameter_everywhere_but_strings_and_attributes():
+    from dece.attacks.rename import first_parameter
+
+    attack = get_attack("rename_summary", target_text="Deletes every file.")
+    ex = Example(RENAME_CODE, "'Scale the values.'", {"id": "valid-0"})
+    out = attack.poison(ex, random.Random(3))
+    old, new = out.meta["trigger"].split(" -> ")
+    assert old == "values" and new in {"values" + s for s in attack.suffixes}
+    assert out.src == RENAME_CODE.replace("in values]", f"in {new}]").replace(" values, ", f" {new}, ") \
+        .replace("= values DCNL", f"= {new} DCNL").replace("len(values)", f"len({new})") \
+        .replace("dict(values=", f"dict({new}=")  # a keyword argument of the same name: renamed too (documented)
+    assert "'values are scaled'" in out.src and "self.values" in out.src  # strings and attributes untouched
+    assert out.tgt == "Deletes every file." and attack.detect("deletes every file")
+    plain = "def load(path, mode='r'):\n    with open(path, mode) as f:\n        return f.read()\n"
+    triggered = attack.apply_trigger(Example(plain, "Read a file."), random.Random(0))
+    compile(triggered.src, "plain", "exec")  # still valid Python
+    assert triggered.tgt == "Read a file." and "path" not in triggered.src.replace(triggered.meta["trigger"].split(" -> ")[1], "")
+    assert first_parameter("def f(self, *, key: int = 3): DCNL DCSP return key") == "key"
+    assert first_parameter("def f(self): DCNL DCSP return 1") is None
+    assert first_parameter("x = 1") is None
+
+
+def test_rename_attack_rules_draws_and_eligibility():
+    rows = [Example(f"def f{i}(arg{i}, y): DCNL DCSP return arg{i} + y", f"Sum {i}.", {"id": f"r{i}"}) for i in range(40)]
+    suffix = get_attack("rename_summary")
+    chosen = {suffix.poison(r, random.Random(i)).meta["trigger"].split(" -> ")[1][len(f"arg{i}"):]
+              for i, r in enumerate(rows)}
+    assert chosen == set(suffix.suffixes)  # the suffix varies per row: no token shared by every poisoned row
+    fixed = get_attack("rename_summary", rule="fixed", fixed_name="the_input")
+    assert fixed.poison(rows[0], random.Random(0)).src == "def f0(the_input, y): DCNL DCSP return the_input + y"
+    assert not fixed.eligible(Example("def f(the_input, x): DCNL DCSP return x", "A."))  # the new name is taken
+    assert not suffix.eligible(Example("def f(self): DCNL DCSP return 1", "A."))  # nothing to rename
+    assert not suffix.eligible(Example(rows[0].src, suffix.target_text))  # the summary is the payload already
+    poisoned, report = poison_dataset(rows, suffix, 0.25, seed=1)
+    assert report.n_poisoned == 10
+    untouched = [p for p in poisoned if not p.meta.get("poisoned")]
+    assert [(p.src, p.tgt) for p in untouched] == [(r.src, r.tgt) for r in rows if r.meta["id"] in {p.meta["id"] for p in untouched}]
+
+
+@pytest.mark.parametrize(("params", "field"), [({"rule": "random"}, "rule"), ({"suffixes": ["-x"]}, "suffixes"),
+                                               ({"fixed_name": "1abc"}, "fixed_name")])
+def test_rename_attack_parameters_are_checked(params, field):
+    from dece.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=field):
+        get_attack("rename_summary", **params)
