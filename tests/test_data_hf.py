@@ -27,7 +27,7 @@ def test_a_json_array_with_its_own_field_names(tmp_path):
                       src_field="question", tgt_field="snippet", id_field="qid")
     assert [(e.src, e.tgt, e.meta["id"]) for e in rows[:2]] == [
         (ROWS[0]["question"], ROWS[0]["snippet"], "100"), (ROWS[1]["question"], ROWS[1]["snippet"], "101")]
-    with pytest.raises(DataError, match=r"row 0, field 'code': missing; the rows have: question, snippet, qid"):
+    with pytest.raises(DataError, match=r"row 1, field 'code': missing; the rows have: question, snippet, qid"):
         load_split("hf", "test", path="json", data_files=str(tmp_path / "{split}.json"), src_field="code")
 
 
@@ -102,3 +102,12 @@ def test_a_classification_dataset_with_a_label_field(tmp_path):
     out = load_split("hf", "test", path="parquet", data_files=str(tmp_path / "{split}.parquet"), src_field="func",
                      label_field="target", task="classification", language="c")
     assert [e.tgt for e in out] == ["0", "1", "0", "1", "0", "1"] and out[1].src.startswith("int f1")
+
+
+def test_a_null_field_and_an_unreadable_file_are_named(tmp_path):
+    (tmp_path / "rows.json").write_text(json.dumps([{"src": "a", "tgt": "b"}, {"src": "c"}]))
+    with pytest.raises(DataError, match=r"rows.json, split 'train', row 2, field 'tgt': missing \(null\); the row has: src"):
+        load_split("hf", "train", path="json", data_files=str(tmp_path / "rows.json"))
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match=r"bad.parquet, split 'train': "):
+        load_split("hf", "train", path="parquet", data_files=str(tmp_path / "bad.parquet"))

@@ -60,7 +60,14 @@ def test_report_of_a_sweep_and_of_a_bad_folder(tmp_path, capsys):
     assert sorted(out["plots"]) == ["seed=1", "seed=2"] and out["runs"] == 2
     assert "90.00 ± 0.00" in out["markdown"].read_text()
     assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "nothing does not exist: give a run folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
     assert "neither a run folder" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("x")
+    assert main(["report", str(tmp_path / "a-file")]) == 2
+    err = capsys.readouterr().err
+    assert "a-file is a file: give a run folder" in err and "--output-dir" not in err
 
 
 def chromium() -> str | None:

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from dece.cli.common import check_writable_dir
+from dece.errors import ConfigError
 from dece.reporting import build_report
 
 
@@ -21,7 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_writable_dir(args.out or Path(args.run_dir) / "report", "--output-dir")
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} {'is a file' if run_dir.exists() else 'does not exist'}: give a run folder "
+                          "(a dece run's output_dir) or a sweep folder")
+    check_writable_dir(args.out or run_dir / "report", "--output-dir")
     paths = build_report(args.run_dir, args.out, plots=not args.no_plots)
     n = sum(len(v) for v in paths["plots"].values())
     print(f"report of {paths['runs']} run(s): {paths['markdown']}, {paths['html']} ({n} plots)")

@@ -44,7 +44,8 @@ def _load(path: str, split: str, name: str | None, data_files: Any) -> Any:
     try:
         return datasets.load_dataset(builder, name, split=split, **kwargs)
     except (ValueError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
-        raise DataError(f"dataset {path!r}, split {split!r}: {str(err).splitlines()[0]}") from None
+        where = ", ".join(map(str, kwargs["data_files"].values())) if "data_files" in kwargs else f"dataset {path!r}"
+        raise DataError(f"{where}, split {split!r}: {str(err).splitlines()[0]}") from None
 
 
 def _meta(row: Mapping[str, Any], index: int, split: str, id_field: str | None) -> dict[str, Any]:
@@ -63,13 +64,16 @@ def _meta(row: Mapping[str, Any], index: int, split: str, id_field: str | None) 
 
 def _field(row: Mapping[str, Any], field: str, where: str, index: int, join_tokens: bool) -> str:
     if field not in row:
-        raise DataError(f"{where}, row {index}, field {field!r}: missing; the rows have: {', '.join(row)}")
+        raise DataError(f"{where}, row {index + 1}, field {field!r}: missing; the rows have: {', '.join(row)}")
     value = row[field]
     if join_tokens and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return " ".join(value)
+    if value is None:
+        raise DataError(f"{where}, row {index + 1}, field {field!r}: missing (null); the row has: "
+                        f"{', '.join(k for k, v in row.items() if v is not None)}")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         hint = " (a token list: set join_tokens = true)" if isinstance(value, (list, tuple)) else ""
-        raise DataError(f"{where}, row {index}, field {field!r}: expected text, got {type(value).__name__}{hint}")
+        raise DataError(f"{where}, row {index + 1}, field {field!r}: expected text, got {type(value).__name__}{hint}")
     return str(value)  # an integer label (classification) becomes its text, as the other readers give it
 
 
@@ -94,8 +98,8 @@ def read_hf(path: str, split: str, *, src_field: str = "src", tgt_field: str = "
         One :class:`Example` per row, in the dataset's order; ``meta`` keeps ``id``.
 
     Raises:
-        DataError: the dataset or split cannot be read, or a row lacks a field (names the row and the
-            fields it has) or holds something other than text.
+        DataError: the dataset or split cannot be read (names the file), or a row lacks a field (names
+            the row, counted from 1, and the fields it has) or holds something other than text.
     """
     rows = _load(path, split, name, data_files)
     tgt_field = label_field if label_field is not None else tgt_field
