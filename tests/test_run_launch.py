@@ -26,10 +26,11 @@ CONFIG = {
     "arms": ["poisoned-ce", "poisoned-dece"],
     "dataset": {"kind": "builtin", "options": {"n": 40, "seed": 3}},  # 40 rows: 5 batches of 8, 5 of 4 per process
     "attack": {"name": "badpre", "rate": 0.25},
-    "model": {"name": "t5-tiny", "d_model": 16, "layers": 1, "heads": 2, "ff": 32, "vocab_size": 300,
+    "model": {"name": "t5-tiny", "d_model": 32, "layers": 1, "heads": 2, "ff": 64, "vocab_size": 300,
               "dropout": 0.0, "max_source_length": 64, "max_target_length": 48},  # no dropout: no per-process RNG
     "pretrain": {"rows": 32, "epochs": 1, "batch_size": 8, "learning_rate": 1e-2},
-    "train": {"epochs": 4, "batch_size": 8, "learning_rate": 1e-2, "threads": 1},  # varied predictions
+    "train": {"epochs": 4, "batch_size": 8, "learning_rate": 1e-2, "threads": 1,  # varied predictions
+              "group_by_length": True},  # the length-grouped order, too, is the same under 1 and 2 processes
     "eval": {"max_new_tokens": 16, "batch_size": 8, "metrics": ["bleu", "exact_match"]},
     "dynamics": {"eval_rows": 4, "loss_rows": 6},
 }
@@ -73,7 +74,7 @@ def _same_run(a: Path, b: Path) -> None:
     base_b, = [p for p in (b.parent / f"cache-{b.name}").glob("t5-tiny-*") if p.is_dir()]
     assert base_a.name == base_b.name  # the same pretraining key
     # Adam turns the float-order noise of a near-zero gradient into a step of up to ~lr: the arms' weights
-    # agree to a fraction of the learning rate (observed: 7e-7 for CE, 8e-4 for DeCE at lr 1e-2), the
+    # agree to a fraction of the learning rate (observed: 1e-6 to 8e-4 at lr 1e-2), the
     # base's (one epoch) to float precision; a doubled global batch moves them by 8e-2 (CE) and 1e-1 (DeCE)
     atol = {"base": 1e-5, **{arm: 0.25 * CONFIG["train"]["learning_rate"] for arm in ARMS}}
     for key, x, y in [("base", base_a / "model.safetensors", base_b / "model.safetensors")] + [

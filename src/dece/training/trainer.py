@@ -167,7 +167,10 @@ class DeceTrainer(Trainer):
             lengths = [len(row["input_ids"]) + len(row.get("labels", ())) for row in dataset]
         except (KeyError, TypeError, AttributeError):
             raise ConfigError("group_by_length needs training rows that are mappings with 'input_ids'") from None
-        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths)
+        # megabatches of the global batch: the same order under N processes (each then takes every N-th
+        # per-process batch) as in one
+        global_batch = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+        return LengthGroupedSampler(global_batch, lengths=lengths)
 
     def _issue_warnings_after_load(self, load_result: Any) -> None:
         """The stock warnings, less the one for tied weights: a checkpoint stores a tied output head once
