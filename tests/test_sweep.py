@@ -172,7 +172,8 @@ def test_local_submitit_workers_share_a_sweep_and_run_each_cell_once(tmp_path, c
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "s.toml"
     path.write_text(tomli_w.dumps(base(tmp_path, sweep={"grid": {"seed": [1, 2]}})))
-    assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--param", "timeout_min=10"]) == 0
+    assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--param", "timeout_min=10",
+                 "--poll", "1"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("submitted 2 worker(s) (local)") and (tmp_path / "sweep" / "submitit").is_dir()
     started = _started(tmp_path / "sweep")
@@ -190,6 +191,8 @@ def test_submitit_parameters_are_checked_before_anything_runs(tmp_path, capsys):
     assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--param", "timeout_min=abc"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dece sweep: error: --param:") and "timeout_min" in err and "Traceback" not in err
+    assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--poll", "0"]) == 2
+    assert "--poll: must be a positive number of seconds" in capsys.readouterr().err
     assert not (tmp_path / "sweep" / "cells").exists()
 
 

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="submit this many workers through submitit instead of running here")
     p.add_argument("--executor", choices=("slurm", "local"), default="slurm",
                    help="where --workers run: a SLURM job array (default), or local processes")
+    p.add_argument("--poll", type=float, metavar="SECONDS",
+                   help="with --workers: how often a worker looks again at cells other workers hold (default 30)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a submitit parameter, e.g. timeout_min=600, slurm_partition=gpu, gpus_per_node=1 (repeatable)")
     p.set_defaults(func=run)
@@ -44,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         return _submit(data, args)
     if getattr(args, "param", None):
         raise ConfigError("--param: submitit parameters need --workers N (they configure the submitted jobs)")
+    if getattr(args, "poll", None) is not None:
+        raise ConfigError("--poll: the workers' poll interval needs --workers N")
     status = run_sweep(data, on_done=write_results_markdown)
     return 0 if all(s["done"] for s in status) else 1
 
@@ -63,7 +67,10 @@ def _submit(data: dict[str, Any], args: argparse.Namespace) -> int:
     from dece.experiments.cluster import submit_sweep
 
     expand_grid(data)  # a bad grid or config is refused here, not in every job
-    jobs = submit_sweep(data, args.workers, args.executor, dict(map(_param, args.param)))
+    poll = 30.0 if args.poll is None else args.poll
+    if not poll > 0:
+        raise ConfigError(f"--poll: must be a positive number of seconds, got {args.poll}")
+    jobs = submit_sweep(data, args.workers, args.executor, dict(map(_param, args.param)), wait=poll)
     print(f"submitted {len(jobs)} worker(s) ({args.executor}): {' '.join(str(j.job_id) for j in jobs)}; "
           f"logs under {sweep_dir(data) / 'submitit'}; progress: dece sweep {args.config} --list")
     if args.executor != "local":
