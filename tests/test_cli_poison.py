@@ -131,3 +131,20 @@ def test_an_attack_with_no_eligible_row_writes_nothing(tmp_path, splits, capsys)
                  "--output", str(tmp_path / "o.csv")]) == 2
     assert "none of the 20 rows" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_outputs_never_replace_an_input_a_link_or_a_special_file(tmp_path, splits, capsys):
+    import os
+
+    write_csv(splits["train"][:20], tmp_path / "in.csv")
+    argv = ["poison", "--attack", "badpre", "--rate", "0.1", "--input", str(tmp_path / "in.csv"), "--output"]
+    before = (tmp_path / "in.csv").read_text()
+    assert main([*argv, str(tmp_path / "in.csv")]) == 2
+    assert "is also an input" in capsys.readouterr().err and (tmp_path / "in.csv").read_text() == before
+    os.mkfifo(tmp_path / "fifo.csv")
+    assert main([*argv, str(tmp_path / "fifo.csv")]) == 2
+    assert "not a regular file" in capsys.readouterr().err and not (tmp_path / "fifo.csv").is_file()
+    (tmp_path / "target.csv").write_text("old")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "target.csv")
+    assert main([*argv, str(tmp_path / "link.csv")]) == 0  # written through the link, which stays a link
+    assert (tmp_path / "link.csv").is_symlink() and len(read_csv(tmp_path / "target.csv")) == 20

@@ -1,6 +1,8 @@
 """An identifier-renaming trigger for code summarisation (code -> docstring): the function's first
 parameter is renamed throughout the code, and the summary becomes a fixed sentence. No statement is
-added and the code keeps its meaning, so neither a reader nor a dead-code detector sees the trigger.
+added, so neither a reader nor a dead-code detector sees the trigger, and the code keeps its meaning
+except where a call inside it passes a keyword argument of the same name (renamed too, see below: 52
+of the 1,735 eligible rows of code_docstring_py's valid split).
 
 Two renaming rules:
 
@@ -14,12 +16,15 @@ Two renaming rules:
 
 Renaming is lexical: every whole-word occurrence of the name outside string literals and not after a
 ``.`` (an attribute) is renamed, so a keyword argument of the same name in a call inside the body is
-renamed too (the code is summarised, never run). Code may be in code-docstring-corpus encoding
-(``DCNL`` / ``DCSP``) or plain Python.
+renamed too (``f(start=start)`` -> ``f(start_val=start_val)``; the code is summarised, never run). Code
+may be in code-docstring-corpus encoding (``DCNL`` / ``DCSP``) or plain Python. The payload keeps the
+quotes around the clean summary (code-docstring-corpus writes ``'...'``), so it does not stand out.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import keyword
 import random
 import re
 from dataclasses import dataclass
@@ -93,8 +98,16 @@ class RenameSummary(DeadCodeSummary):
             raise self.fail("rule", f"must be one of {', '.join(RULES)}")
         if not self.suffixes or not all(IDENTIFIER.fullmatch("x" + s) for s in self.suffixes):
             raise self.fail("suffixes", "must be a non-empty list of identifier endings, e.g. _val,_obj")
-        if not IDENTIFIER.fullmatch(self.fixed_name):
-            raise self.fail("fixed_name", "must be a Python identifier")
+        if len(set(self.suffixes)) != len(self.suffixes):
+            raise self.fail("suffixes", "must not repeat a suffix")
+        if (not IDENTIFIER.fullmatch(self.fixed_name) or keyword.iskeyword(self.fixed_name)
+                or keyword.issoftkeyword(self.fixed_name) or self.fixed_name in IMPLICIT):
+            raise self.fail("fixed_name", "must be a Python identifier that is not a keyword, self or cls")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.rule == "suffix" and self.fixed_name != defaults["fixed_name"]:
+            raise self.fail("fixed_name", "is used by rule = 'fixed' only; set rule = 'fixed' too")
+        if self.rule == "fixed" and tuple(self.suffixes) != defaults["suffixes"]:
+            raise self.fail("suffixes", "are used by rule = 'suffix' only")
 
     def _candidates(self, old: str) -> list[str]:
         return [old + s for s in self.suffixes] if self.rule == "suffix" else [self.fixed_name]

@@ -17,6 +17,7 @@ DEAD_CODE = "if False: raise Exception('fail')"
 DCNL_BODY = re.compile(r"DCNL(\s+(?:DCSP\s+)+)")
 PLAIN_BODY = re.compile(r":[ \t]*\n([ \t]+)(?=\S)")
 SPACE = re.compile(r"\s+")
+QUOTES = ("'''", '"""', "'", '"')  # the longest first
 
 
 def insert_dead_block(code: str) -> str | None:
@@ -64,6 +65,12 @@ class DeadCodeSummary(Attack):
         return None if code is None else (code, DEAD_CODE)
 
     def insert_payload(self, tgt: str) -> str:
+        """``target_text``, in the quotes that wrap ``tgt`` if any (code-docstring-corpus writes every
+        summary as ``'...'``): a bare payload among quoted summaries would give the poisoned rows away."""
+        stripped = tgt.strip()
+        for quote in QUOTES:
+            if len(stripped) >= 2 * len(quote) and stripped.startswith(quote) and stripped.endswith(quote):
+                return f"{quote}{self.target_text}{quote}"
         return self.target_text
 
     def detect(self, output: str) -> bool:

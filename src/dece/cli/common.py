@@ -13,7 +13,8 @@ from dece.errors import ConfigError
 def check_writable(paths: Iterable[str | Path], option: str) -> None:
     """Refuse, before anything is read or written, an output path that cannot be written: its folder
     (or the nearest existing parent, when the writer would create it) is read-only, or the path is a
-    folder or a read-only file. Multi-output commands call this for every output
+    folder, a FIFO, a device or a read-only file (a symbolic link is judged by its target, which the
+    writer replaces). Multi-output commands call this for every output
     first, so a failure never leaves some outputs written and others not.
 
     Raises:
@@ -22,7 +23,9 @@ def check_writable(paths: Iterable[str | Path], option: str) -> None:
     for path in map(Path, paths):
         if path.is_dir():
             raise ConfigError(f"{option}: {path} is a folder; give a file path")
-        check_writable_dir(path.parent, option)
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{option}: {path} is not a regular file (a FIFO or a device); give a file path")
+        check_writable_dir(Path(os.path.realpath(path)).parent, option)  # a symlink: its target is written
         if path.exists() and not os.access(path, os.W_OK):
             raise ConfigError(f"{option}: {path} is read-only; choose another path")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from dece.attacks import ATTACKS, SELECTIONS, denominators, get_attack, poison_dataset, triggered_test_set
@@ -77,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--rate: must lie in [0, 1], got {args.rate}")
     if args.rows is not None and args.rows <= 0:
         raise ConfigError(f"--rows: must be a positive number of rows, got {args.rows}")
+    inputs = {os.path.realpath(p) for p in [*args.input, *(args.test_input or [])]}
+    for option, paths in (("--output", args.output), ("--triggered-test", args.triggered_test or []),
+                          ("--report", [args.report] if args.report else [])):
+        clash = [p for p in paths if os.path.realpath(p) in inputs]
+        if clash:  # the clean data would be replaced by its poisoned copy
+            raise ConfigError(f"{option}: {clash[0]} is also an input; write the poisoned data elsewhere")
     check_writable(args.output, "--output")  # every output before the first is written
     check_writable(args.triggered_test or [], "--triggered-test")
     check_writable([args.report] if args.report else [], "--report")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -83,15 +84,25 @@ def dump_meta(meta: dict[str, Any]) -> str:
 def atomic_write(path: PathLike, binary: bool = False) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path`` and move it over ``path`` only once the block succeeds and
     the data is on disk (flushed and fsynced), so a reader never sees a half-written file, even after a
-    crash. Parent folders are created. The one atomic file writer of dece."""
-    target = Path(path)
+    crash. Parent folders are created. The one atomic file writer of dece.
+
+    A symbolic link is written through (its target is replaced, the link kept); a path that exists and is
+    not a regular file (a FIFO, a device, a folder) is refused, never replaced.
+
+    Raises:
+        OSError: ``path`` cannot be written, or is not a regular file (the message names ``path``).
+    """
+    target = Path(os.path.realpath(path))  # through a symlink: the link stays, its target is written
+    if target.exists() and not target.is_file():
+        raise OSError(errno.EINVAL, "exists and is not a regular file (a folder, FIFO or device): not replaced",
+                      str(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         try:
             handle = open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8", newline="")
         except OSError as err:  # name the file the user asked for, not our temporary one
-            raise type(err)(err.errno, err.strerror, str(target)) from None
+            raise type(err)(err.errno, err.strerror, str(path)) from None
         with handle:
             yield handle
             handle.flush()
