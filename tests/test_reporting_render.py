@@ -68,6 +68,9 @@ def test_report_of_a_sweep_and_of_a_bad_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path / "a-file")]) == 2
     err = capsys.readouterr().err
     assert "a-file is a file: give a run folder" in err and "--output-dir" not in err
+    arm = tmp_path / "sweep" / "cells" / "seed=1" / "arms" / "poisoned-ce"
+    assert main(["report", str(arm)]) == 2
+    assert "is one arm's folder; give its run folder" in capsys.readouterr().err and not (arm / "report").exists()
 
 
 def chromium() -> str | None:

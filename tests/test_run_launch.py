@@ -158,3 +158,19 @@ def test_the_shares_of_the_processes_gather_to_the_rows_in_order(monkeypatch):
             shares.append(split(rows))
         assert [x for share in shares for x in share] == rows
         assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_a_dry_run_under_a_launch_checks_as_the_run_would_and_errors_print_once(tmp_path, monkeypatch, capsys):
+    from dece.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    config = _write_toml(tmp_path, "dry")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["run", str(config), "--dry-run"]) == 0
+    assert "2 launched processes" in capsys.readouterr().out
+    assert main(["run", str(config), "--dry-run", "--set", "jobs=2"]) == 2
+    assert "jobs = 2 under a launch of 2 processes" in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "1")  # the other processes say nothing: the main one says it
+    assert main(["run", str(config), "--dry-run", "--set", "jobs=2"]) == 2
+    assert main(["run", str(config), "--dry-run"]) == 0
+    assert capsys.readouterr() == ("", "")

@@ -219,3 +219,15 @@ def test_a_sweep_dry_run_reads_each_distinct_data_setting_and_names_a_bad_cell(t
     assert main(["run", str(path), "--dry-run"]) == 2
     assert "sweep cell attack.rate=0.25__seed=1__dataset.options.n=-5: dataset option n" in capsys.readouterr().err
     assert not (tmp_path / "sweep").exists()  # a dry run writes nothing
+
+
+def test_a_cell_whose_data_fits_no_attack_row_is_named(tmp_path, capsys):
+    data = base(tmp_path, sweep={"grid": {"attack.name": ["badpre", "deadcode"]}})
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(data))
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert "sweep cell attack.name=deadcode: " in capsys.readouterr().err
+    assert main(["run", str(path), "--set", "train.epochs=1"]) == 2  # the run: the cell before it is kept
+    assert "sweep cell attack.name=deadcode: " in capsys.readouterr().err
+    assert main(["sweep", str(path), "--list"]) == 0
+    assert capsys.readouterr().out.split()[-4:] == ["done", "attack.name=badpre", "pending", "attack.name=deadcode"]

@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DeceError, OSError) as err:  # expected failures: one line, exit 2 (a traceback with --debug)
         if args.debug:
             raise
-        print(f"dece {args.command}: error: {describe_error(err)}", file=sys.stderr)
+        from dece.training.distributed import is_main
+
+        if is_main():  # under torchrun / accelerate launch every process raises the same: say it once
+            print(f"dece {args.command}: error: {describe_error(err)}", file=sys.stderr)
         return 2
 
 

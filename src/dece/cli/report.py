@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} {'is a file' if run_dir.exists() else 'does not exist'}: give a run folder "
                           "(a dece run's output_dir) or a sweep folder")
+    if run_dir.parent.name == "arms" and (run_dir / "metrics.json").exists():
+        raise ConfigError(f"{run_dir} is one arm's folder; give its run folder, {run_dir.parent.parent}")
     check_writable_dir(args.out or run_dir / "report", "--output-dir")
     paths = build_report(args.run_dir, args.out, plots=not args.no_plots)
     n = sum(len(v) for v in paths["plots"].values())

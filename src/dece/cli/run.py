@@ -12,12 +12,14 @@ from pathlib import Path
 from dece.cli.common import add_config_arguments, overrides
 from dece.cli.sweep import run as run_sweep_command
 from dece.experiments import load_config, run_experiment
-from dece.errors import ConfigError
+from dece.errors import ConfigError, DataError
 from dece.experiments.config import ExperimentConfig, read_config_data
 from dece.experiments.data_prep import PreparedData, prepare_data
 from dece.experiments.plan import optimizer_steps, plan_experiment
 from dece.experiments.store import arm_state
+from dece.experiments.runner import check_launch
 from dece.experiments.sweep import expand_grid, has_sweep
+from dece.training.distributed import is_main, launched, world_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
         return status
     cfg = load_config(args.config, overrides(args))
     if args.dry_run:
-        print(describe_plan(cfg))
+        check_launch(cfg)  # under torchrun / accelerate launch: what the run would refuse
+        plan = describe_plan(cfg)
+        if is_main():
+            print(plan)
         return 0
     run_experiment(cfg)
     return 0
@@ -48,7 +53,8 @@ def describe_plan(cfg: ExperimentConfig) -> str:
     data = prepare_data(cfg)  # no run folder: nothing is written
     run_dir = Path(cfg.output_dir)
     lines = [f"{cfg.name}: {_data_sizes(cfg, data)}",
-             f"output: {run_dir}; {cfg.jobs} process(es); base: "
+             f"output: {run_dir}; "
+             + (f"{world_size()} launched processes; " if launched() else f"{cfg.jobs} process(es); ") + "base: "
              + (cfg.model.name if cfg.model.is_pretrained else f"{cfg.model.name} "
                 + ("pretrained on built-in rows (cached after its first run)" if cfg.pretrain else "from scratch"))]
     lines += _model_lines(cfg)
@@ -88,8 +94,8 @@ def describe_sweep_data(data: dict) -> str:
         seen.add(key)
         try:
             prepared = prepare_data(cell.config)
-        except ConfigError as err:
-            raise ConfigError(f"sweep cell {cell.name}: {err}") from None
+        except (ConfigError, DataError) as err:
+            raise type(err)(f"sweep cell {cell.name}: {err}") from None
         lines.append(f"data of {cell.name}: {_data_sizes(cell.config, prepared)}")
     return "\n".join([f"the data of {len(seen)} distinct dataset / attack / seed settings, read:"] + lines
                       + _model_lines(expand_grid(data)[0].config))
@@ -120,4 +126,5 @@ def _model_lines(cfg: ExperimentConfig) -> list[str]:
         estimate = estimate_memory(cfg.model, cfg.train.batch_size, cfg.model.arch_config)
     except ConfigError as err:
         return lines + [f"memory estimate: unavailable: {err}"]
-    return lines + [f"memory (estimate, batch {cfg.train.batch_size} per GPU): {line}" for line in estimate.lines()]
+    return lines + [f"memory (estimate for one GPU taking the whole batch of {cfg.train.batch_size}; under a launch of N "
+                    f"processes each takes {cfg.train.batch_size}/N): {line}" for line in estimate.lines()]

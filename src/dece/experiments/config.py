@@ -177,7 +177,7 @@ class AttackConfig:
 class TrainConfig:
     epochs: int = field(default=10, metadata={"doc": "passes over the training rows"})
     learning_rate: float = field(default=5e-4, metadata={"doc": "peak learning rate (AdamW)"})
-    batch_size: int = field(default=32, metadata={"doc": "rows per device batch"})
+    batch_size: int = field(default=32, metadata={"doc": "rows per batch over all launched processes (each of N takes batch_size / N); grad_accum batches make one optimizer step"})
     grad_accum: int = field(default=1,
         metadata={"doc": "gradient accumulation steps (the loss stays the accumulated batch's token mean)"})
     weight_decay: float = field(default=0.0, metadata={"doc": "AdamW weight decay"})

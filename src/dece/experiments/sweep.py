@@ -42,7 +42,7 @@ from typing import Any, Callable, Mapping
 import tomli_w
 from filelock import FileLock
 
-from dece.errors import ConfigError
+from dece.errors import ConfigError, DataError
 from dece.experiments.config import ExperimentConfig, config_from_dict, read_config_data
 from dece.experiments.store import (
     RunLockedError, append_jsonl, arm_state, read_json, run_lock, write_json_atomic, write_text_atomic,
@@ -212,9 +212,9 @@ def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print,
     from dece.experiments.runner import run_experiment
 
     if launched():
-        raise ConfigError("a sweep under torchrun / accelerate launch is not supported: launch `dece run` on one "
-                          "cell's config (`dece sweep CONFIG --list` names the cells; `--set` fixes the grid's "
-                          "keys), or spread cells over machines with `dece sweep --workers N --executor slurm`")
+        raise ConfigError("a sweep under torchrun / accelerate launch is not supported: launch `dece run` on a "
+                          "config of one cell (the same settings without a [sweep] table), or spread the cells "
+                          "over machines with `dece sweep --workers N --executor slurm`")
     cells = expand_grid(data)
     run_dir = sweep_dir(data)
     for cell in cells:
@@ -241,6 +241,8 @@ def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print,
                 log(f"{tag} {'waiting' if wait is not None else 'skipped'}: {err}")
                 busy.append((i, cell))
                 continue
+            except (ConfigError, DataError) as err:  # name the cell; the cells before it are kept
+                raise type(err)(f"sweep cell {cell.name}: {err}") from None
             append_jsonl(events, {"cell": cell.name, "event": "done", "time": time.time(),
                                   "seconds": round(time.perf_counter() - started, 1)})
             _record_cells(run_dir, sweep_status(cells))
