@@ -126,3 +126,21 @@ def test_the_report_of_a_sweep_over_settings_draws_the_map(tmp_path):
     assert paths["plots"]["robustness map"]["ASR and clean change"].stat().st_size > 1000
     md = paths["markdown"].read_text()
     assert "## Robustness map" in md and "| attack.rate=0.1 | poisoned-dece | 20.0 | -2.00 |" in md
+
+
+def test_an_arm_copied_into_a_second_cell_counts_once(tmp_path):
+    import json
+
+    ce = {"loss": "ce", "bleu": 60.0, "codebleu": 50.0, "asr": 90.0}
+    cells = {"arms=ce+dece__seed=1": {"overrides": {"arms": ["ce", "dece"], "seed": 1},
+                                     "arms": {"poisoned-ce": ce, "poisoned-dece": {**ce, "loss": "dece", "asr": 0.0}}},
+             "arms=ce+dece__seed=2": {"overrides": {"arms": ["ce", "dece"], "seed": 2},
+                                     "arms": {"poisoned-ce": {**ce, "bleu": 50.0}, "poisoned-dece": {**ce, "loss": "dece"}}},
+             "arms=ls+ce__seed=1": {"overrides": {"arms": ["ls", "ce"], "seed": 1},
+                                   "arms": {"poisoned-ls": {**ce, "loss": "label_smoothing"}, "poisoned-ce": ce}}}
+    sweep = write_sweep(tmp_path / "sweep", cells)
+    for cell, seed in (("arms=ce+dece__seed=1", 1), ("arms=ls+ce__seed=1", 1), ("arms=ce+dece__seed=2", 2)):
+        path = sweep / "cells" / cell / "arms" / "poisoned-ce" / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "fingerprint": f"ce-seed{seed}"}))
+    row = next(r for r in paper_tables(collect(sweep))[0].rows if r[0] == "poisoned-ce")
+    assert row[1] == "55.00 ± 7.07"  # seeds 1 and 2 once each, not 60, 50, 60

@@ -91,15 +91,16 @@ def paper_tables(runs: Sequence[RunRecord]) -> list[Table]:
             row = [arm]
             for atk in attacks:
                 for _, k in present:
-                    vals = []
-                    for r in members:
+                    vals: dict[Any, float] = {}  # one value per arm result: a cell that copied another's
+                    for r in members:            # finished arm (same fingerprint) does not count it twice
                         for a in r.arms:
                             if r.attack == atk and a.name == arm and a.metrics:
                                 v = metric_value(a.metrics, k)
                                 if v is not None:
-                                    vals.append(v)
-                                    seeds.add(tuple((s, str(r.params.get(s))) for s in SEED_KEYS))
-                    row.append(_fmt(vals))
+                                    seed = tuple((s, str(r.params.get(s))) for s in SEED_KEYS)
+                                    vals[a.metrics.get("fingerprint") or (r.dir, seed)] = v
+                                    seeds.add(seed)
+                    row.append(_fmt(list(vals.values())))
             rows.append(row)
         title = ", ".join(f"{k} = {v}" for k, v in key) or (members[0].config.get("name", "") if len(members) == 1 else "all cells")
         note = "BLEU and CodeBLEU on clean test inputs, ASR (%) on triggered test inputs."
