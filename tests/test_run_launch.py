@@ -98,16 +98,10 @@ def _same_run(a: Path, b: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_processes_train_and_score_as_one(single):
-    root = single
-    proc = subprocess.run(_launch_cmd(_write_toml(root, "ddp")), env=ENV, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    _same_run(root / "single", root / "ddp")
-    assert proc.stdout.count("[poisoned-ce] trained in") == 1  # the main process alone logs
-
-
-@pytest.mark.slow
-def test_killed_two_process_run_resumes(single):
+def test_two_processes_killed_mid_arm_resume_and_end_as_one_process(single):
+    """One launch is SIGKILLed (the launcher alone: its workers must die with it) after poisoned-ce's epoch-2
+    checkpoint; the next launch resumes that arm and trains poisoned-dece uninterrupted. Both arms, the
+    base, the predictions and the tables must then be those of the one-process run."""
     root = single
     config = _write_toml(root, "killed")
     checkpoint = root / "killed" / "arms" / "poisoned-ce" / "checkpoints" / "checkpoint-10" / "trainer_state.json"
@@ -125,6 +119,7 @@ def test_killed_two_process_run_resumes(single):
     rerun = subprocess.run(_launch_cmd(config), env=ENV, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     assert "[poisoned-ce] resuming from checkpoint-10" in rerun.stdout
+    assert rerun.stdout.count("[poisoned-dece] trained in") == 1  # the main process alone logs
     _same_run(root / "single", root / "killed")
 
 
