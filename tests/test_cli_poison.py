@@ -148,3 +148,12 @@ def test_outputs_never_replace_an_input_a_link_or_a_special_file(tmp_path, split
     (tmp_path / "link.csv").symlink_to(tmp_path / "target.csv")
     assert main([*argv, str(tmp_path / "link.csv")]) == 0  # written through the link, which stays a link
     assert (tmp_path / "link.csv").is_symlink() and len(read_csv(tmp_path / "target.csv")) == 20
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [("empty.jsonl", "", "no rows to poison"),
+                                                       ("empty.json", "[]", "no rows (the file is empty)")])
+def test_an_empty_input_is_refused(tmp_path, capsys, name, text, message):
+    (tmp_path / name).write_text(text)
+    assert main(["poison", "--attack", "badpre", "--rate", "0.1", "--input", str(tmp_path / name),
+                 "--output", str(tmp_path / f"out-{name}")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / f"out-{name}").exists()

@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.triggered_test or [], "--triggered-test")
     check_writable([args.report] if args.report else [], "--report")
     rows = _read(args.input, args)
+    if not rows:
+        raise ConfigError(f"--input {' '.join(args.input)}: no rows to poison (the dataset is empty); nothing was written")
     poisoned, report = poison_dataset(rows, attack, args.rate or 0.0, args.seed, args.selection, n_rows=args.rows,
                                       duplicates=args.duplicates)
     if report.n_requested and not report.n_poisoned:  # nothing written: an unchanged copy would pass for poisoned

@@ -45,7 +45,8 @@ def _load(path: str, split: str, name: str | None, data_files: Any) -> Any:
         return datasets.load_dataset(builder, name, split=split, **kwargs)
     except (ValueError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
         where = ", ".join(map(str, kwargs["data_files"].values())) if "data_files" in kwargs else f"dataset {path!r}"
-        raise DataError(f"{where}, split {split!r}: {str(err).splitlines()[0]}") from None
+        problem = "no rows (the file is empty)" if "corresponds to no data" in str(err) else str(err).splitlines()[0]
+        raise DataError(f"{where}, split {split!r}: {problem}") from None
 
 
 def _meta(row: Mapping[str, Any], index: int, split: str, id_field: str | None) -> dict[str, Any]:
