@@ -87,7 +87,8 @@ def describe_sweep_data(data: dict) -> str:
     """
     seen: set[str] = set()
     lines = []
-    for cell in expand_grid(data):
+    cells = expand_grid(data)
+    for cell in cells:
         key = cell.config.fingerprint("dataset", "attack", "seed")
         if key in seen:
             continue
@@ -98,7 +99,7 @@ def describe_sweep_data(data: dict) -> str:
             raise type(err)(f"sweep cell {cell.name}: {err}") from None
         lines.append(f"data of {cell.name}: {_data_sizes(cell.config, prepared)}")
     return "\n".join([f"the data of {len(seen)} distinct dataset / attack / seed settings, read:"] + lines
-                      + _model_lines(expand_grid(data)[0].config))
+                      + _model_lines(cells[0].config))
 
 
 def _short_of_request(report: dict) -> str:

@@ -107,23 +107,24 @@ for _fmt in (
     FORMATS.add(_fmt.name, _fmt)
 
 
+def _by_ending(path: PathLike) -> Format | None:
+    """The format whose file ending ``path`` has, if any."""
+    name = str(path)
+    return next((FORMATS.get(n) for n in FORMATS if any(name.endswith(s) for s in FORMATS.get(n).suffixes)), None)
+
+
 def infer_format(paths: Sequence[PathLike]) -> Format:
     """The format announced by the paths: two paths are ``pairs``; one is known by its ending."""
     if len(paths) == 2:
-        for path in map(str, paths):  # two datasets given where one was meant: never read them as text lines
-            for fmt_name in FORMATS:
-                fmt = FORMATS.get(fmt_name)
-                if fmt.n_paths == 1 and any(path.endswith(suffix) for suffix in fmt.suffixes):
-                    raise ConfigError(f"format: two paths are read as line-aligned source / target text files, but "
-                                      f"{path} is a {fmt.name} file; give one path, or --format pairs if both "
-                                      "really are plain text, one example per line")
+        for path in paths:  # two datasets given where one was meant: never read them as text lines
+            fmt = _by_ending(path)
+            if fmt is not None and fmt.n_paths == 1:
+                raise ConfigError(f"format: two paths are read as line-aligned source / target text files, but "
+                                  f"{path} is a {fmt.name} file; give one path, or --format pairs if both "
+                                  "really are plain text, one example per line")
         return FORMATS.get("pairs")
-    if len(paths) == 1:
-        name = str(paths[0])
-        for fmt_name in FORMATS:
-            fmt = FORMATS.get(fmt_name)
-            if any(name.endswith(suffix) for suffix in fmt.suffixes):
-                return fmt
+    if len(paths) == 1 and (fmt := _by_ending(paths[0])) is not None:
+        return fmt
     endings = ", ".join(f"{s} ({n})" for n in FORMATS for s in FORMATS.get(n).suffixes)
     raise ConfigError(f"format: cannot tell the format of {list(map(str, paths))}; "
                       f"give --format or use one path ending in {endings}, or two paths for pairs")
