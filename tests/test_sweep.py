@@ -191,8 +191,9 @@ def test_submitit_parameters_are_checked_before_anything_runs(tmp_path, capsys):
     assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--param", "timeout_min=abc"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dece sweep: error: --param:") and "timeout_min" in err and "Traceback" not in err
-    assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--poll", "0"]) == 2
-    assert "--poll: must be a positive number of seconds" in capsys.readouterr().err
+    for poll in ("0", "inf"):
+        assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--poll", poll]) == 2
+        assert "--poll: must be a positive number of seconds" in capsys.readouterr().err
     assert not (tmp_path / "sweep" / "cells").exists()
 
 

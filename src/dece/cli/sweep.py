@@ -68,7 +68,7 @@ def _submit(data: dict[str, Any], args: argparse.Namespace) -> int:
 
     expand_grid(data)  # a bad grid or config is refused here, not in every job
     poll = 30.0 if args.poll is None else args.poll
-    if not poll > 0:
+    if not 0 < poll < float("inf"):
         raise ConfigError(f"--poll: must be a positive number of seconds, got {args.poll}")
     jobs = submit_sweep(data, args.workers, args.executor, dict(map(_param, args.param)), wait=poll)
     print(f"submitted {len(jobs)} worker(s) ({args.executor}): {' '.join(str(j.job_id) for j in jobs)}; "
