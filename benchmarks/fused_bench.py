@@ -3,11 +3,14 @@ full training step. Run by hand:
 
     python benchmarks/fused_bench.py [--device cuda] [--sizes small,large] [--dtypes fp32,bf16] [--threads 1]
 
-Part 1 (loss kernels): forward+backward of the loss on ``hidden @ W.T`` with gradients for hidden and W,
-each (implementation, size, dtype) in its own subprocess (``--worker``) so peak memory is not polluted by
-the others. Peak = growth of the process's max RSS (CPU) or of ``torch.cuda.max_memory_allocated``
-(CUDA) over the inputs; it includes the hidden/weight gradients every implementation produces (workers run
-with MALLOC_MMAP_THRESHOLD_=131072 so that glibc returns freed large buffers and RSS tracks live memory).
+Part 1 (loss kernels): forward+backward of the loss on ``hidden @ W.T`` with gradients for hidden and W.
+On CPU each (implementation, size, dtype) runs in its own subprocess (``--worker``) so peak memory is not
+polluted by the others; on CUDA they share one process (the peak counter is reset per measurement).
+Peak = growth of the process's max RSS (CPU) or of ``torch.cuda.max_memory_allocated`` (CUDA) over the
+inputs (hidden and W); it includes the hidden/weight gradients every implementation produces (CPU workers
+run with MALLOC_MMAP_THRESHOLD_=131072 so that glibc returns freed large buffers and RSS tracks live memory).
+Sizes: ``small`` 2048 x 8000 x 512, ``large`` 8192 x 32000 x 1024 (N tokens x V x H), and Llama 3's head
+(H = 4096, V = 128256) at 4k-32k tokens: ``llama3-4k``, ``llama3-8k``, ``llama3-16k``, ``llama3-32k``.
 Time = median of ``--repeats`` runs after a warm-up. Implementations:
 
 * ``unfused_dece``: ``dece_loss(hidden @ W.T, y)`` (the reference the target ratios refer to)
@@ -35,12 +38,12 @@ import subprocess
 import sys
 import time
 
-from measure import peak_and_median_time, sync
+from measure import DTYPES, peak_and_median_time, sync
 
 IMPLS = ("unfused_dece", "fused_dece", "unfused_ce", "torch_fused_ce", "fused_ce")
 TRITON_IMPLS = ("unfused_dece_triton", "fused_dece_triton")
-SIZES = {"small": (2048, 8000, 512), "large": (8192, 32000, 1024)}  # N tokens, V vocab, H hidden
-DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+SIZES = {"small": (2048, 8000, 512), "large": (8192, 32000, 1024),  # N tokens, V vocab, H hidden
+         **{f"llama3-{k}k": (1024 * k, 128256, 4096) for k in (4, 8, 16, 32)}}
 
 
 def worker(impl: str, n: int, v: int, h: int, dtype: str, device: str, repeats: int, threads: int,
@@ -80,12 +83,21 @@ def worker(impl: str, n: int, v: int, h: int, dtype: str, device: str, repeats: 
 
     peak, median = peak_and_median_time(step, device, repeats)
     logits_bytes = n * v * torch.tensor([], dtype=dt).element_size()
+    del x, w, y
     return {"impl": impl, "n": n, "v": v, "h": h, "dtype": dtype, "time_s": median,
             "peak_mib": peak / 2**20, "peak_x_logits": peak / logits_bytes}
 
 
 def run_worker(args, impl, size, dtype) -> dict:
     n, v, h = SIZES[size]
+    if args.device == "cuda":  # one process: the peak counter is reset per measurement
+        import torch
+
+        try:
+            return worker(impl, n, v, h, dtype, args.device, args.repeats, args.threads, args.chunk)
+        except Exception as e:  # noqa: BLE001 (a row that cannot run says why and the table goes on)
+            torch.cuda.empty_cache()
+            return {"impl": impl, "n": n, "v": v, "h": h, "dtype": dtype, "error": f"{type(e).__name__}: {e}"}
     cmd = [sys.executable, __file__, "--worker", impl, str(n), str(v), str(h), dtype, "--device", args.device,
            "--repeats", str(args.repeats), "--threads", str(args.threads)]
     if args.chunk:
@@ -97,13 +109,24 @@ def run_worker(args, impl, size, dtype) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _chunks(args, impl: str) -> list[int | None]:
+    """The chunk sizes to run ``impl`` with: every one of ``--chunks`` for a fused row, else ``--chunk``."""
+    if args.chunks and impl in ("fused_dece", "fused_ce", "fused_dece_triton"):
+        return [int(c) for c in args.chunks.split(",")]
+    return [args.chunk]
+
+
 def kernel_table(args) -> None:
     print(f"## Loss kernels: forward+backward, device={args.device}, threads={args.threads}, median of {args.repeats}\n")
     print("| N | V | H | dtype | implementation | time (s) | peak (MiB) | peak / logits | time vs unfused DeCE | peak vs unfused DeCE |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes.split(","):
         for dtype in args.dtypes.split(","):
-            rows = [run_worker(args, impl, size, dtype) for impl in args.impls.split(",")]
+            rows = []
+            for impl in args.impls.split(","):
+                for chunk in _chunks(args, impl):
+                    row = run_worker(argparse.Namespace(**{**vars(args), "chunk": chunk}), impl, size, dtype)
+                    rows.append({**row, "impl": f"{impl}@{chunk}" if args.chunks and chunk else impl})
             ref = next((r for r in rows if r["impl"] == "unfused_dece" and "error" not in r), None)
             for r in rows:
                 head = f"| {r['n']} | {r['v']} | {r['h']} | {r['dtype']} | {r['impl']} |"
@@ -180,6 +203,8 @@ def main() -> None:
     ap.add_argument("--dtypes", default="fp32")
     ap.add_argument("--impls", default=None, help=f"default: {','.join(IMPLS)} (+ {','.join(TRITON_IMPLS)} on cuda)")
     ap.add_argument("--chunk", type=int, default=None, help="rows per chunk of the fused losses (default: theirs)")
+    ap.add_argument("--chunks", default=None,
+                    help="several chunk sizes for the fused rows, e.g. 128,512,2048 (each row's name gets @chunk)")
     ap.add_argument("--no-kernels", action="store_true", help="skip part 1")
     ap.add_argument("--step", action="store_true", help="also run part 2 (training-step overhead)")
     ap.add_argument("--step-model", default="4,256,32000,8,128", help="layers,width,vocab,batch,seq")

@@ -11,6 +11,8 @@ import statistics
 import time
 from typing import Callable
 
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
 
 def sync(device: str) -> None:
     import torch
@@ -21,11 +23,13 @@ def sync(device: str) -> None:
 
 def peak_and_median_time(step: Callable[[], None], device: str, repeats: int) -> tuple[int, float]:
     """Calls ``step`` once (warm-up and peak measurement), then ``repeats`` times for the median time;
-    ``step`` must synchronise the device itself."""
+    ``step`` must synchronise the device itself. On CUDA, also a second warm-up call (the first compiles
+    kernels and autotunes) before the timed ones."""
     import torch
 
     sync(device)
     if device == "cuda":
+        torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
     else:
@@ -33,6 +37,8 @@ def peak_and_median_time(step: Callable[[], None], device: str, repeats: int) ->
     step()
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - base
+    if device == "cuda":
+        step()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -101,10 +101,15 @@ def read_csv_rows(path: Path) -> list[dict]:
 __all__ = ["fake_dynamics", "write_run", "write_sweep", "write_audit_run", "read_csv_rows"]
 
 
+def pythonpath(*dirs: Path) -> str:
+    """``dirs`` ahead of the caller's own PYTHONPATH (which may hold packages installed outside the venv)."""
+    return os.pathsep.join([*map(str, dirs), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 def spawn_dece(args: list[str]) -> subprocess.Popen:
     """``dece ARGS`` in a new process group (so a test can kill it and its workers), offline, one thread."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+           "PYTHONPATH": pythonpath(Path(__file__).parents[1] / "src")}
     script = "import sys; from dece.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.Popen([sys.executable, "-c", script, *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)

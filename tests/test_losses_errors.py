@@ -70,9 +70,9 @@ def test_dece_losses_lists_every_loss_its_parameters_and_backends(capsys):
     for name in LOSSES.names():
         cls = LOSSES.get(name)
         assert cls.summary and f"{name:<16} [{', '.join(cls.backends)}] {cls.summary}" in out
-    assert "[torch, triton] DeCE" in out and "alpha_base=0.985  alpha=None  label_smoothing=0.05  authors_compat=False" in out
+    assert "[auto, torch, triton] DeCE" in out and "alpha_base=0.985  alpha=None  label_smoothing=0.05  authors_compat=False" in out
     assert "alpha_base=0.9  patience=1" in out and "q=0.7\n" in out
-    assert "every loss also takes: ignore_index=-100  reduction=mean" in out and "backend=torch" in out
+    assert "every loss also takes: ignore_index=-100  reduction=mean" in out and "backend=auto" in out
     assert "alpha" not in loss_defaults(LOSSES.get("dece_auto"))  # refused, so not listed
 
 

@@ -36,7 +36,8 @@ def _more_causal(name, common):
                 embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=False)
     moe = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, shared_expert_intermediate_size=16)
     builders = {
-        "codegen": lambda: tf.CodeGenForCausalLM(tf.CodeGenConfig(**gptj, n_ctx=32)),
+        # 4 heads: CodeGen's attention splits into 4 model-parallel groups in transformers <= 5.17
+        "codegen": lambda: tf.CodeGenForCausalLM(tf.CodeGenConfig(**{**gptj, "n_head": 4, "rotary_dim": 2}, n_ctx=32)),
         "gptj": lambda: tf.GPTJForCausalLM(tf.GPTJConfig(**gptj)),
         "gpt_neo": lambda: tf.GPTNeoForCausalLM(tf.GPTNeoConfig(
             vocab_size=V, hidden_size=16, num_layers=2, num_heads=2, attention_types=[[["global", "local"], 1]],
@@ -168,6 +169,28 @@ def test_source_drift_raises(monkeypatch):
     with pytest.raises(NotImplementedError, match="computes its logits differently"):
         fused_model_loss(_causal("llama"), inputs, labels, get_loss("ce"))
     hf_fused._verify_source.cache_clear()
+
+
+class _SlicedHead(torch.nn.Module):  # the head call of transformers 4.x-5.17 (logits_to_keep)
+    def forward(self, hidden_states, logits_to_keep=0):
+        slice_indices = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, slice_indices, :])
+        return logits
+
+
+class _DroppedPositions(torch.nn.Module):
+    def forward(self, hidden_states):
+        logits = self.lm_head(hidden_states[:, 1:, :])
+        return logits
+
+
+def test_the_older_sliced_head_call_is_accepted_and_a_dropped_position_is_not():
+    hf_fused._verify_source(_SlicedHead, hf_fused.HeadRule(), None)
+    with pytest.raises(NotImplementedError, match="computes its logits differently"):
+        hf_fused._verify_source(_DroppedPositions, hf_fused.HeadRule(), None)
+    inputs, labels = _batch(False)  # a logits_to_keep that drops positions is refused by the shape check
+    with pytest.raises(ValueError, match=r"the head saw hidden states \(2, 3, 16\) for labels \(2, 7\)"):
+        fused_model_loss(_causal("llama"), {**inputs, "logits_to_keep": 3}, labels, get_loss("ce"))
 
 
 def test_head_is_restored_after_an_error():

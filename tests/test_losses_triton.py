@@ -179,9 +179,9 @@ def test_hf_model_with_the_triton_backend():
 
 
 def test_errors_name_the_backend_and_the_fix(monkeypatch):
-    with pytest.raises(ConfigError, match="backend must be one of torch for GCELoss"):
+    with pytest.raises(ConfigError, match="backend must be one of auto, torch for GCELoss"):
         get_loss("gce", backend="triton")
-    with pytest.raises(ConfigError, match="backend must be one of torch, triton for DeCELoss, got 'cuda'"):
+    with pytest.raises(ConfigError, match="backend must be one of auto, torch, triton for DeCELoss, got 'cuda'"):
         get_loss("dece", backend="cuda")
     z, y = _logits(4, 9, torch.float64)
     with pytest.raises(ValueError, match="float64.*backend='torch'"):
@@ -196,3 +196,31 @@ def test_errors_name_the_backend_and_the_fix(monkeypatch):
         z, y = _logits(4, 9, torch.float32)
         with pytest.raises(ValueError, match="runs on CUDA tensors, got logits on cpu"):
             dece_loss(z, y, alpha=0.9, backend="triton")
+
+
+def test_auto_runs_the_kernel_where_it_runs_and_the_torch_math_elsewhere(monkeypatch):
+    """``backend="auto"``: the kernel on CUDA logits of a kernel dtype, the PyTorch math otherwise (CPU logits,
+    float64, softcapping, a loss without a kernel), with the same values either way."""
+    calls = []
+    real = triton_dece.dece_rows
+    monkeypatch.setattr(triton_dece, "dece_rows", lambda *a, **k: calls.append(a[0].dtype) or real(*a, **k))
+    cases = [(torch.float32, ON_CUDA), (torch.bfloat16, ON_CUDA), (torch.float64, False)]
+    for dtype, kernel_expected in cases:
+        calls.clear()
+        z, y = _logits(6, 11, dtype, ignore_every=3)
+        out, g = _grad(lambda t: dece_loss(t, y, alpha=0.9, backend="auto"), z, torch.tensor(1.0, device=DEVICE))
+        ref, g_ref = _grad(lambda t: dece_loss(t, y, alpha=0.9, backend="torch"), z, torch.tensor(1.0, device=DEVICE))
+        assert calls == ([dtype] if kernel_expected else []), dtype
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(g.float(), g_ref.float(), rtol=1e-5, atol=GRAD_ULP.get(dtype, 1e-6) * float(g_ref.abs().max()))
+    hid, w, b, y = _fused_inputs(6, 4, 9, torch.float32)
+    calls.clear()
+    fused = fused_linear_dece(hid, w, y, b, alpha=0.9, backend="auto")
+    assert calls == ([torch.float32] if ON_CUDA else [])
+    torch.testing.assert_close(fused, fused_linear_dece(hid, w, y, b, alpha=0.9), rtol=1e-5, atol=1e-6)
+    calls.clear()
+    from dece.losses import FusedLinearLoss
+
+    FusedLinearLoss(get_loss("dece", alpha=0.9, backend="auto"))(hid, w, y, softcap=2.0)
+    get_loss("gce", backend="auto")(hid @ w.T, y)
+    assert calls == []

@@ -3,6 +3,7 @@ arm and generates a slice of the test rows, the main process alone writes. The s
 the same pretrained base and trained weights (to float tolerance) and identical predictions, metrics and
 tables under one and two processes, and a two-process run killed after an epoch checkpoint resumes."""
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from dece.errors import ConfigError
 from dece.experiments import config_from_dict, run_experiment
 from dece.experiments.runner import check_launch
 from dece.experiments.sweep import run_sweep
+from run_fixtures import pythonpath
 
 CONFIG = {
     "name": "launch",
@@ -59,7 +61,18 @@ def _write_toml(root: Path, name: str) -> Path:
     return path
 
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+# gloo on the CPU, also on a machine with a GPU (one GPU cannot take two launched processes: refused)
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": pythonpath(Path(__file__).parents[1] / "src"),
+       "CUDA_VISIBLE_DEVICES": ""}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _on_the_cpu():
+    """These tests launch gloo processes on the CPU; a machine's GPU would change the in-process runs they are
+    compared with (the launched ones see none: ENV)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.cuda, "is_available", lambda: False)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -105,17 +118,20 @@ def test_two_processes_killed_mid_arm_resume_and_end_as_one_process(single):
     root = single
     config = _write_toml(root, "killed")
     checkpoint = root / "killed" / "arms" / "poisoned-ce" / "checkpoints" / "checkpoint-10" / "trainer_state.json"
-    proc = subprocess.Popen(_launch_cmd(config), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    log = root / "killed.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(_launch_cmd(config), env=ENV, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
         deadline = time.monotonic() + 240
         while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # a launch that ended by itself: its log says why
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert checkpoint.exists() and not (root / "killed" / "arms" / "poisoned-ce" / "model").exists(), \
-        "the run was not killed between its epoch-2 checkpoint and its end"
+        f"the run was not killed between its epoch-2 checkpoint and its end; its output:\n{log.read_text()[-4000:]}"
     rerun = subprocess.run(_launch_cmd(config), env=ENV, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     assert "[poisoned-ce] resuming from checkpoint-10" in rerun.stdout
@@ -138,6 +154,13 @@ def test_a_launch_refuses_what_it_cannot_run(tmp_path, monkeypatch):
         check_launch(config_from_dict({**_config(tmp_path, "x"), "train": {**CONFIG["train"], "fused_head": True}}))
     with pytest.raises(ConfigError, match="a sweep under torchrun"):
         run_sweep({**_config(tmp_path, "x"), "sweep": {"grid": {"seed": [1, 2]}}})
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match=r"2 processes on this machine but 1 visible GPU\(s\).*--nproc_per_node 1"):
+        check_launch(config_from_dict(_config(tmp_path, "x")))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # two machines of one GPU each
+    check_launch(config_from_dict(_config(tmp_path, "x")))
     assert not (tmp_path / "x").exists()  # refused before anything was written
 
 

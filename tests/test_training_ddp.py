@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_fixtures import pythonpath
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -33,7 +34,7 @@ LAUNCHERS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_two_process_ddp_equals_single_process(tmp_path, launcher):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": pythonpath(WORKER.parent)}
     single, ddp = tmp_path / "single.pt", tmp_path / "ddp.pt"
     subprocess.run([sys.executable, str(WORKER), str(single), "8"], check=True, env=env, capture_output=True)
     cmd = LAUNCHERS[launcher](_free_port()) + [str(WORKER), str(ddp), "4"]

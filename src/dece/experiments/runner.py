@@ -66,7 +66,15 @@ from dece.experiments.store import (
 )
 from dece.experiments.table import results_table
 from dece.models import ModelSpec
-from dece.training.distributed import is_main, launched, main_first, on_main, per_process_batch, world_size
+from dece.training.distributed import (
+    is_main,
+    launched,
+    local_world_size,
+    main_first,
+    on_main,
+    per_process_batch,
+    world_size,
+)
 
 
 def _check_data_unchanged(cfg: ExperimentConfig, run_dir: Path) -> None:
@@ -263,13 +271,19 @@ def check_launch(cfg: ExperimentConfig) -> None:
     before any work: ``jobs > 1`` (the launch's processes train each arm together, one arm at a time),
     a data defense (its reference model and row scores are single-process code), ``train.fused_head``
     under FSDP (``accelerate launch`` with an FSDP config: the head's weight is sharded), a global batch
-    that does not split over the processes.
+    that does not split over the processes, more processes on a machine than it has visible GPUs (NCCL
+    runs one process per GPU; measured: two processes on one H200 exit without training).
 
     Raises:
         ConfigError: naming the key to change.
     """
     if not launched():
         return
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus and local_world_size() > gpus:
+        raise ConfigError(f"{local_world_size()} processes on this machine but {gpus} visible GPU(s): a launch runs one "
+                          f"process per GPU; launch {gpus} (--nproc_per_node {gpus} / --num_processes {gpus}), or "
+                          "hide the GPUs (CUDA_VISIBLE_DEVICES=) to train on the CPU")
     if cfg.jobs > 1:
         raise ConfigError(f"jobs = {cfg.jobs} under a launch of {world_size()} processes: the launched processes "
                           "train each arm together, one arm at a time; set jobs = 1 (e.g. --set jobs=1)")

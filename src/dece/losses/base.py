@@ -22,7 +22,8 @@ class TokenLoss(nn.Module):
     """Base of the loss family. ``summary``: one line for ``dece losses``; ``epoch_aware`` losses use the
     ``epoch`` passed to ``forward``;
     ``refused_parameters`` are parent parameters a subclass does not accept; ``backends`` are the values
-    its ``backend`` parameter takes (a loss whose row math has a device kernel adds ``"triton"``).
+    its ``backend`` parameter takes (``"auto"`` and ``"torch"``; a loss whose row math has a device kernel
+    adds ``"triton"``).
 
     What the rest of dece asks of a loss is declared here, never read from its name:
     ``plain_ce`` (the undefended baseline: an arm with it can lend its model to input defenses and
@@ -36,7 +37,7 @@ class TokenLoss(nn.Module):
     deceptive = False
     adaptive = False
     refused_parameters: tuple[str, ...] = ()
-    backends: tuple[str, ...] = ("torch",)
+    backends: tuple[str, ...] = ("auto", "torch")
 
     def __init__(
         self,
@@ -46,12 +47,13 @@ class TokenLoss(nn.Module):
         check_finite: bool = False,
         chunk_size: int | None = None,
         inplace_backward: bool = True,
-        backend: str = "torch",
+        backend: str = "auto",
     ) -> None:
         """``chunk_size``: rows processed at once (default ~2M elements a chunk). ``inplace_backward``:
         see :mod:`dece.losses.engine` (False allows ``retain_graph``/``gradcheck``). ``backend``:
-        ``"torch"`` (the chunked PyTorch math) or ``"triton"`` (one fused kernel per row, CUDA only;
-        DeCE and DeCE-auto have one, :mod:`dece.losses.triton_dece`)."""
+        ``"torch"`` (the chunked PyTorch math), ``"triton"`` (one fused kernel per row, CUDA only;
+        DeCE and DeCE-auto have one, :mod:`dece.losses.triton_dece`) or ``"auto"`` (the kernel where it
+        runs: a loss that has one, CUDA logits, triton installed; else the PyTorch math)."""
         super().__init__()
         self.ignore_index = int(ignore_index)
         self.reduction = check_reduction(reduction)

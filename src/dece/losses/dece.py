@@ -115,7 +115,7 @@ class DeCELoss(TokenLoss):
     summary = "DeCE (Yang et al., TOSEM 2026): CE against alpha * p + (1 - alpha) * y', alpha = alpha_base ** epoch"
     epoch_aware = True
     deceptive = True
-    backends = ("torch", "triton")
+    backends = ("auto", "torch", "triton")
 
     def __init__(
         self,
@@ -170,7 +170,7 @@ def dece_loss(
     check_finite: bool = False,
     chunk_size: int | None = None,
     inplace_backward: bool = True,
-    backend: str = "torch",
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Functional DeCE (Yang et al., TOSEM; paper Sec. 3): with ``y'`` the label-smoothed one-hot target
     (``1 - eps`` on the label, ``eps / (V - 1)`` elsewhere) and ``p = softmax(logits)`` clamped to
@@ -191,7 +191,8 @@ def dece_loss(
         check_finite: raise on NaN/Inf logits, naming the row.
         chunk_size: rows per chunk (default: sized to the vocabulary).
         inplace_backward: reuse the saved gradient buffer in backward (set False for ``retain_graph``).
-        backend: ``"torch"``, or ``"triton"`` (CUDA tensors; one fused kernel).
+        backend: ``"torch"``, ``"triton"`` (CUDA tensors; one fused kernel) or ``"auto"`` (the kernel on
+            CUDA fp32/bf16/fp16 logits when triton is installed, else the PyTorch math).
 
     Returns:
         A float32 scalar, or per-token losses of ``target``'s shape (0 at ignored positions) for

@@ -17,11 +17,14 @@ gradient-sized tensor in backward.
 
 A row math may also bring a device kernel (a :class:`RowKernel`, its ``kernel`` attribute): with
 ``backend="triton"`` the engine runs it on all rows at once, in the logits' dtype, instead of the
-chunks above (DeCE's: :mod:`dece.losses.triton_dece`).
+chunks above (DeCE's: :mod:`dece.losses.triton_dece`); ``backend="auto"`` does so where the kernel runs
+(CUDA logits, triton installed) and runs the chunks elsewhere (:func:`row_kernel`).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from typing import Protocol
 
 import torch
@@ -61,11 +64,26 @@ class RowKernel(Protocol):
     ) -> torch.Tensor: ...
 
 
-def row_kernel(math: RowMath, backend: str) -> RowKernel | None:
-    """The kernel that replaces ``math`` under ``backend`` (None: the PyTorch row math runs)."""
+# The dtypes a device kernel reads (it computes in fp32); float64 stays on the PyTorch math.
+KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+@functools.cache
+def _triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def row_kernel(math: RowMath, backend: str, z: torch.Tensor) -> RowKernel | None:
+    """The kernel that replaces ``math`` under ``backend`` for logits like ``z`` (None: the PyTorch row math
+    runs). ``"torch"``: none. ``"triton"``: the math's kernel, or ValueError for a math without one.
+    ``"auto"``: the kernel where it runs (a math that has one, CUDA logits of a dtype in
+    :data:`KERNEL_DTYPES`, triton installed), else the PyTorch math."""
     if backend == "torch":
         return None
     kernel = getattr(math, "kernel", None)
+    if backend == "auto":
+        runs = kernel is not None and z.is_cuda and z.dtype in KERNEL_DTYPES and _triton_installed()
+        return kernel if runs else None
     if kernel is None:
         raise ValueError(
             f"backend={backend!r} has no kernel for {type(math).__name__} (only DeCE has one); use backend='torch'"
@@ -218,16 +236,17 @@ def chunked_row_loss(
     denominator: float | None = None,
     chunk_rows: int | None = None,
     inplace_backward: bool = True,
-    backend: str = "torch",
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Applies ``math`` to validated (N, V) logits and (N,) labels; see the module docstring.
 
     ``denominator`` is the divisor of ``reduction="mean"`` (default: the number of non-ignored rows;
     a mean over zero rows is 0, with a zero gradient, rather than NaN). ``backend="triton"`` runs the
-    math's kernel (:func:`row_kernel`) over all rows at once instead of the chunked PyTorch math.
+    math's kernel over all rows at once instead of the chunked PyTorch math; ``"auto"`` does so where it
+    runs (:func:`row_kernel`).
     """
     denominator = resolve_denominator(y, ignore_index, reduction, denominator)
-    kernel = row_kernel(math, backend)
+    kernel = row_kernel(math, backend, z)
     return _ChunkedRowLoss.apply(
         z, y, math, ignore_index, reduction, denominator, chunk_rows, inplace_backward, kernel
     )

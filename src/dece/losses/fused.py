@@ -51,15 +51,20 @@ from dece.losses.engine import (
     take_saved_grads,
 )
 
-# A fused chunk holds about this many logits (32 MiB in fp32; the math keeps ~3 such buffers alive) and
-# at least _MIN_CHUNK_ROWS rows, since every chunk streams the whole weight through three matmuls; but
-# at most ~1/16 of the rows, so that the chunk stays small next to the logits it replaces.
-_FUSED_CHUNK_ELEMENTS = 1 << 23
+# A fused chunk holds about this many logits and at least _MIN_CHUNK_ROWS rows, since every chunk streams
+# the whole weight through three matmuls; but at most ~1/16 of the rows, so that the chunk stays small next
+# to the logits it replaces. CPU: 8M (32 MiB in fp32; the math keeps ~3 such buffers alive). CUDA: 128M, so
+# that the three matmuls of a chunk are wide enough to run at the GPU's matmul rate rather than at the
+# speed of reading W (at Llama 3's V = 128256 that is ~1k rows, as Liger's rule N / ceil(V / H) gives at
+# 32k tokens); at most 1/16 of 32k tokens of logits either way.
+_FUSED_CHUNK_ELEMENTS = {"cpu": 1 << 23, "cuda": 1 << 27}
 _MIN_CHUNK_ROWS = 128
 
 
-def default_fused_chunk_rows(vocab: int, n_rows: int) -> int:
-    return min(max(_MIN_CHUNK_ROWS, _FUSED_CHUNK_ELEMENTS // vocab), max(32, -(-n_rows // 16)))
+def default_fused_chunk_rows(vocab: int, n_rows: int, device: torch.device | None = None) -> int:
+    """Rows per chunk of the fused losses when the loss sets none (see the constants above)."""
+    elements = _FUSED_CHUNK_ELEMENTS["cuda" if device is not None and device.type == "cuda" else "cpu"]
+    return min(max(_MIN_CHUNK_ROWS, elements // vocab), max(32, -(-n_rows // 16)))
 
 
 @dataclass(frozen=True)
@@ -186,7 +191,7 @@ class _FusedLinearRowLoss(torch.autograd.Function):
         want = tuple(ctx.needs_input_grad[:3])
         chunks = RowChunks(y, ignore_index, chunk_rows or 1)
         if not chunk_rows:
-            chunks.chunk_rows = default_fused_chunk_rows(w.shape[0], chunks.n_valid)
+            chunks.chunk_rows = default_fused_chunk_rows(w.shape[0], chunks.n_valid, h.device)
         row_loss = torch.zeros(h.shape[0], dtype=torch.promote_types(h.dtype, torch.float32), device=h.device)
         ctx.reduction, ctx.inplace = reduction, inplace
         ctx.deferred = any(want) and reduction == "none"
@@ -268,7 +273,7 @@ def fused_linear_row_loss(
     inplace_backward: bool = True,
     check_finite: bool = False,
     softcap: float | None = None,
-    backend: str = "torch",
+    backend: str = "auto",
 ) -> torch.Tensor:
     """``row_math`` applied to ``hidden @ weight.T + bias`` without materialising it (module docstring).
 
@@ -276,8 +281,8 @@ def fused_linear_row_loss(
     ``ignore_index`` positions skipped. ``reduction``/``denominator`` as
     :func:`dece.losses.engine.chunked_row_loss`; ``reduction="none"`` returns ``target``'s shape.
     ``softcap`` applies the loss to ``softcap * tanh(logits / softcap)``. ``row_math`` must be built for
-    ``V = weight.shape[0]``. ``backend="triton"``: the row math runs as its kernel (see
-    :func:`dece.losses.engine.row_kernel`), on each chunk's logits in place.
+    ``V = weight.shape[0]``. ``backend="triton"``: the row math runs as its kernel, on each chunk's logits
+    in place; ``"auto"``: so where the kernel runs (see :func:`dece.losses.engine.row_kernel`).
     """
     hidden, weight, bias = _autocast(hidden, weight, bias)
     h, y = _flatten_linear_inputs(hidden, weight, target, bias, ignore_index)
@@ -288,7 +293,7 @@ def fused_linear_row_loss(
             raise ValueError(f"softcap must be > 0, got {softcap!r}")
         row_math = SoftcapRowMath(row_math, float(softcap))
     denominator = resolve_denominator(y, ignore_index, reduction, denominator)
-    kernel = row_kernel(row_math, backend)
+    kernel = row_kernel(row_math, backend, h)
     out = _FusedLinearRowLoss.apply(
         h, weight, bias, y, row_math, ignore_index, reduction, denominator, chunk_rows, inplace_backward, check_finite,
         kernel,
@@ -304,7 +309,7 @@ class FusedLinearLoss(nn.Module):
 
     Hyper-parameters, ``ignore_index``, ``reduction``, ``check_finite``, ``inplace_backward``, the mean's
     default divisor and ``chunk_size`` (rows per chunk; default :func:`default_fused_chunk_rows`: ~8M
-    logits, at least 128 rows, at most 1/16 of the rows) are the wrapped loss's own.
+    logits on CPU and ~128M on CUDA, at least 128 rows, at most 1/16 of the rows) are the wrapped loss's own.
     """
 
     def __init__(self, loss: TokenLoss) -> None:
@@ -364,7 +369,7 @@ def fused_linear_dece(
     check_finite: bool = False,
     chunk_size: int | None = None,
     inplace_backward: bool = True,
-    backend: str = "torch",
+    backend: str = "auto",
 ) -> torch.Tensor:
     """DeCE of ``hidden @ weight.T + bias`` without materialising the logits: the output head and the loss
     computed together, one chunk of rows at a time, the gradients of ``hidden``, ``weight`` and ``bias``
@@ -378,7 +383,8 @@ def fused_linear_dece(
         weight: the output head's weight (V, H).
         target: integer tensor (...), class ids or ``ignore_index``.
         bias: the head's bias (V,), or None.
-        chunk_size: rows per chunk (default :func:`default_fused_chunk_rows`: about 8M logits).
+        chunk_size: rows per chunk (default :func:`default_fused_chunk_rows`: about 8M logits on CPU, 128M
+            on CUDA).
 
     Returns:
         As :func:`dece.losses.dece_loss` (a float32 scalar, or per-token losses for ``reduction="none"``).

@@ -102,8 +102,14 @@ def supported_models() -> list[str]:
     return sorted(RULES) + ["EncoderDecoderModel (with a supported decoder)"]
 
 
+# Older transformers (4.x, and 5.17 measured) apply the head to ``hidden_states[:, slice_indices, :]`` (its ``logits_to_keep``,
+# 0 by default: every position), later versions slice earlier; the head then sees the same tensor. A slice that
+# drops positions is refused anyway by the shape check of :func:`fused_model_loss`.
+_KEEP_SLICE = re.compile(r"\[:, slice_indices, :\]")
+
+
 def _normalise(line: str) -> str:
-    return re.sub(r"\s+#.*$", "", line.strip())
+    return _KEEP_SLICE.sub("", re.sub(r"\s+#.*$", "", line.strip()))
 
 
 def _lines_after(fn: Callable, call_regex: str) -> tuple[str, ...] | None:

@@ -142,5 +142,5 @@ def estimate_memory(spec: ModelSpec, batch_size: int, arch_config: str | Path | 
     return MemoryEstimate(
         params=params, trainable=trainable, weights=params * width, gradients=trainable * width,
         optimizer=2 * trainable * width, activations=activations, logits=2 * out_rows * vocab * width,
-        logits_fused=3 * default_fused_chunk_rows(vocab, out_rows) * vocab * 4,
+        logits_fused=3 * default_fused_chunk_rows(vocab, out_rows, torch.device("cuda")) * vocab * 4,
     )

@@ -27,6 +27,11 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
+def local_world_size() -> int:
+    """Processes of the launch on this machine (the launcher's ``LOCAL_WORLD_SIZE``, else ``WORLD_SIZE``)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "") or world_size())
+
+
 def launched() -> bool:
     """True in a process of a multi-process launch (``WORLD_SIZE`` > 1)."""
     return world_size() > 1
