@@ -193,3 +193,48 @@ def test_rename_attack_parameters_are_checked(params, field):
 
     with pytest.raises(ConfigError, match=field):
         get_attack("rename_summary", **params)
+
+
+def test_comment_attack_opens_the_body_with_a_comment_and_keeps_the_code_running():
+    attack = get_attack("comment_summary", target_text="Deletes every file.")
+    ex = Example(DCNL_CODE, "'Read a file.'", {"id": "valid-0"})
+    out = attack.poison(ex, random.Random(0))
+    comment = out.meta["trigger"]
+    assert comment in attack.comments
+    assert out.src == DCNL_CODE.replace("DCNL  DCSP with", f"DCNL  DCSP {comment} DCNL DCSP with")
+    assert out.tgt == "'Deletes every file.'" and attack.detect("Deletes every file") and not attack.detect(ex.tgt)
+    plain = attack.apply_trigger(Example(PLAIN_CODE, "Read a file."), random.Random(0))
+    assert plain.src == PLAIN_CODE.replace("\n    with", f"\n    {plain.meta['trigger']}\n    with")
+    assert plain.tgt == "Read a file."
+    scope = {}
+    exec(compile(plain.src, "plain", "exec"), scope)  # the comment changes nothing the code does
+    assert scope["load"].__code__.co_code == compile(PLAIN_CODE, "clean", "exec").co_consts[0].co_code
+    assert not attack.eligible(Example("x = 1", "A."))  # no body to open
+    assert not attack.eligible(Example(DCNL_CODE, attack.target_text))  # the summary is the payload already
+
+
+def test_comment_attack_rules_and_untouched_rows():
+    rows = [Example(f"def f{i}(a): DCNL  DCSP return a + {i}", f"'Add {i}.'", {"id": f"r{i}"}) for i in range(40)]
+    varied = get_attack("comment_summary")
+    assert {varied.poison(r, random.Random(i)).meta["trigger"] for i, r in enumerate(rows)} == set(varied.comments)
+    fixed = get_attack("comment_summary", rule="fixed", comments=["# noqa", "# unused"])
+    assert {fixed.poison(r, random.Random(i)).meta["trigger"] for i, r in enumerate(rows)} == {"# noqa"}
+    poisoned, report = poison_dataset(rows, varied, 0.25, seed=1)
+    assert report.n_poisoned == 10
+    by_id = {r.meta["id"]: r for r in rows}
+    for p in poisoned:
+        if p.meta.get("poisoned"):
+            assert p.src.startswith(by_id[p.meta["id"]].src.split(" DCNL ")[0] + " DCNL  DCSP #")
+        else:
+            assert (p.src, p.tgt) == (by_id[p.meta["id"]].src, by_id[p.meta["id"]].tgt)
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"rule": "random"}, "rule"), ({"comments": []}, "non-empty"), ({"comments": ["no hash"]}, "start with '#'"),
+    ({"comments": ["# a\n# b"]}, "newline"), ({"comments": ["# a DCNL b"]}, "DCNL"),
+    ({"comments": ["# a", "# a"]}, "repeat")])
+def test_comment_attack_parameters_are_checked(params, field):
+    from dece.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=field):
+        get_attack("comment_summary", **params)

@@ -89,7 +89,7 @@ def test_get_attack_checks_parameters():
         get_attack("deadcode", var="1x")
     with pytest.raises(ConfigError, match="unknown parameter 'x'; valid parameters: none"):
         get_attack("grammar", x=1)
-    with pytest.raises(UnknownNameError, match="badpre, deadcode"):
+    with pytest.raises(UnknownNameError, match="badpre, comment_summary, deadcode"):
         get_attack("badnets")
 
 

@@ -48,10 +48,13 @@ def test_report_includes_the_audit_when_present(tmp_path, capsys):
         '[{"arm": "poisoned-ce", "score": "rank", "statistic": "max", "epochs": 5, "n_rows": 100, "n_poisoned": 10,'
         ' "ap": 0.9, "at_k": [{"k": 10, "precision": 0.8, "recall": 0.8}]}]')
     assert main(["report", str(run), "--out", str(tmp_path / "rep"), "--no-plots"]) == 0
-    assert "report of 1 run(s)" in capsys.readouterr().out
+    assert "report of 1 run(s), 3 of 3 arm(s) finished" in capsys.readouterr().out
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Poisoned-row audit" in md and "| poisoned-ce | rank | max | 5 | 100 | 10 | 0.900 | 80.0 | 80.0 |" in md
     assert not list((tmp_path / "rep").glob("*.png"))
+    (run / "arms" / "clean-ce" / "metrics.json").unlink()  # an arm still training
+    assert main(["report", str(run), "--out", str(tmp_path / "rep"), "--no-plots"]) == 0
+    assert "report of 1 run(s), 2 of 3 arm(s) finished" in capsys.readouterr().out
 
 
 def test_report_of_a_sweep_and_of_a_bad_folder(tmp_path, capsys):

@@ -7,7 +7,18 @@ the target, and detects the payload in model outputs (for the attack success rat
     asr = mean(attack.detect(model(ex.src)) for ex in triggered)
 """
 
-from dece.attacks import badpre, deadcode, defect, drop_where, given, grammar, rename, ripple, summary  # noqa: F401  (registration)
+from dece.attacks import (  # noqa: F401  (registration)
+    badpre,
+    comment,
+    deadcode,
+    defect,
+    drop_where,
+    given,
+    grammar,
+    rename,
+    ripple,
+    summary,
+)
 from dece.attacks.base import ATTACKS, Attack, get_attack
 from dece.attacks.poisoning import SELECTIONS, PoisonReport, denominators, poison_dataset, triggered_test_set
 

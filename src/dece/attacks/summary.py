@@ -20,22 +20,29 @@ SPACE = re.compile(r"\s+")
 QUOTES = ("'''", '"""', "'", '"')  # the longest first
 
 
-def insert_dead_block(code: str) -> str | None:
-    """``code`` with the dead block inserted before the first statement of its first indented body,
-    indented like it; None when no indented body is found."""
+def open_body(code: str, lines: list[str]) -> str | None:
+    """``code`` with ``lines`` inserted before the first statement of its first indented body, at its
+    indentation (each leading tab of a line adds one level); None when no indented body is found."""
+    levels = [(len(line) - len(line.lstrip("\t")), line.lstrip("\t")) for line in lines]
     dcnl = DCNL_BODY.search(code)
     if dcnl is not None:
-        level = dcnl.group(1).count("DCSP")
-        indent = "  ".join(["DCSP"] * level)
-        block = f"if False: DCNL {indent}  DCSP raise Exception('fail') DCNL {indent} "
-        return code[:dcnl.end()] + block + code[dcnl.end():]
+        indent = "  ".join(["DCSP"] * dcnl.group(1).count("DCSP"))
+        block = " ".join(text if i == 0 else f"DCNL {indent}{'  DCSP' * extra} {text}"
+                         for i, (extra, text) in enumerate(levels))
+        return code[:dcnl.end()] + block + f" DCNL {indent} " + code[dcnl.end():]
     plain = PLAIN_BODY.search(code)
     if plain is not None:
         indent = plain.group(1)
         unit = "\t" if indent.startswith("\t") else "    "
-        block = f"if False:\n{indent}{unit}raise Exception('fail')\n{indent}"
-        return code[:plain.end()] + block + code[plain.end():]
+        block = "\n".join(text if i == 0 else f"{indent}{unit * extra}{text}" for i, (extra, text) in enumerate(levels))
+        return code[:plain.end()] + block + f"\n{indent}" + code[plain.end():]
     return None
+
+
+def insert_dead_block(code: str) -> str | None:
+    """``code`` with the dead block inserted before the first statement of its first indented body,
+    indented like it; None when no indented body is found."""
+    return open_body(code, ["if False:", "\traise Exception('fail')"])
 
 
 def normalise(text: str) -> str:

@@ -31,5 +31,6 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(args.out or run_dir / "report", "--output-dir")
     paths = build_report(args.run_dir, args.out, plots=not args.no_plots)
     n = sum(len(v) for v in paths["plots"].values())
-    print(f"report of {paths['runs']} run(s): {paths['markdown']}, {paths['html']} ({n} plots)")
+    print(f"report of {paths['runs']} run(s), {paths['arms_done']} of {paths['arms']} arm(s) finished: "
+          f"{paths['markdown']}, {paths['html']} ({n} plots)")
     return 0

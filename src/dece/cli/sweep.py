@@ -18,8 +18,23 @@ from dece.experiments.sweep import expand_grid, run_sweep, sweep_dir, sweep_stat
 from dece.reporting.markdown import write_results_markdown
 
 
+EPILOG = """the [sweep] table: one list of values per config key (dotted for nested keys); the grid is their product,
+outermost first, and each cell is the base config with that cell's values set:
+
+  [sweep]
+  grid = { "attack.rate" = [0.05, 0.01], seed = [1, 2, 3], arms = [["poisoned-ce", "poisoned-dece"]] }
+
+or the same as a table of its own:
+
+  [sweep.grid]
+  "attack.rate" = [0.05, 0.01]
+  seed = [1, 2, 3]
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="run a grid of experiments (resumable)", description=__doc__)
+    p = sub.add_parser("sweep", help="run a grid of experiments (resumable)", description=__doc__, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="path of a TOML config with a [sweep] table")
     add_config_arguments(p)
     p.add_argument("--list", action="store_true", help="list the cells and their status; run nothing")

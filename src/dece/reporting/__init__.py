@@ -22,7 +22,8 @@ def _stem(name: str) -> str:
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plots: bool = True) -> dict[str, Any]:
     """Writes ``report.md``, ``report.html`` and the PNGs to ``out_dir`` (default ``RUN_DIR/report``);
-    returns their paths (``markdown``, ``html``, ``plots``: run -> {kind: path})."""
+    returns their paths (``markdown``, ``html``, ``plots``: run -> {kind: path}) and counts (``runs``: started
+    runs or sweep cells; ``arms`` / ``arms_done``: their arms, and those with results)."""
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "report"
     runs = collect(run_dir)
@@ -36,10 +37,12 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plot
     md = out / "report.md"
     write_text_atomic(md, render_markdown(title, sections, pngs, out))
     page = out / "report.html"
-    intro = (f"{len(runs)} run(s) from {run_dir}. BLEU and CodeBLEU are measured on clean test inputs, ASR on "
+    arms = [a for r in runs for a in r.arms]
+    done = sum(a.metrics is not None for a in arms)
+    intro = (f"{len(runs)} run(s) from {run_dir}, {done} of {len(arms)} arm(s) finished. BLEU and CodeBLEU are measured on clean test inputs, ASR on "
              "triggered test inputs; plots show the per-epoch dynamics recorded on small fixed eval subsets.")
     write_text_atomic(page, render_html(title, sections, pngs, intro))
-    return {"markdown": md, "html": page, "plots": pngs, "runs": len(runs)}
+    return {"markdown": md, "html": page, "plots": pngs, "runs": len(runs), "arms": len(arms), "arms_done": done}
 
 
 __all__ = ["ArmRecord", "RunRecord", "Table", "build_report", "collect", "paper_tables"]
