@@ -22,6 +22,9 @@ parts="${parts/ core / tests bench step }"
 parts="${parts/ e2e / suite demo }"
 parts="${parts/ all / tests bench step suite demo }"
 want() { [[ "$parts" == *" $1 "* ]]; }
+for p in $parts; do
+  case "$p" in tests|bench|step|suite|demo) ;; *) echo "gpu_check.sh: unknown part '$p' (tests, bench, step, suite, demo, core, e2e, all)" >&2; exit 2 ;; esac
+done
 out="${OUT:-/tmp/gpu_check}"
 mkdir -p "$out"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
@@ -30,9 +33,11 @@ if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
-python3 - <<'PY' | tee "$out/env.txt"
+python3 - <<'PY' | tee "$out/env.txt" || { echo "gpu_check.sh: needs a CUDA device, torch, triton and transformers" >&2; exit 2; }
+import sys
 import torch, triton, transformers
-assert torch.cuda.is_available(), "no CUDA device"
+if not torch.cuda.is_available():
+    sys.exit("no CUDA device visible to torch")
 print(f"{torch.cuda.get_device_name()}; torch {torch.__version__} (CUDA {torch.version.cuda}); triton {triton.__version__}; "
       f"transformers {transformers.__version__}")
 PY
