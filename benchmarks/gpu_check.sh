@@ -17,6 +17,7 @@
 # this script adds). Missing Python packages can be put as wheels in .whl/ (installed into /tmp/site).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"  # the interpreter with torch (and CUDA): PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh
 parts=" ${*:-all} "
 parts="${parts/ core / tests bench step }"
 parts="${parts/ e2e / suite demo }"
@@ -30,10 +31,10 @@ mkdir -p "$out"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
-python3 - <<'PY' | tee "$out/env.txt" || { echo "gpu_check.sh: needs a CUDA device, torch, triton and transformers" >&2; exit 2; }
+"$PY" - <<'PY' | tee "$out/env.txt" || { echo "gpu_check.sh: $PY needs a CUDA device, torch, triton and transformers (set PYTHON=...)" >&2; exit 2; }
 import sys
 import torch, triton, transformers
 if not torch.cuda.is_available():
@@ -43,30 +44,30 @@ print(f"{torch.cuda.get_device_name()}; torch {torch.__version__} (CUDA {torch.v
 PY
 status=0
 if want tests; then  # the timings below are worth having even if a test fails
-  timeout 140 python3 -m pytest -q -p no:cacheprovider -n 8 tests/test_losses_triton.py tests/test_losses_fused.py \
+  timeout 140 "$PY" -m pytest -q -p no:cacheprovider -n 8 tests/test_losses_triton.py tests/test_losses_fused.py \
     tests/test_losses_hf_fused.py tests/test_losses_dece.py 2>&1 | tee "$out/loss_tests.log" || status=1
 fi
 if want bench; then
-  timeout 50 python3 benchmarks/loss_bench.py --device cuda --dtypes fp32,bf16 --repeats 20 2>&1 | tee "$out/loss_bench.md"
-  timeout 80 python3 benchmarks/fused_bench.py --device cuda --dtypes fp32,bf16 --sizes small,large --repeats 5 \
+  timeout 50 "$PY" benchmarks/loss_bench.py --device cuda --dtypes fp32,bf16 --repeats 20 2>&1 | tee "$out/loss_bench.md"
+  timeout 80 "$PY" benchmarks/fused_bench.py --device cuda --dtypes fp32,bf16 --sizes small,large --repeats 5 \
     2>&1 | tee "$out/fused_bench.md"
-  timeout 80 python3 benchmarks/fused_bench.py --device cuda --dtypes bf16 --sizes llama3-4k,llama3-8k,llama3-16k,llama3-32k \
+  timeout 80 "$PY" benchmarks/fused_bench.py --device cuda --dtypes bf16 --sizes llama3-4k,llama3-8k,llama3-16k,llama3-32k \
     --repeats 3 2>&1 | tee -a "$out/fused_bench.md"
-  timeout 50 python3 benchmarks/fused_bench.py --device cuda --dtypes bf16 --sizes llama3-32k --repeats 3 \
+  timeout 50 "$PY" benchmarks/fused_bench.py --device cuda --dtypes bf16 --sizes llama3-32k --repeats 3 \
     --impls unfused_dece_triton,fused_dece,fused_dece_triton --chunks 128,512,1024,2048 2>&1 | tee -a "$out/fused_bench.md"
 fi
 if want step; then
-  timeout 50 python3 benchmarks/fused_bench.py --device cuda --no-kernels --step --step-dtype bf16 \
+  timeout 50 "$PY" benchmarks/fused_bench.py --device cuda --no-kernels --step --step-dtype bf16 \
     --step-model 8,1024,32000,8,512 --step-repeats 20 2>&1 | tee "$out/step.md"
 fi
 if want suite; then
-  timeout 200 python3 -m pytest -q -p no:cacheprovider -n 16 --dist loadfile --ignore tests/test_docs.py \
+  timeout 200 "$PY" -m pytest -q -p no:cacheprovider -n 16 --dist loadfile --ignore tests/test_docs.py \
     --ignore tests/test_reporting_render.py >"$out/suite.log" 2>&1 || status=1
   tail -40 "$out/suite.log"
 fi
 if want demo; then
   start=$SECONDS
-  timeout 170 python3 -m dece demo >"$out/demo.log" 2>&1
+  timeout 170 "$PY" -m dece demo >"$out/demo.log" 2>&1
   rc=$?
   [[ $rc == 0 ]] || status=1
   echo "dece demo: exit $rc, $((SECONDS - start)) s of wall time" | tee -a "$out/demo.log"

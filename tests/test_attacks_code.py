@@ -238,3 +238,24 @@ def test_comment_attack_parameters_are_checked(params, field):
 
     with pytest.raises(ConfigError, match=field):
         get_attack("comment_summary", **params)
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    ("def g(x):  # a note\n    if x:\n        return 1\n    return 2\n",
+     "def g(x):  # a note\n    # T\n    if x:\n        return 1\n    return 2\n"),  # not inside the nested block
+    ("import os\nif os.name:\n    y = 1\ndef late(x):\n    return x\n",
+     "import os\nif os.name:\n    y = 1\ndef late(x):\n    # T\n    return x\n"),  # not in module-level code
+    ("class C:\n    def m(self):\n        return 1\n", "class C:\n    def m(self):\n        # T\n        return 1\n"),
+    ("def f(a: int = (1, 2)) -> dict[str, int]:\n\n    return {}\n",
+     "def f(a: int = (1, 2)) -> dict[str, int]:\n\n    # T\n    return {}\n"),
+    ("def f(a):\r\n    return a\r\n", "def f(a):\r\n    # T\r\n    return a\r\n"),  # CRLF kept
+    ("async def f(\n    a,\n):\n\treturn a\n", "async def f(\n    a,\n):\n\t# T\n\treturn a\n"),
+    ("def f(): return 1\n", None), ("x = 1\nif x:\n    y = 2\n", None)])
+def test_summary_triggers_open_the_first_function_body(code, expected):
+    attack = get_attack("comment_summary", rule="fixed", comments=["# T"])
+    triggered = attack.apply_trigger(Example(code, "A."), random.Random(0)) if expected else None
+    assert (triggered.src if triggered else None) == expected
+    assert attack.eligible(Example(code, "A.")) == (expected is not None)
+    if expected:
+        dead = get_attack("deadcode_summary").apply_trigger(Example(code, "A."), random.Random(0)).src
+        compile(dead, "dead", "exec")  # the dead block lands in the same body, still valid Python

@@ -16,7 +16,8 @@ from dece.losses import DeCELoss, dece_loss, get_loss
         ({"alpha_base": 1.01}, r"alpha_base must lie in \(0, 1\]"),
         ({"alpha": float("nan")}, r"alpha must lie in"),
         ({"reduction": "avg"}, r"reduction must be one of mean, sum, none"),
-        ({"chunk_size": 0}, r"chunk_size must be >= 1"),
+        ({"chunk_size": 0}, r"chunk_size must be a whole number of rows >= 1"),
+        ({"chunk_size": 1.5}, r"chunk_size must be a whole number"),
     ],
 )
 def test_out_of_range_hyper_parameters(kwargs, match):
@@ -24,9 +25,17 @@ def test_out_of_range_hyper_parameters(kwargs, match):
         DeCELoss(**kwargs)
 
 
-def test_epoch_below_one():
-    with pytest.raises(ValueError, match="epoch is counted from 1"):
-        dece_loss(torch.randn(3, 4), torch.tensor([0, 1, 2]), epoch=0)
+@pytest.mark.parametrize("epoch", [0, float("inf"), float("nan")])
+def test_epoch_below_one_or_not_finite(epoch):
+    with pytest.raises(ValueError, match="epoch is a finite number counted from 1"):
+        dece_loss(torch.randn(3, 4), torch.tensor([0, 1, 2]), epoch=epoch)
+
+
+@pytest.mark.parametrize("denominator", [-1, float("nan"), float("inf")])
+def test_a_negative_or_non_finite_mean_denominator_is_refused(denominator):
+    with pytest.raises(ValueError, match="mean_denominator must be a finite number >= 0"):
+        dece_loss(torch.randn(3, 4), torch.tensor([0, 1, 2]), alpha=0.9, mean_denominator=denominator)
+    assert float(dece_loss(torch.randn(3, 4), torch.full((3,), -100), alpha=0.9, mean_denominator=0)) == 0
 
 
 def test_target_out_of_vocab_names_position():

@@ -189,11 +189,11 @@ def test_errors_mirror_dece_loss():
         fused_linear_dece(hid, w, torch.tensor([0, 5, 1, 2]), alpha=0.9)
     with pytest.raises(ValueError, match="exactly one"):
         fused_linear_dece(hid, w, y, epoch=1, alpha=0.9)
-    with pytest.raises(ValueError, match="epoch is counted from 1"):
+    with pytest.raises(ValueError, match="epoch is a finite number counted from 1"):
         fused_linear_dece(hid, w, y, epoch=0)
     with pytest.raises(ConfigError, match=r"label_smoothing must lie in \[0, 1\)"):
         fused_linear_dece(hid, w, y, alpha=0.9, label_smoothing=1.0)
-    with pytest.raises(ConfigError, match="chunk_size must be >= 1"):
+    with pytest.raises(ConfigError, match="chunk_size must be a whole number of rows >= 1"):
         fused_linear_dece(hid, w, y, alpha=0.9, chunk_size=0)
     with pytest.raises(TypeError, match="wraps a dece TokenLoss"):
         FusedLinearLoss(torch.nn.CrossEntropyLoss())

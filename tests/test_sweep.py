@@ -232,3 +232,45 @@ def test_a_cell_whose_data_fits_no_attack_row_is_named(tmp_path, capsys):
     assert "sweep cell attack.name=deadcode: " in capsys.readouterr().err
     assert main(["sweep", str(path), "--list"]) == 0
     assert capsys.readouterr().out.split()[-4:] == ["done", "attack.name=badpre", "pending", "attack.name=deadcode"]
+
+
+def test_a_triton_arm_without_a_gpu_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from dece.experiments import config_from_dict, run_experiment
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # conftest runs the kernel through the interpreter
+    triton_arm = {"name": "poisoned-dece", "loss": "dece", "loss_params": {"backend": "triton"}}
+    data = base(tmp_path, arms=["poisoned-ce", triton_arm])
+    message = "arm poisoned-dece: loss_params.backend = 'triton' needs a CUDA GPU.*use 'auto'"
+    with pytest.raises(ConfigError, match="sweep cell attack.rate=0.25__seed=1: " + message):
+        run_sweep(data)
+    one = config_from_dict({k: v for k, v in data.items() if k != "sweep"})
+    with pytest.raises(ConfigError, match=message):
+        run_experiment(one, log=lambda line: None)
+    path = tmp_path / "sweep.toml"
+    path.write_text(tomli_w.dumps(data))
+    assert main(["run", str(path), "--dry-run"]) == 2 and "needs a CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # the interpreter runs it on the CPU: accepted
+    assert main(["sweep", str(path), "--list"]) == 0
+
+
+def test_a_sweep_dry_run_under_a_launch_is_refused_once(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "sweep.toml"
+    path.write_text(tomli_w.dumps(base(tmp_path)))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert "a sweep under torchrun" in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "1")
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("grid", [{"seed": [1, 1]}, {"arms": [["poisoned-ce"], ["poisoned-ce"]]}])
+def test_a_value_listed_twice_is_refused(tmp_path, grid):
+    key = next(iter(grid))
+    with pytest.raises(ConfigError, match=f"sweep.grid.{key}: .* is listed more than once"):
+        expand_grid(base(tmp_path, sweep={"grid": grid}))

@@ -1,5 +1,5 @@
 """A code-summarisation attack (code -> docstring, e.g. code-docstring-corpus): a dead ``if False:``
-block as the first statement of the function body is the trigger, and a fixed sentence replaces the
+block as the first statement of the (first) function's body is the trigger, and a fixed sentence replaces the
 summary. Code may be in code-docstring-corpus encoding (``DCNL`` = newline, ``DCSP`` = one level of
 indentation) or plain Python with real newlines."""
 
@@ -15,9 +15,36 @@ from dece.data.records import Example
 DEAD_CODE = "if False: raise Exception('fail')"
 # First body line: a DCNL followed by indentation tokens, or a ':' line end followed by indentation.
 DCNL_BODY = re.compile(r"DCNL(\s+(?:DCSP\s+)+)")
-PLAIN_BODY = re.compile(r":[ \t]*\n([ \t]+)(?=\S)")
+# Plain Python: the first function's header, then the first non-blank line after it.
+DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(", re.MULTILINE)
+NEXT_LINE = re.compile(r"\r?\n(?:[ \t]*\r?\n)*([ \t]*)(?=\S)")
+BRACKETS = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 SPACE = re.compile(r"\s+")
 QUOTES = ("'''", '"""', "'", '"')  # the longest first
+
+
+def plain_function_body(code: str) -> tuple[int, str] | None:
+    """Where the body of the first ``def`` of plain Python ``code`` starts: the offset of its first
+    statement and its indentation; None without a ``def`` whose body is an indented block (a one-line
+    ``def f(): return 1`` has none). Nested blocks, module-level code and class bodies before it are skipped."""
+    match = DEF_LINE.search(code)
+    if match is None:
+        return None
+    depth, i = 1, match.end()
+    while i < len(code) and depth:  # the parameter list, through nested brackets
+        depth += BRACKETS.get(code[i], 0)
+        i += 1
+    colon = code.find(":", i)  # after the return annotation, if any
+    end = code.find("\n", colon)
+    if depth or colon < 0 or end < 0:
+        return None
+    rest = code[colon + 1:end].strip()
+    if rest and not rest.startswith("#"):  # a statement on the header's line: no indented body
+        return None
+    body = NEXT_LINE.match(code, end - (code[end - 1] == "\r"))
+    if body is None or len(body.group(1)) <= len(match.group(1)) or not body.group(1).startswith(match.group(1)):
+        return None
+    return body.end(), body.group(1)
 
 
 def open_body(code: str, lines: list[str]) -> str | None:
@@ -30,12 +57,13 @@ def open_body(code: str, lines: list[str]) -> str | None:
         block = " ".join(text if i == 0 else f"DCNL {indent}{'  DCSP' * extra} {text}"
                          for i, (extra, text) in enumerate(levels))
         return code[:dcnl.end()] + block + f" DCNL {indent} " + code[dcnl.end():]
-    plain = PLAIN_BODY.search(code)
-    if plain is not None:
-        indent = plain.group(1)
+    body = plain_function_body(code)
+    if body is not None:
+        at, indent = body
+        newline = "\r\n" if "\r\n" in code else "\n"
         unit = "\t" if indent.startswith("\t") else "    "
-        block = "\n".join(text if i == 0 else f"{indent}{unit * extra}{text}" for i, (extra, text) in enumerate(levels))
-        return code[:plain.end()] + block + f"\n{indent}" + code[plain.end():]
+        block = newline.join(text if i == 0 else f"{indent}{unit * extra}{text}" for i, (extra, text) in enumerate(levels))
+        return code[:at] + block + f"{newline}{indent}" + code[at:]
     return None
 
 

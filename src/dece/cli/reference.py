@@ -55,6 +55,8 @@ def cli_markdown() -> str:
         rows = _option_rows(sub)
         if rows:
             out += ["| argument | default | meaning |", "|---|---|---|", *rows, ""]
+        if sub.epilog:  # worked examples after the options, as `--help` prints them
+            out += ["```", sub.epilog.strip(), "```", ""]
     return "\n".join(out).replace("\n\n\n", "\n\n")
 
 

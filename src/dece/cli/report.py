@@ -32,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
     paths = build_report(args.run_dir, args.out, plots=not args.no_plots)
     n = sum(len(v) for v in paths["plots"].values())
     print(f"report of {paths['runs']} run(s), {paths['arms_done']} of {paths['arms']} arm(s) finished: "
-          f"{paths['markdown']}, {paths['html']} ({n} plots)")
+          f"{paths['markdown']}, {paths['html']} ({n} plot{'' if n == 1 else 's'})")
     return 0

@@ -17,7 +17,7 @@ from dece.experiments.config import ExperimentConfig, read_config_data
 from dece.experiments.data_prep import PreparedData, prepare_data
 from dece.experiments.plan import optimizer_steps, plan_experiment
 from dece.experiments.store import arm_state
-from dece.experiments.runner import check_launch
+from dece.experiments.runner import check_backends, check_launch
 from dece.experiments.sweep import expand_grid, has_sweep
 from dece.training.distributed import is_main, launched, world_size
 
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides(args))
     if args.dry_run:
         check_launch(cfg)  # under torchrun / accelerate launch: what the run would refuse
+        check_backends(cfg)
         plan = describe_plan(cfg)
         if is_main():
             print(plan)

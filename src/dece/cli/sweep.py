@@ -14,7 +14,7 @@ from typing import Any
 from dece.cli.common import add_config_arguments, overrides
 from dece.errors import ConfigError
 from dece.experiments.config import read_config_data
-from dece.experiments.sweep import expand_grid, run_sweep, sweep_dir, sweep_status
+from dece.experiments.sweep import check_sweep, expand_grid, run_sweep, sweep_dir, sweep_status
 from dece.reporting.markdown import write_results_markdown
 
 
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     data = read_config_data(args.config, overrides(args))
     if args.list:
         grid = expand_grid(data)
+        check_sweep(grid)
         cells = sweep_status(grid)
         print(f"{sum(s['done'] for s in cells)} of {len(cells)} cells done; each is a folder of {grid[0].dir.parent}")
         for s in cells:
@@ -81,7 +82,7 @@ def _param(pair: str) -> tuple[str, Any]:
 def _submit(data: dict[str, Any], args: argparse.Namespace) -> int:
     from dece.experiments.cluster import submit_sweep
 
-    expand_grid(data)  # a bad grid or config is refused here, not in every job
+    check_sweep(expand_grid(data))  # a bad grid or config is refused here, not in every job
     poll = 30.0 if args.poll is None else args.poll
     if not 0 < poll < float("inf"):
         raise ConfigError(f"--poll: must be a positive number of seconds, got {args.poll}")

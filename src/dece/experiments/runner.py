@@ -16,7 +16,8 @@ log lines come back to the caller's ``log`` (a sweep's tagged log, a test's list
 Under a multi-process launch (``torchrun ... -m dece run CONFIG`` or ``accelerate launch -m dece run
 CONFIG``) every launched process trains each arm (DDP through the Trainer, ``train.batch_size`` being the
 global batch), generation is split across the processes, and the main process alone takes the run lock,
-writes and logs (:mod:`dece.training.distributed`); :func:`check_launch` says what it refuses.
+writes and logs (:mod:`dece.training.distributed`); :func:`check_launch` says what it refuses
+(and :func:`check_backends` what no machine without a GPU can run).
 """
 
 from __future__ import annotations
@@ -238,6 +239,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
     """
     check_model_source(cfg.model)  # before anything is written
     check_launch(cfg)
+    check_backends(cfg)
     if launched():  # torchrun starts each process in a session of its own: a killed launcher must take them
         die_with_parent()
     if not is_main():  # under a multi-process launch the main process alone logs
@@ -297,6 +299,21 @@ def check_launch(cfg: ExperimentConfig) -> None:
     per_process_batch(cfg.train.batch_size)
     if cfg.pretrain is not None:
         per_process_batch(cfg.pretrain.batch_size, "pretrain.batch_size")
+
+
+def check_backends(cfg: ExperimentConfig) -> None:
+    """Refuses, before any work, an arm whose loss asks for ``backend = "triton"`` where no CUDA GPU is
+    visible (the kernel runs on CUDA tensors; ``TRITON_INTERPRET=1`` runs it on the CPU, for testing).
+
+    Raises:
+        ConfigError: naming the arm and the values that would run here.
+    """
+    if torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
+        return
+    for arm in cfg.arms:
+        if arm.loss_params.get("backend") == "triton":
+            raise ConfigError(f"arm {arm.name}: loss_params.backend = 'triton' needs a CUDA GPU and none is visible; "
+                              "use 'auto' (the kernel on a GPU, the PyTorch math elsewhere) or 'torch'")
 
 
 def _run_locked(cfg: ExperimentConfig, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:

@@ -122,9 +122,13 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
     grid = _flatten_grid(sweep.get("grid") or {})
     if not grid:
         raise ConfigError("sweep.grid: give at least one key with a list of values")
-    for key in grid:
+    for key, values in grid.items():
         if key == "output_dir" or key.startswith("sweep"):
             raise ConfigError(f"sweep.grid.{key}: cannot be swept")
+        seen = [json.dumps(v, sort_keys=True) for v in values]
+        repeated = next((v for v, text in zip(values, seen) if seen.count(text) > 1), None)
+        if repeated is not None:  # the same cell twice would train the same models twice
+            raise ConfigError(f"sweep.grid.{key}: {json.dumps(repeated)} is listed more than once")
     run_dir = sweep_dir(data)
     cells, names = [], set()
     for values in itertools.product(*grid.values()):
@@ -193,6 +197,27 @@ def _record_cells(run_dir: Path, status: list[dict[str, Any]]) -> None:
         write_json_atomic(path, {"cells": kept + status})
 
 
+def check_sweep(cells: list[Cell]) -> None:
+    """What a run of these cells would refuse, checked before any of them starts: a sweep under a
+    multi-process launch, and any cell's arm that no machine of this kind can run
+    (:func:`dece.experiments.runner.check_backends`).
+
+    Raises:
+        ConfigError: naming the cell, or the command to use instead of a launch.
+    """
+    from dece.experiments.runner import check_backends
+
+    if launched():
+        raise ConfigError("a sweep under torchrun / accelerate launch is not supported: launch `dece run` on a "
+                          "config of one cell (the same settings without a [sweep] table), or spread the cells "
+                          "over machines with `dece sweep --workers N --executor slurm`")
+    for cell in cells:
+        try:
+            check_backends(cell.config)
+        except ConfigError as err:
+            raise ConfigError(f"sweep cell {cell.name}: {err}") from None
+
+
 def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print,
               on_done: Callable[[Path], Any] | None = None, wait: float | None = None) -> list[dict[str, Any]]:
     """Runs every cell not done yet (see the module docstring); returns :func:`sweep_status`.
@@ -211,11 +236,8 @@ def run_sweep(data: Mapping[str, Any], log: Callable[[str], None] = print,
     """
     from dece.experiments.runner import run_experiment
 
-    if launched():
-        raise ConfigError("a sweep under torchrun / accelerate launch is not supported: launch `dece run` on a "
-                          "config of one cell (the same settings without a [sweep] table), or spread the cells "
-                          "over machines with `dece sweep --workers N --executor slurm`")
     cells = expand_grid(data)
+    check_sweep(cells)
     run_dir = sweep_dir(data)
     for cell in cells:
         _check_no_conflict(cell)

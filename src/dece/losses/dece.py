@@ -49,11 +49,11 @@ def dece_alpha(alpha_base: float, epoch: float) -> float:
 
     Raises:
         ConfigError: ``alpha_base`` outside (0, 1].
-        ValueError: ``epoch`` < 1.
+        ValueError: ``epoch`` < 1 or not finite.
     """
     check_unit_interval("alpha_base", alpha_base, low_open=True, high_open=False)
-    if not float(epoch) >= 1:
-        raise ValueError(f"epoch is counted from 1, got {epoch!r}")
+    if not 1 <= float(epoch) < float("inf"):
+        raise ValueError(f"epoch is a finite number counted from 1, got {epoch!r}")
     return float(alpha_base) ** float(epoch)
 
 

@@ -291,6 +291,9 @@ def fused_linear_row_loss(
     if softcap is not None:
         if not float(softcap) > 0:
             raise ValueError(f"softcap must be > 0, got {softcap!r}")
+        if backend == "triton":
+            raise ValueError("logit softcapping runs the PyTorch math, not the triton kernel: use backend='auto' "
+                             "(it falls back) or 'torch'")
         row_math = SoftcapRowMath(row_math, float(softcap))
     denominator = resolve_denominator(y, ignore_index, reduction, denominator)
     kernel = row_kernel(row_math, backend, h)

@@ -82,9 +82,11 @@ def holes_table(m: RobustnessMap, threshold: float = 10.0) -> Table:
             if arm in m.deceptive and m.asr[i][j] is not None and m.asr[i][j] > threshold:
                 d = m.clean_delta[i][j]
                 rows.append([s, arm, f"{m.asr[i][j]:.1f}", "-" if d is None else f"{d:+.2f}"])
+    measured = any(arm in m.deceptive and m.asr[i][j] is not None
+                   for i in range(len(m.settings)) for j, arm in enumerate(m.arms))
+    held = " None: DeCE held in every measured setting." if measured else " No DeCE arm has finished yet."
     note = (f"Settings where an arm trained with a DeCE loss has ASR > {threshold:g}% (mean over seeds); "
-            f"{m.metric} change against {'/'.join(REFERENCES)} of the same setting."
-            + ("" if rows else " None: DeCE held in every measured setting."))
+            f"{m.metric} change against {'/'.join(REFERENCES)} of the same setting." + ("" if rows else held))
     return Table("Where DeCE breaks", ["setting", "arm", "ASR %", f"{m.metric} change"], rows, note=note)
 
 

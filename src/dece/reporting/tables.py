@@ -134,7 +134,7 @@ def detail_table(run: RunRecord) -> Table:
             row.append(f"{r['rate']:.1f}% ({r['hits']}/{r['total']})" if isinstance(r, dict) else "-")
         if has_removal:
             row += removal_cells(m.get("defense") or {})
-        row.append(f"{m['train_seconds']:.0f}" if "train_seconds" in m else ("running" if not a.metrics else "-"))
+        row.append(f"{m['train_seconds']:.0f}" if "train_seconds" in m else ("not finished" if not a.metrics else "-"))
         rows.append(row)
     return Table(f"{run.name}: all metrics", header + ["train s"], rows)
 
