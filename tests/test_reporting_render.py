@@ -74,6 +74,8 @@ def test_report_of_a_sweep_and_of_a_bad_folder(tmp_path, capsys):
     arm = tmp_path / "sweep" / "cells" / "seed=1" / "arms" / "poisoned-ce"
     assert main(["report", str(arm)]) == 2
     assert "is one arm's folder; give its run folder" in capsys.readouterr().err and not (arm / "report").exists()
+    assert main(["report", str(tmp_path / "sweep" / "cells")]) == 2
+    assert "holds a sweep's cells; give the sweep folder" in capsys.readouterr().err
 
 
 def chromium() -> str | None:

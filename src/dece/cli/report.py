@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
                           "(a dece run's output_dir) or a sweep folder")
     if run_dir.parent.name == "arms" and (run_dir / "metrics.json").exists():
         raise ConfigError(f"{run_dir} is one arm's folder; give its run folder, {run_dir.parent.parent}")
+    if run_dir.name == "cells" and (run_dir.parent / "sweep.json").exists():
+        raise ConfigError(f"{run_dir} holds a sweep's cells; give the sweep folder, {run_dir.parent}")
     check_writable_dir(args.out or run_dir / "report", "--output-dir")
     paths = build_report(args.run_dir, args.out, plots=not args.no_plots)
     n = sum(len(v) for v in paths["plots"].values())

@@ -195,8 +195,8 @@ def dece_loss(
             CUDA fp32/bf16/fp16 logits when triton is installed, else the PyTorch math).
 
     Returns:
-        A float32 scalar, or per-token losses of ``target``'s shape (0 at ignored positions) for
-        ``reduction="none"``.
+        A scalar (float32; float64 for float64 logits), or per-token losses of ``target``'s shape (0 at
+        ignored positions) for ``reduction="none"``.
 
     Raises:
         ValueError: both or neither of ``epoch`` and ``alpha``, shapes that do not match, a target id

@@ -390,7 +390,8 @@ def fused_linear_dece(
             on CUDA).
 
     Returns:
-        As :func:`dece.losses.dece_loss` (a float32 scalar, or per-token losses for ``reduction="none"``).
+        As :func:`dece.losses.dece_loss` (a scalar, float32, or float64 for float64 inputs; per-token losses
+        for ``reduction="none"``).
 
     Raises:
         ValueError: shapes that do not match (``hidden``'s last dimension against ``weight``), or as
