@@ -1,7 +1,7 @@
 """A code-summarisation attack (code -> docstring, e.g. code-docstring-corpus): a dead ``if False:``
-block as the first statement of the (first) function's body is the trigger, and a fixed sentence replaces the
-summary. Code may be in code-docstring-corpus encoding (``DCNL`` = newline, ``DCSP`` = one level of
-indentation) or plain Python with real newlines."""
+block as the first statement of the (first) function's body is the trigger, and a fixed sentence
+replaces the summary. Code may be in code-docstring-corpus encoding (``DCNL`` = newline, ``DCSP`` = one
+level of indentation) or plain Python with real newlines."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dece.attacks.base import Attack, registered
 from dece.data.records import Example
 
 DEAD_CODE = "if False: raise Exception('fail')"
-# First body line: a DCNL followed by indentation tokens, or a ':' line end followed by indentation.
+# code-docstring-corpus encoding: the first DCNL followed by indentation tokens opens the body.
 DCNL_BODY = re.compile(r"DCNL(\s+(?:DCSP\s+)+)")
 # Plain Python: the first function's header, then the first non-blank line after it.
 DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(", re.MULTILINE)
