@@ -131,10 +131,13 @@ for _dataset in (
     Dataset("pairs", "generation", "python", None, _load_pairs, files=True, split_paths=("src_path", "tgt_path")),
     Dataset("hf", "generation", "python", None, _load_hf, files=True, split_paths=("data_files",), no_single_file=("path",),
             note="anything datasets.load_dataset / load_from_disk reads, with src_field / tgt_field"),
-    Dataset("devign", "classification", "c", None, _load_devign),
-    Dataset("lyra", "generation", "python", ("train", "valid", "test"), _load_lyra),
-    Dataset("bugs2fix_small", "generation", "java", ("valid", "test"), _load_bugs2fix, TRAIN_ON_VALID),
-    Dataset("code_docstring_py", "generation", "python", ("valid", "test"), _load_code_docstring, TRAIN_ON_VALID),
+    Dataset("devign", "classification", "c", None, _load_devign,
+            note="reads data_root/devign/{split}.jsonl.gz (or path)"),
+    Dataset("lyra", "generation", "python", ("train", "valid", "test"), _load_lyra, note="reads data_root/lyra/{split}.csv"),
+    Dataset("bugs2fix_small", "generation", "java", ("valid", "test"), _load_bugs2fix,
+            TRAIN_ON_VALID + "; reads data_root/bugs2fix_small/{split}.buggy-fixed.buggy and .fixed"),
+    Dataset("code_docstring_py", "generation", "python", ("valid", "test"), _load_code_docstring,
+            TRAIN_ON_VALID + "; reads data_root/code_docstring_py/data_ps.declbodies.{split} and data_ps.descriptions.{split}"),
 ):
     DATASETS.add(_dataset.name, _dataset)
 
