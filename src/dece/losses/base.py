@@ -9,6 +9,7 @@ logits ``(..., V)``, integer targets ``(...)``, ``ignore_index`` positions contr
 from __future__ import annotations
 
 import importlib.util
+import numbers
 
 import torch
 from torch import nn
@@ -58,7 +59,8 @@ class TokenLoss(nn.Module):
         self.ignore_index = int(ignore_index)
         self.reduction = check_reduction(reduction)
         self.check_finite = bool(check_finite)
-        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral)
+                                       or chunk_size < 1):
             raise ConfigError(f"chunk_size must be a whole number of rows >= 1, got {chunk_size!r}")
         self.chunk_size = chunk_size
         self.inplace_backward = bool(inplace_backward)
