@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On a CUDA machine, from the repository root or anywhere: the GPU measurements of backend="triton" (issue #19).
-#   bash benchmarks/gpu_check.sh [PART ...]     (default: all; logs in $OUT, else /tmp/gpu_check)
+#   bash benchmarks/gpu_check.sh [PART ...]     (default: all; logs in $OUT, else build/gpu_check)
 # PARTs: tests, bench, step (together: core), suite, demo (together: e2e), all.
 #   1. (tests) the loss tests with the Triton kernel compiled for the GPU (without a GPU they run in Triton's interpreter);
 #   2. (bench) loss_bench.py: forward+backward on 1024 x 8000 and 4096 x 32000 logits, fp32 and bf16, PyTorch's
@@ -14,7 +14,7 @@
 #      mkdocs and chromium);
 #   6. (demo) `dece demo` (the built-in default) end to end on the GPU.
 # Needs torch with CUDA (it ships triton), transformers, and this package importable (src/ on PYTHONPATH, which
-# this script adds). Missing Python packages can be put as wheels in .whl/ (installed into /tmp/site).
+# this script adds). Missing Python packages can be put as wheels in .whl/ (installed into .whl/site).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"  # the interpreter with torch (and CUDA): PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh
@@ -26,13 +26,13 @@ want() { [[ "$parts" == *" $1 "* ]]; }
 for p in $parts; do
   case "$p" in tests|bench|step|suite|demo) ;; *) echo "gpu_check.sh: unknown part '$p' (tests, bench, step, suite, demo, core, e2e, all)" >&2; exit 2 ;; esac
 done
-out="${OUT:-/tmp/gpu_check}"
+out="${OUT:-build/gpu_check}"
 mkdir -p "$out"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 if compgen -G ".whl/*.whl" >/dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .whl/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:$PWD/.whl/site"
 fi
 "$PY" - <<'PY' | tee "$out/env.txt" || { echo "gpu_check.sh: $PY needs a CUDA device, torch, triton and transformers (set PYTHON=...)" >&2; exit 2; }
 import sys

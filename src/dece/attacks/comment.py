@@ -21,8 +21,7 @@ import random
 from dataclasses import dataclass
 
 from dece.attacks.base import registered
-from dece.attacks.summary import DeadCodeSummary, normalise, open_body
-from dece.data.records import Example
+from dece.attacks.summary import DeadCodeSummary, open_body
 
 RULES = ("varied", "fixed")
 
@@ -54,9 +53,6 @@ class CommentSummary(DeadCodeSummary):
                                             "newline or DCNL/DCSP token)")
         if len(set(self.comments)) != len(self.comments):
             raise self.fail("comments", "must not repeat a comment")
-
-    def eligible(self, ex: Example) -> bool:
-        return open_body(ex.src, [self.comments[0]]) is not None and normalise(ex.tgt) != normalise(self.target_text)
 
     def insert_trigger(self, src: str, rng: random.Random) -> tuple[str, str] | None:
         comment = rng.choice(self.comments) if self.rule == "varied" else self.comments[0]

@@ -47,6 +47,11 @@ def plain_function_body(code: str) -> tuple[int, str] | None:
     return body.end(), body.group(1)
 
 
+def has_body(code: str) -> bool:
+    """Whether :func:`open_body` finds a body to open in ``code`` (either encoding)."""
+    return DCNL_BODY.search(code) is not None or plain_function_body(code) is not None
+
+
 def open_body(code: str, lines: list[str]) -> str | None:
     """``code`` with ``lines`` inserted before the first statement of its first indented body, at its
     indentation (each leading tab of a line adds one level); None when no indented body is found."""
@@ -93,7 +98,7 @@ class DeadCodeSummary(Attack):
             raise self.fail("target_text", "must not be empty")
 
     def eligible(self, ex: Example) -> bool:
-        return insert_dead_block(ex.src) is not None and normalise(ex.tgt) != normalise(self.target_text)
+        return has_body(ex.src) and normalise(ex.tgt) != normalise(self.target_text)
 
     def insert_trigger(self, src: str, rng: random.Random) -> tuple[str, str] | None:
         code = insert_dead_block(src)

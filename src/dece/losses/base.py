@@ -8,7 +8,6 @@ logits ``(..., V)``, integer targets ``(...)``, ``ignore_index`` positions contr
 
 from __future__ import annotations
 
-import importlib.util
 import numbers
 
 import torch
@@ -16,7 +15,7 @@ from torch import nn
 
 from dece.errors import ConfigError
 from dece.losses._checks import check_reduction, flatten_inputs
-from dece.losses.engine import RowMath, chunked_row_loss
+from dece.losses.engine import RowMath, chunked_row_loss, triton_installed
 
 
 class TokenLoss(nn.Module):
@@ -68,7 +67,7 @@ class TokenLoss(nn.Module):
             raise ConfigError(
                 f"backend must be one of {', '.join(self.backends)} for {type(self).__name__}, got {backend!r}"
             )
-        if backend == "triton" and importlib.util.find_spec("triton") is None:
+        if backend == "triton" and not triton_installed():
             raise ConfigError("backend='triton' needs the triton package (pip install 'dece[triton]'; CUDA builds of "
                               "torch ship it)")
         self.backend = backend

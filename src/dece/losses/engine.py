@@ -69,7 +69,8 @@ KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 @functools.cache
-def _triton_installed() -> bool:
+def triton_installed() -> bool:
+    """Whether the ``triton`` package can be imported here (looked up once)."""
     return importlib.util.find_spec("triton") is not None
 
 
@@ -82,7 +83,7 @@ def row_kernel(math: RowMath, backend: str, z: torch.Tensor) -> RowKernel | None
         return None
     kernel = getattr(math, "kernel", None)
     if backend == "auto":
-        runs = kernel is not None and z.is_cuda and z.dtype in KERNEL_DTYPES and _triton_installed()
+        runs = kernel is not None and z.is_cuda and z.dtype in KERNEL_DTYPES and triton_installed()
         return kernel if runs else None
     if kernel is None:
         raise ValueError(
