@@ -27,14 +27,13 @@ for p in $parts; do
   case "$p" in tests|bench|step|suite|demo) ;; *) echo "gpu_check.sh: unknown part '$p' (tests, bench, step, suite, demo, core, e2e, all)" >&2; exit 2 ;; esac
 done
 out="${OUT:-build/gpu_check}"
-mkdir -p "$out"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 if compgen -G ".whl/*.whl" >/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .whl/site .whl/*.whl \
     && export PYTHONPATH="$PYTHONPATH:$PWD/.whl/site"
 fi
-"$PY" - <<'PY' | tee "$out/env.txt" || { echo "gpu_check.sh: $PY needs a CUDA device, torch, triton and transformers (set PYTHON=...)" >&2; exit 2; }
+machine=$("$PY" - 2>&1 <<'PY'
 import sys
 import torch, triton, transformers
 if not torch.cuda.is_available():
@@ -42,6 +41,9 @@ if not torch.cuda.is_available():
 print(f"{torch.cuda.get_device_name()}; torch {torch.__version__} (CUDA {torch.version.cuda}); triton {triton.__version__}; "
       f"transformers {transformers.__version__}")
 PY
+) || { echo "$machine" | tail -1 >&2; echo "gpu_check.sh: $PY needs a CUDA device, torch, triton and transformers (set PYTHON=...)" >&2; exit 2; }
+mkdir -p "$out"  # only once the machine can run the checks
+echo "$machine" | tee "$out/env.txt"
 status=0
 if want tests; then  # the timings below are worth having even if a test fails
   timeout 140 "$PY" -m pytest -q -p no:cacheprovider -n 8 tests/test_losses_triton.py tests/test_losses_fused.py \

@@ -93,3 +93,8 @@ def test_an_option_that_another_would_override_is_refused():
         get_loss("dece", alpha=0.9, alpha_base=0.95)
     with pytest.raises(ConfigError, match="alpha_base must be a number, got '0.9'"):
         get_loss("dece", alpha_base="0.9")
+
+
+def test_a_zero_mean_denominator_with_rows_to_average_is_refused():
+    with pytest.raises(ValueError, match="mean_denominator = 0 with rows to average"):
+        dece_loss(torch.randn(3, 4), torch.tensor([0, -100, 2]), alpha=0.9, mean_denominator=0)

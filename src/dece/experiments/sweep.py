@@ -125,7 +125,8 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
     for key, values in grid.items():
         if key == "output_dir" or key.startswith("sweep"):
             raise ConfigError(f"sweep.grid.{key}: cannot be swept")
-        seen = [json.dumps(v, sort_keys=True) for v in values]
+        as_cell = (lambda v: v if isinstance(v, list) else [v]) if key == "arms" else (lambda v: v)  # "a" = ["a"]
+        seen = [json.dumps(as_cell(v), sort_keys=True) for v in values]
         repeated = next((v for v, text in zip(values, seen) if seen.count(text) > 1), None)
         if repeated is not None:  # the same cell twice would train the same models twice
             raise ConfigError(f"sweep.grid.{key}: {json.dumps(repeated)} is listed more than once")

@@ -138,11 +138,14 @@ class RowChunks:
 def resolve_denominator(y: torch.Tensor, ignore_index: int, reduction: str, denominator: float | None) -> float:
     """Divisor of ``reduction="mean"`` (default: the number of non-ignored rows; at least 1, so a mean
     over zero rows is 0 with a zero gradient rather than NaN); 1 for the other reductions. Raises
-    ValueError for a given denominator that is negative or not finite."""
+    ValueError for a given denominator that is negative, not finite, or 0 while some target is not ignored."""
     if reduction != "mean":
         return 1.0
     if denominator is not None and not 0 <= float(denominator) < float("inf"):
         raise ValueError(f"mean_denominator must be a finite number >= 0 (0: a mean over no rows), got {denominator!r}")
+    if denominator is not None and float(denominator) == 0 and bool((y != ignore_index).any()):
+        raise ValueError("mean_denominator = 0 with rows to average: give their count (0 is for a batch whose "
+                         "targets are all ignored)")
     if denominator is None:
         denominator = float((y != ignore_index).sum())
     return max(float(denominator or 1.0), 1.0)
