@@ -250,7 +250,9 @@ def test_comment_attack_parameters_are_checked(params, field):
      "def f(a: int = (1, 2)) -> dict[str, int]:\n\n    # T\n    return {}\n"),
     ("def f(a):\r\n    return a\r\n", "def f(a):\r\n    # T\r\n    return a\r\n"),  # CRLF kept
     ("async def f(\n    a,\n):\n\treturn a\n", "async def f(\n    a,\n):\n\t# T\n\treturn a\n"),
-    ("def f(): return 1\n", None), ("x = 1\nif x:\n    y = 2\n", None)])
+    ('def f(x) -> "a:b":\n    return x\n', 'def f(x) -> "a:b":\n    # T\n    return x\n'),  # a colon in a string
+    ("def f(x=')', y='''#:''') :\n    return x\n", "def f(x=')', y='''#:''') :\n    # T\n    return x\n"),
+    ("def f(): return 1\n", None), ("x = 1\nif x:\n    y = 2\n", None), ("def f(x=')'\n", None)])
 def test_summary_triggers_open_the_first_function_body(code, expected):
     attack = get_attack("comment_summary", rule="fixed", comments=["# T"])
     triggered = attack.apply_trigger(Example(code, "A."), random.Random(0)) if expected else None

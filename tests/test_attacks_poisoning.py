@@ -107,6 +107,7 @@ def test_poisoning_by_row_count(rows):
     out, report = poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=7)
     assert report.n_requested == 7 and report.n_poisoned == 7 and report.rate == 7 / len(rows)
     assert sum(bool(e.meta.get("poisoned")) for e in out) == 7
+    assert f"rate {7 / len(rows):.4g} (7 of {len(rows)} rows requested)" in report.summary()
     _, capped = poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=10 ** 6)  # never more than the eligible rows
     assert capped.n_poisoned == capped.n_eligible
     with pytest.raises(ConfigError, match="n_rows: must be a positive integer"):

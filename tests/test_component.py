@@ -3,6 +3,7 @@
 import pytest
 
 from dece.component import convert
+from dece.attacks import get_attack
 
 
 @pytest.mark.parametrize("kind, value, expected", [
@@ -37,3 +38,8 @@ def test_cli_values_are_read_as_the_component_declares_them():
     assert parse_cli_params(ATTACKS.get("badpre"), ["count=two"], "--param") == {"count": "two"}  # refused by build
     with pytest.raises(ConfigError, match="--param: expected KEY=VALUE"):
         parse_cli_params(ATTACKS.get("badpre"), ["count"], "--param")
+    comment = ATTACKS.get("comment_summary")
+    assert parse_cli_params(comment, ['comments=["# a, b", "# c"]'], "--param") == {"comments": ["# a, b", "# c"]}
+    assert get_attack("comment_summary", **parse_cli_params(comment, ["comments=# a, # b"], "--param")).comments == ("# a", "# b")
+    with pytest.raises(ConfigError, match="--param comments: a list given as .* JSON list"):
+        parse_cli_params(comment, ['comments=["# a, b"'], "--param")

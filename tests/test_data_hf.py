@@ -2,6 +2,7 @@
 a save_to_disk folder, CodeXGLUE-style token lists), read through `datasets`; nothing is downloaded."""
 
 import json
+import logging
 
 import pytest
 
@@ -109,5 +110,13 @@ def test_a_null_field_and_an_unreadable_file_are_named(tmp_path):
     with pytest.raises(DataError, match=r"rows.json, split 'train', row 2, field 'tgt': missing \(null\); the row has: src"):
         load_split("hf", "train", path="json", data_files=str(tmp_path / "rows.json"))
     (tmp_path / "bad.parquet").write_text("not parquet")
-    with pytest.raises(DataError, match=r"bad.parquet, split 'train': "):
-        load_split("hf", "train", path="parquet", data_files=str(tmp_path / "bad.parquet"))
+    logged = []
+    handler = logging.Handler()
+    handler.emit = logged.append
+    logging.getLogger("datasets").addHandler(handler)
+    try:
+        with pytest.raises(DataError, match=r"bad.parquet, split 'train': "):
+            load_split("hf", "train", path="parquet", data_files=str(tmp_path / "bad.parquet"))
+    finally:
+        logging.getLogger("datasets").removeHandler(handler)
+    assert [r.getMessage() for r in logged] == []  # said once, by the error, not also by the datasets logger

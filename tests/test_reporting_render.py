@@ -1,6 +1,7 @@
 """`dece report`: Markdown, PNG plots and one self-contained HTML page; the page renders in headless
 Chromium with every embedded plot decoded (run when /usr/bin/chromium or `chromium` is installed)."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -61,7 +62,12 @@ def test_report_of_a_sweep_and_of_a_bad_folder(tmp_path, capsys):
     cells = {f"seed={s}": {"overrides": {"seed": s}} for s in (1, 2)}
     out = build_report(write_sweep(tmp_path / "sweep", cells))
     assert sorted(out["plots"]) == ["seed=1", "seed=2"] and out["runs"] == 2
-    assert "90.00 ± 0.00" in out["markdown"].read_text()
+    assert "90.00 ± 0.00" in out["markdown"].read_text() and out["not_started"] == 0
+    status = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    status["cells"].append({"name": "seed=3", "overrides": {"seed": 3}, "done": False})  # listed, not started
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps(status))
+    assert main(["report", str(tmp_path / "sweep"), "--no-plots"]) == 0
+    assert "report of 2 run(s), 4 of 4 arm(s) finished (1 more cell(s) not started)" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "nothing does not exist: give a run folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()

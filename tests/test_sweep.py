@@ -270,7 +270,8 @@ def test_a_sweep_dry_run_under_a_launch_is_refused_once(tmp_path, monkeypatch, c
 
 
 @pytest.mark.parametrize("grid", [{"seed": [1, 1]}, {"arms": [["poisoned-ce"], ["poisoned-ce"]]},
-                                  {"arms": ["poisoned-ce", ["poisoned-ce"]]}])
+                                  {"arms": ["poisoned-ce", ["poisoned-ce"]]},
+                                  {"arms": [["poisoned-ce", "poisoned-dece"], ["poisoned-dece", "poisoned-ce"]]}])
 def test_a_value_listed_twice_is_refused(tmp_path, grid):
     key = next(iter(grid))
     with pytest.raises(ConfigError, match=f"sweep.grid.{key}: .* is listed more than once"):

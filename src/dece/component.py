@@ -6,13 +6,15 @@ registry and a mapping of parameters, whether they come from a TOML file or from
 
 * the type rule is the same for both: an ``int`` parameter takes an integer, a ``float`` one a number,
   a ``str`` one text, a ``bool`` one true/false, an optional one also nothing; a list of strings takes
-  a list or one comma-separated string (``a,b,c``). ``"3"`` is text, never an integer;
+  a list or one comma-separated string (``a,b,c``; on the command line also a JSON list, for items that
+  hold commas). ``"3"`` is text, never an integer;
 * an unknown parameter lists the valid ones; a wrong type names the parameter and the expected type.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from abc import ABC
@@ -132,11 +134,13 @@ def build(registry: Registry[type[C]], family: str, name: str, params: Mapping[s
 def parse_cli_params(cls: type, pairs: list[str], option: str) -> dict[str, Any]:
     """``["key=value", ...]`` from the command line, each value read as ``cls`` declares the parameter:
     text for a string (``target_label=1`` is the label "1", ``lm=hf:gpt2``), a number for an int or float,
-    true/false for a boolean, ``none`` for an optional one left unset, ``a,b,c`` for a list of strings.
-    What does not read as the declared type is passed on as text, for :func:`build` to refuse by name.
+    true/false for a boolean, ``none`` for an optional one left unset, ``a,b,c`` or a JSON list
+    (``["# a, b", "# c"]``, for items that hold commas) for a list of strings. What does not read as the
+    declared type is passed on as text, for :func:`build` to refuse by name.
 
     Raises:
-        ConfigError: a pair without ``=`` (names ``option``).
+        ConfigError: a pair without ``=`` (names ``option``), or a list opened with ``[`` that is not JSON
+            (names the option and the key).
     """
     kinds = parameter_types(cls)
     params: dict[str, Any] = {}
@@ -145,12 +149,18 @@ def parse_cli_params(cls: type, pairs: list[str], option: str) -> dict[str, Any]
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"{option}: expected KEY=VALUE, got {pair!r}")
-        params[key] = _from_text(kinds.get(key), text)
+        try:
+            params[key] = _from_text(kinds.get(key), text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{option} {key}: a list given as [...] must be a JSON list of strings "
+                              f"(e.g. [\"# a, b\", \"# c\"]): {err.msg} at character {err.pos}") from None
     return params
 
 
 def _from_text(kind: Any, text: str) -> Any:
     for k in _options(kind) if kind is not None else ():
+        if typing.get_origin(k) is tuple and text.lstrip().startswith("["):  # items that hold commas
+            return json.loads(text)
         if k is type(None) and text.strip().lower() == "none":
             return None
         if k is bool and text.strip().lower() in ("true", "false"):

@@ -59,7 +59,8 @@ are the poisoned rows' ``meta["id"]``, copies included."""
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         short = "" if self.n_poisoned == self.n_requested else f" (of {self.n_requested} requested)"
         return (
-            f"attack {self.attack}({params}), rate {self.rate}, seed {self.seed}, selection {self.selection}\n"
+            f"attack {self.attack}({params}), rate {self.rate:.4g} ({self.n_requested} of {self.n_rows} rows "
+            f"requested), seed {self.seed}, selection {self.selection}\n"
             f"rows {self.n_rows}: {self.n_eligible} eligible, {self.n_skipped_ineligible} skipped as ineligible, "
             f"{self.n_poisoned} poisoned{short}"
             + (f", each {self.duplicates} times" if self.duplicates > 1 else "")

@@ -30,13 +30,9 @@ def plain_function_body(code: str) -> tuple[int, str] | None:
     match = DEF_LINE.search(code)
     if match is None:
         return None
-    depth, i = 1, match.end()
-    while i < len(code) and depth:  # the parameter list, through nested brackets
-        depth += BRACKETS.get(code[i], 0)
-        i += 1
-    colon = code.find(":", i)  # after the return annotation, if any
-    end = code.find("\n", colon)
-    if depth or colon < 0 or end < 0:
+    colon = header_colon(code, match.end() - 1)
+    end = code.find("\n", colon) if colon is not None else -1
+    if end < 0:
         return None
     rest = code[colon + 1:end].strip()
     if rest and not rest.startswith("#"):  # a statement on the header's line: no indented body
@@ -45,6 +41,29 @@ def plain_function_body(code: str) -> tuple[int, str] | None:
     if body is None or len(body.group(1)) <= len(match.group(1)) or not body.group(1).startswith(match.group(1)):
         return None
     return body.end(), body.group(1)
+
+
+def header_colon(code: str, start: int) -> int | None:
+    """The offset of the ``:`` that ends a ``def`` header whose parameter list opens at ``code[start]``:
+    the first colon outside brackets and string literals (so ``-> "a:b"`` and ``x=")"`` are read through),
+    or None when the header ends first (a newline outside brackets, a comment, or the end of ``code``)."""
+    depth, i = 0, start
+    while i < len(code):
+        char = code[i]
+        quote = next((q for q in QUOTES if code.startswith(q, i)), None)
+        if quote is not None:  # skip the literal, escapes included
+            i += len(quote)
+            while i < len(code) and not code.startswith(quote, i):
+                i += 2 if code[i] == "\\" else 1
+            i += len(quote)
+            continue
+        if char == ":" and depth == 0:
+            return i
+        if depth == 0 and char in "#\n":
+            return None
+        depth += BRACKETS.get(char, 0)
+        i += 1
+    return None
 
 
 def has_body(code: str) -> bool:

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(args.out or run_dir / "report", "--output-dir")
     paths = build_report(args.run_dir, args.out, plots=not args.no_plots)
     n = sum(len(v) for v in paths["plots"].values())
-    print(f"report of {paths['runs']} run(s), {paths['arms_done']} of {paths['arms']} arm(s) finished: "
+    waiting = f" ({paths['not_started']} more cell(s) not started)" if paths["not_started"] else ""
+    print(f"report of {paths['runs']} run(s), {paths['arms_done']} of {paths['arms']} arm(s) finished{waiting}: "
           f"{paths['markdown']}, {paths['html']} ({n} plot{'' if n == 1 else 's'})")
     return 0

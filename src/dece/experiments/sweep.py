@@ -110,6 +110,11 @@ def _set(data: dict[str, Any], path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _arm_set(value: Any) -> list[str]:
+    """A grid's arms value as the set of arms it trains: ``"a"`` = ``["a"]``, ``["a", "b"]`` = ``["b", "a"]``."""
+    return sorted(json.dumps(arm, sort_keys=True) for arm in (value if isinstance(value, list) else [value]))
+
+
 def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
     """The cells of a config mapping with a ``[sweep]`` table (validated, output dirs assigned)."""
     data = json.loads(json.dumps(dict(data)))
@@ -125,8 +130,7 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
     for key, values in grid.items():
         if key == "output_dir" or key.startswith("sweep"):
             raise ConfigError(f"sweep.grid.{key}: cannot be swept")
-        as_cell = (lambda v: v if isinstance(v, list) else [v]) if key == "arms" else (lambda v: v)  # "a" = ["a"]
-        seen = [json.dumps(as_cell(v), sort_keys=True) for v in values]
+        seen = [json.dumps(_arm_set(v) if key == "arms" else v, sort_keys=True) for v in values]
         repeated = next((v for v, text in zip(values, seen) if seen.count(text) > 1), None)
         if repeated is not None:  # the same cell twice would train the same models twice
             raise ConfigError(f"sweep.grid.{key}: {json.dumps(repeated)} is listed more than once")

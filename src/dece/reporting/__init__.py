@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dece.experiments.store import write_text_atomic
-from dece.reporting.collect import ArmRecord, RunRecord, collect
+from dece.reporting.collect import ArmRecord, RunRecord, cells_not_started, collect
 from dece.reporting.html import render_html
 from dece.reporting.markdown import render_markdown, report_sections
 from dece.reporting.plots import run_plots
@@ -23,7 +23,8 @@ def _stem(name: str) -> str:
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plots: bool = True) -> dict[str, Any]:
     """Writes ``report.md``, ``report.html`` and the PNGs to ``out_dir`` (default ``RUN_DIR/report``);
     returns their paths (``markdown``, ``html``, ``plots``: run -> {kind: path}) and counts (``runs``: started
-    runs or sweep cells; ``arms`` / ``arms_done``: their arms, and those with results)."""
+    runs or sweep cells; ``arms`` / ``arms_done``: their arms, and those with results; ``not_started``: the
+    sweep's cells that have not started, whose arms are not in ``arms``)."""
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "report"
     runs = collect(run_dir)
@@ -39,10 +40,13 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plot
     page = out / "report.html"
     arms = [a for r in runs for a in r.arms]
     done = sum(a.metrics is not None for a in arms)
-    intro = (f"{len(runs)} run(s) from {run_dir}, {done} of {len(arms)} arm(s) finished. BLEU and CodeBLEU are measured on clean test inputs, ASR on "
+    waiting = cells_not_started(run_dir)
+    pending = f" ({waiting} more cell(s) of the sweep not started)" if waiting else ""
+    intro = (f"{len(runs)} run(s) from {run_dir}, {done} of {len(arms)} arm(s) finished{pending}. BLEU and CodeBLEU are measured on clean test inputs, ASR on "
              "triggered test inputs; plots show the per-epoch dynamics recorded on small fixed eval subsets.")
     write_text_atomic(page, render_html(title, sections, pngs, intro))
-    return {"markdown": md, "html": page, "plots": pngs, "runs": len(runs), "arms": len(arms), "arms_done": done}
+    return {"markdown": md, "html": page, "plots": pngs, "runs": len(runs), "arms": len(arms), "arms_done": done,
+            "not_started": waiting}
 
 
 __all__ = ["ArmRecord", "RunRecord", "Table", "build_report", "collect", "paper_tables"]

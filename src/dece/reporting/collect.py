@@ -86,3 +86,13 @@ def collect(run_dir: Path) -> list[RunRecord]:
     if not (run_dir / "config.toml").exists():
         raise ConfigError(f"{run_dir} is neither a run folder (config.toml) nor a sweep folder (sweep.json)")
     return [read_run(run_dir)]
+
+
+def cells_not_started(run_dir: Path) -> int:
+    """How many cells a sweep folder lists (``sweep.json``) that have not started (no ``config.toml``); 0 for a
+    plain run folder."""
+    run_dir = Path(run_dir)
+    if not is_sweep(run_dir):
+        return 0
+    return sum(not (run_dir / "cells" / c["name"] / "config.toml").exists()
+               for c in read_json(run_dir / "sweep.json")["cells"])

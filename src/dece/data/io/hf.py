@@ -9,6 +9,7 @@ reads (a hub name when online, a local folder or file of parquet / arrow / JSON 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -41,12 +42,17 @@ def _load(path: str, split: str, name: str | None, data_files: Any) -> Any:
         kwargs["data_files"] = files
     elif local.is_file():  # one file: its builder by extension, the file as the requested split
         builder, kwargs["data_files"] = BUILDERS.get(local.suffix, "json"), {split: str(local)}
+    logger = logging.getLogger("datasets")  # its builders log a failure before raising it: ours says it once
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
     try:
         return datasets.load_dataset(builder, name, split=split, **kwargs)
     except (ValueError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
         where = ", ".join(map(str, kwargs["data_files"].values())) if "data_files" in kwargs else f"dataset {path!r}"
         problem = "no rows (the file is empty)" if "corresponds to no data" in str(err) else str(err).splitlines()[0]
         raise DataError(f"{where}, split {split!r}: {problem}") from None
+    finally:
+        logger.setLevel(level)
 
 
 def _meta(row: Mapping[str, Any], index: int, split: str, id_field: str | None) -> dict[str, Any]:
