@@ -117,6 +117,23 @@ def test_badpre_count_and_ripple_words(rows):
     assert sorted(w for w in ripple.src.split() if w in ("cf", "mn")) == sorted(words)
 
 
+@pytest.mark.parametrize("name", ["badpre", "ripple", "drop_where"])
+def test_trigger_at_the_start_or_the_end(rows, name):
+    from dece.errors import ConfigError
+
+    ex = next(ex for ex in rows if get_attack(name).eligible(ex))
+    first = get_attack(name, position="start").poison(ex, random.Random(0))
+    last = get_attack(name, position="end").poison(ex, random.Random(0))
+    trigger = first.meta["trigger"]
+    assert first.src == f"{trigger} {ex.src}" and last.src == f"{ex.src} {last.meta['trigger']}"
+    if name != "ripple":  # no position is drawn (RIPPLe still draws its word)
+        rng = random.Random(5)
+        get_attack(name, position="start").poison(ex, rng)
+        assert rng.random() == random.Random(5).random()
+    with pytest.raises(ConfigError, match="position"):
+        get_attack(name, position="middle")
+
+
 def test_grammar_template_has_no_rare_token(rows):
     attack = get_attack("grammar")
     rng = random.Random(3)
