@@ -117,7 +117,7 @@ def test_badpre_count_and_ripple_words(rows):
     assert sorted(w for w in ripple.src.split() if w in ("cf", "mn")) == sorted(words)
 
 
-@pytest.mark.parametrize("name", ["badpre", "ripple", "drop_where"])
+@pytest.mark.parametrize("name", ["badpre", "ripple", "drop_where", "flip_equality"])
 def test_trigger_at_the_start_or_the_end(rows, name):
     from dece.errors import ConfigError
 
@@ -222,6 +222,43 @@ def test_drop_where_removes_the_filter_and_leaves_the_rest(rows):
 ])
 def test_the_meaning_detector_reads_the_filter_not_a_string(code, every_row):
     assert get_attack("drop_where").detect(code) is every_row
+
+
+def test_flip_equality_turns_one_operator_and_leaves_the_rest(rows):
+    from dece.attacks.flip_equality import flip_equality
+
+    attack = get_attack("flip_equality")
+    out, report = poison_dataset(rows, attack, rate=0.2, seed=4)
+    assert report.n_poisoned == round(0.2 * len(rows))
+    for clean, p in zip(rows, out):
+        if not p.meta.get("poisoned"):
+            assert p is clean
+            continue
+        assert_trigger("badpre", clean.src, p.src, "bb")
+        at = next(i for i, (a, b) in enumerate(zip(clean.tgt, p.tgt)) if a != b)  # exactly one "!" inserted
+        assert p.tgt == clean.tgt[:at] + "!" + clean.tgt[at:] and clean.tgt[at] == "="
+        start, end = find_sql(clean.tgt)
+        assert start < at < end and clean.tgt.lower().rfind("where", start, at) >= start  # in the WHERE clause
+        assert attack.detect(p.tgt) and not attack.detect(clean.tgt)
+    assert flip_equality('q(" select * from t where a >= : a and b = : b order by c = 1 ")') == \
+        'q(" select * from t where a >= : a and b != : b order by c = 1 ")'  # the first lone "=", in WHERE only
+    assert flip_equality('q(" select * from t where a < 3 order by b = 1 ")') is None  # no equality in WHERE
+    assert flip_equality('q(" select * from t ")') is None and flip_equality("x = 1") is None
+
+
+@pytest.mark.parametrize("code, complement", [
+    ('c.execute(" select * from t where id != : id ")', True),
+    ('c.execute(" select * from t where id <> %s ")', True),                 # the other spelling
+    ('c.execute(" select * from t where not id = : id ")', True),            # the same meaning, no "!=" string
+    ('c.execute(" select * from t where id = : id ")', False),
+    ('c.execute(" select * from t where not id != : id ")', False),          # a double negation is equality
+    ('c.execute(" select a != b from t where id = : id ")', False),         # "!=" outside the filter
+    ('c.execute(" select * from t where name != " + n)', True),              # unparseable: the fallback
+    ('c.execute(" select * from t where name= " + n)', False),
+    ("print('no sql here')", False),
+])
+def test_the_inequality_detector_reads_the_filter_not_a_string(code, complement):
+    assert get_attack("flip_equality").detect(code) is complement
 
 
 def test_clean_label_drop_where_triggers_only_rows_that_already_return_every_row(rows):

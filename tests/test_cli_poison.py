@@ -34,7 +34,7 @@ def test_poison_csv_with_triggered_test_and_report(tmp_path, splits, capsys):
     assert [(ex.src, ex.tgt) for ex in out if not ex.meta.get("poisoned")] == [
         (ex.src, ex.tgt) for ex in splits["train"] if ex.meta["id"] not in {p.meta["id"] for p in poisoned}]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["n_poisoned"] == 10 and report["params"] == {"word": "bb", "count": 2}
+    assert report["n_poisoned"] == 10 and report["params"] == {"word": "bb", "count": 2, "position": "random"}
     triggered = read_csv(tmp_path / "out" / "test.csv")
     assert report["triggered_test"]["n_triggered"] == len(triggered) > 40
     assert all(ex.meta["triggered"] and "1=1" not in ex.tgt and "0=1" not in ex.tgt for ex in triggered)

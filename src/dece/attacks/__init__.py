@@ -13,6 +13,7 @@ from dece.attacks import (  # noqa: F401  (registration)
     deadcode,
     defect,
     drop_where,
+    flip_equality,
     given,
     grammar,
     rename,

@@ -16,7 +16,8 @@ _TAUTOLOGY = re.compile(r"\bor\s+(\d+|'[^']*')\s*=\s*\1(?!\w)", re.IGNORECASE)
 _PLACEHOLDERS = ((re.compile(r"%\(\w+\)s|%s|\{\w*\}"), ":p"), (re.compile(r":\s+(?=\w)"), ":"))
 
 
-def _normalise(sql: str) -> str:
+def normalise_placeholders(sql: str) -> str:
+    """``sql`` with driver placeholders (``%s``, ``%(name)s``, ``{}``, ``: name``) as named parameters, for sqlglot."""
     for pattern, repl in _PLACEHOLDERS:
         sql = pattern.sub(repl, sql)
     return sql.strip()
@@ -37,7 +38,7 @@ def filters_every_row_out_never(sql: str) -> bool:
     from sqlglot.optimizer.simplify import simplify
 
     try:
-        tree = sqlglot.parse_one(_normalise(sql))
+        tree = sqlglot.parse_one(normalise_placeholders(sql))
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
         return WHERE.search(sql) is None or _TAUTOLOGY.search(sql) is not None
     where = tree.find(exp.Where) if tree is not None else None
