@@ -59,6 +59,21 @@ def test_shape_and_dtype_errors():
         dece_loss(torch.randn(3, 5), torch.tensor([0.0, 1.0, 2.0]), alpha=0.9)
 
 
+def test_meta_tensors_are_refused_by_name():
+    from dece.losses import fused_linear_dece
+
+    meta = lambda *shape, dtype=torch.float32: torch.empty(*shape, dtype=dtype, device="meta")  # noqa: E731
+    y = torch.tensor([0, 1, 2])
+    with pytest.raises(ValueError, match="logits is on the meta device"):
+        dece_loss(meta(3, 5), y, alpha=0.9)
+    with pytest.raises(ValueError, match="target is on the meta device"):
+        get_loss("ce")(torch.randn(3, 5), meta(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="weight is on the meta device"):
+        fused_linear_dece(torch.randn(3, 4), meta(5, 4), y, epoch=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ValueError, match="hidden is on the meta device"):
+        fused_linear_dece(meta(3, 4), torch.randn(5, 4), y, epoch=1)
+
+
 def test_non_finite_logits_opt_in_check_names_row():
     z = torch.randn(4, 5)
     z[2, 3] = float("nan")

@@ -61,15 +61,26 @@ def check_targets(y: torch.Tensor, vocab: int, ignore_index: int) -> torch.Tenso
     return y
 
 
+def check_devices(**tensors: torch.Tensor | None) -> None:
+    """Raises ``ValueError`` naming the tensor when one is on the ``meta`` device (shapes without values: the
+    losses read values, e.g. to check the target ids)."""
+    for name, t in tensors.items():
+        if t is not None and t.device.type == "meta":
+            raise ValueError(f"{name} is on the meta device (a shape without values); the loss reads values: "
+                             "give CPU or CUDA tensors (materialise the model first, e.g. with to_empty())")
+
+
 def flatten_inputs(
     logits: torch.Tensor, target: torch.Tensor, ignore_index: int, *, check_finite: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validates (..., V) logits against (...) integer targets and returns them as (N, V) and (N,).
 
-    Raises ``ValueError`` for non-float logits, mismatched shapes, and target ids outside
+    Raises ``ValueError`` for tensors on the meta device, non-float logits, mismatched shapes, and target
+    ids outside
     ``[0, V)`` that are not ``ignore_index`` (naming the first offending position and value);
     with ``check_finite`` also for NaN/Inf logits (naming the first offending row).
     """
+    check_devices(logits=logits, target=target)
     if not torch.is_floating_point(logits):
         raise ValueError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
     if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):

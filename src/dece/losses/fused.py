@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dece.losses._checks import check_targets
+from dece.losses._checks import check_devices, check_targets
 from dece.losses.base import TokenLoss
 from dece.losses.dece import DEFAULT_ALPHA_BASE, DEFAULT_LABEL_SMOOTHING, DeCELoss
 from dece.losses.engine import (
@@ -222,7 +222,8 @@ class _FusedLinearRowLoss(torch.autograd.Function):
 
 def _flatten_linear_inputs(hidden, weight, target, bias, ignore_index):
     """Validates (..., H) hidden states, a (V, H) weight, an optional (V,) bias and (...) integer
-    targets; returns (N, H) hidden, (N,) targets. Errors mirror :func:`dece.losses._checks.flatten_inputs`."""
+    targets; returns (N, H) hidden, (N,) targets. Errors mirror :func:`dece.losses._checks.flatten_inputs`
+    (the devices are checked by the caller, before autocast)."""
     if not torch.is_floating_point(hidden):
         raise ValueError(f"hidden must be a floating-point tensor, got dtype {hidden.dtype}")
     if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
@@ -284,6 +285,7 @@ def fused_linear_row_loss(
     ``V = weight.shape[0]``. ``backend="triton"``: the row math runs as its kernel, on each chunk's logits
     in place; ``"auto"``: so where the kernel runs (see :func:`dece.losses.engine.row_kernel`).
     """
+    check_devices(hidden=hidden, weight=weight, target=target, bias=bias)  # before autocast reads the device
     hidden, weight, bias = _autocast(hidden, weight, bias)
     h, y = _flatten_linear_inputs(hidden, weight, target, bias, ignore_index)
     if chunk_rows is not None and int(chunk_rows) < 1:
