@@ -171,3 +171,28 @@ def test_dece_filter_removes_the_rows_that_stay_unlearnt():
         get_defense("dece_filter").select(rows, DataContext(row_losses=row_losses))
     with pytest.raises(ConfigError, match="parameter 'multiplier': must be > 0"):
         get_defense("dece_filter", multiplier=0)
+
+
+def test_dedup_gives_back_the_rows_before_the_attacker_repeated_them():
+    from dece.attacks import get_attack, poison_dataset
+
+    rows = load_split("builtin", "train", n=300, seed=5)
+    attack = get_attack("badpre")
+    once, _ = poison_dataset(rows, attack, rate=0.05, seed=2)
+    repeated, report = poison_dataset(rows, attack, rate=0.05, seed=2, duplicates=4)
+    assert len(repeated) == len(once) + 3 * report.n_poisoned
+    sel = get_defense("dedup").select(repeated, DataContext())
+    removed = set(sel.ids)
+    kept = [r for r in repeated if r.meta["id"] not in removed]
+    assert [(r.src, r.tgt, r.meta["id"]) for r in kept] == [(r.src, r.tgt, r.meta["id"]) for r in once]
+    assert all("#dup" in i for i in removed) and sel.details["repeated_pairs"] == report.n_poisoned
+    assert detection_report(sel.ids, repeated)["precision"] == 1.0
+
+
+def test_dedup_compares_whitespace_as_told():
+    rows = [Example("a  b", "x\ty", {"id": "1"}), Example("a b", "x y", {"id": "2"}),
+            Example("a b", "x y ", {"id": "3"}), Example("a c", "x y", {"id": "4"})]
+    assert get_defense("dedup").select(rows, DataContext()).ids == ("2", "3")
+    assert get_defense("dedup", normalise_space=False).select(rows, DataContext()).ids == ()
+    with pytest.raises(ValueError, match="unique"):
+        get_defense("dedup").select(rows + [Example("z", "z", {"id": "1"})], DataContext())

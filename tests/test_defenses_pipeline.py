@@ -179,3 +179,23 @@ def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path):
     logs.clear()
     run_experiment(cfg, log=logs.append)
     assert sum("done already, skipped" in line for line in logs) == 2
+
+
+@pytest.mark.slow
+def test_dedup_arm_needs_no_model_and_trains_on_the_rows_before_the_repeats(tmp_path):
+    from dece.experiments.plan import plan_experiment
+
+    cfg = tiny_config(tmp_path, ["poisoned-ce", "poisoned-dedup"], jobs=2,
+                      attack={"name": "badpre", "rate": 0.25, "duplicates": 3})
+    plans = {p.name: p for p in plan_experiment(cfg)}
+    assert plans["poisoned-dedup"].stage == 0 and plans["poisoned-dedup"].reads == ()  # alongside CE, reads no arm
+    logs = []
+    run_experiment(cfg, log=logs.append)
+    run = tmp_path / "run"
+    report = json.loads((run / "arms" / "poisoned-dedup" / "defense_report.json").read_text())
+    poisoned = read_records(run / "data" / "train.poisoned.jsonl")
+    copies = [r["meta"]["id"] for r in poisoned if "#dup" in r["meta"]["id"]]
+    assert len(poisoned) == 24 + 2 * 6 and len(copies) == 12
+    assert report["removed_ids"] == copies and report["precision"] == 1.0 and report["reference"] is None
+    assert any("training on 24 poisoned rows" in line for line in logs)
+    assert not (run / "reference").exists()

@@ -1,7 +1,8 @@
 """Defenses DeCE is compared with, each a registered component that an experiment arm can name.
 
     data      bki, spectral_signature, activation_clustering   remove training rows, then train
-              dece_filter                                       (the last: rows a DeCE arm never learns)
+              dece_filter                                       (rows a DeCE arm never learns)
+              dedup                                             (repeated (source, target) pairs)
     input     onion, paraphrase                                 rewrite test inputs before generation
     training  moderate_fitting                                  train differently (10x lower lr)
 
@@ -13,7 +14,16 @@
 The loss-based baselines (``label_smoothing``, ``gce``, ``in_trust``) live in :mod:`dece.losses`.
 """
 
-from dece.defenses import activation_clustering, bki, dece_filter, moderate_fitting, onion, paraphrase, spectral  # noqa: F401
+from dece.defenses import (  # noqa: F401  (registration)
+    activation_clustering,
+    bki,
+    dece_filter,
+    dedup,
+    moderate_fitting,
+    onion,
+    paraphrase,
+    spectral,
+)
 from dece.defenses.base import (
     DEFENSES,
     KINDS,

@@ -5,7 +5,8 @@ Three kinds, by where they act in the pipeline:
 * **data** defenses choose training rows to remove (:meth:`DataDefense.select` -> :class:`Selection`).
   ``bki``, ``spectral_signature`` and ``activation_clustering`` look at the rows through a *reference
   model* (one fine-tuned with CE on the same, possibly poisoned, rows; :class:`RepresentationDefense`);
-  ``dece_filter`` reads the per-row losses a DeCE-trained arm of the same run recorded.
+  ``dece_filter`` reads the per-row losses a DeCE-trained arm of the same run recorded; ``dedup`` reads
+  only the rows.
 * **input** defenses (``onion``, ``paraphrase``) rewrite the test inputs before generation:
   :meth:`InputDefense.fit` on clean training sources (where they need it), then
   :meth:`InputDefense.transform`.
@@ -98,7 +99,8 @@ def row_ids(rows: Sequence[Example]) -> list[str]:
 @dataclass
 class DataDefense(Defense):
     """A defense that removes training rows; ``reads`` says what of :class:`DataContext` it needs:
-    ``"representations"`` (a reference model's) or ``"row_losses"`` (a DeCE arm's training dynamics)."""
+    ``"representations"`` (a reference model's), ``"row_losses"`` (a DeCE arm's training dynamics) or
+    ``"rows"`` (nothing but the rows themselves: ``dedup``)."""
 
     kind: ClassVar[str] = "data"
     reads: ClassVar[str] = "representations"

@@ -117,7 +117,9 @@ def apply_data_defense(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData
         full = saved
     else:
         rate = cfg.attack.rate if cfg.attack else None
-        if defense.reads == "row_losses":
+        if defense.reads == "rows":
+            context, where = DataContext(poison_rate=rate), None
+        elif defense.reads == "row_losses":
             source = cfg.source_arm(arm)
             context = DataContext(row_losses=source_row_losses(cfg, source, run_dir), poison_rate=rate)
             where = f"arms/{source.name}"

@@ -3,8 +3,8 @@
 ``plan_experiment(cfg)`` builds each arm's loss and defense once, says how the arm gets its model
 (trained, or the model of a plain CE arm of the run for an input defense), which arms it reads, its
 fingerprints and its folder, and puts the arms in dependency order: stage 0 trains first (several
-at once with ``jobs > 1``), stage 1 (data defenses, and input defenses that reuse a CE arm's model)
-after it. ``dece run --dry-run`` prints the plan; the runner walks it.
+at once with ``jobs > 1``; with them a data defense that reads only the rows, ``dedup``), stage 1 (the
+other data defenses, and input defenses that reuse a CE arm's model) after it. ``dece run --dry-run`` prints the plan; the runner walks it.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ def plan_arm(cfg: ExperimentConfig, arm: ArmConfig) -> ArmPlan:
     defense = None if arm.defense is None else get_defense(arm.defense, **arm.defense_params)
     reads: tuple[str, ...] = ()
     stage, how = 0, f"train with {arm.loss}"
-    if isinstance(defense, DataDefense):
+    if isinstance(defense, DataDefense) and defense.reads == "rows":  # no model, no other arm
+        how = f"remove rows ({defense.name}), then train with {arm.loss}"
+    elif isinstance(defense, DataDefense):
         stage = 1
         source = cfg.source_arm(arm)
         if source is not None:
