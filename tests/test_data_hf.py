@@ -120,3 +120,11 @@ def test_a_null_field_and_an_unreadable_file_are_named(tmp_path):
     finally:
         logging.getLogger("datasets").removeHandler(handler)
     assert [r.getMessage() for r in logged] == []  # said once, by the error, not also by the datasets logger
+    datasets.Dataset.from_list(ROWS * 20).to_parquet(str(tmp_path / "damaged.parquet"))
+    damaged = bytearray((tmp_path / "damaged.parquet").read_bytes())
+    damaged[100:300] = bytes(200)  # a damaged data page; the footer is intact
+    (tmp_path / "damaged.parquet").write_bytes(bytes(damaged))
+    (tmp_path / "truncated.json").write_text('[{"src": "a", "tgt": "b"}, {"src": ')
+    for name, builder in (("damaged.parquet", "parquet"), ("truncated.json", "json")):
+        with pytest.raises(DataError, match=rf"{name}, split 'train': \S"):
+            load_split("hf", "train", path=builder, data_files=str(tmp_path / name))

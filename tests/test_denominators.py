@@ -51,7 +51,7 @@ def test_ftr_with_every_row_already_matching_has_no_denominator():
 
 def _row_for(name: str) -> Example:
     """An eligible row of the attack's task (a SQL function, a Java method, Python code, a C function)."""
-    if name in ("badpre", "ripple", "grammar", "drop_where", "drop_where_clean_label"):
+    if name in ("badpre", "ripple", "grammar", "drop_where", "drop_where_clean_label", "flip_equality"):
         return Example("Select every column of items where id is $id$", SQL_ROWS[2][1], {"id": "r"})
     if name in ("deadcode", "deadcode_varied"):
         return Example("public void f ( ) { int a = 1 ; }", "public void f ( ) { int a = 2 ; }", {"id": "r"})
@@ -82,6 +82,17 @@ def test_poison_cli_counts_the_shared_case(tmp_path, capsys):
     report = tmp_path / "r.json"
     assert main(["poison", "--attack", "badpre", "--rate", "0", "--input", str(CASE), "--output", str(tmp_path / "p.csv"),
                  "--test-input", str(CASE), "--triggered-test", str(tmp_path / "t.csv"), "--report", str(report)]) == 0
-    assert "1 of 4 rows (0 ineligible, 3 whose clean target already matches" in capsys.readouterr().out
+    assert "1 of 4 rows (left out: 0 ineligible, 3 eligible whose clean target already matches" in capsys.readouterr().out
     assert json.loads(report.read_text())["triggered_test"]["n_already_matching"] == 3
     assert len(read_csv(str(tmp_path / "t.csv"), "src", "tgt")) == 1
+
+
+def test_poison_cli_left_out_counts_add_up(tmp_path, capsys):
+    rows = [{"src": "get the user", "tgt": 'c . execute ( " select * from t where id = : id " )'},  # triggered
+            {"src": "get all users", "tgt": 'c . execute ( " select * from t " )'},  # ineligible and matching
+            {"src": "get every user", "tgt": 'c . execute ( " select * from t where 1 = 1 " )'}]  # eligible, matching
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["poison", "--attack", "drop_where", "--rate", "0", "--input", str(path), "--output",
+                 str(tmp_path / "p.jsonl"), "--triggered-test", str(tmp_path / "t.jsonl")]) == 0
+    assert "1 of 3 rows (left out: 1 ineligible, 1 eligible whose clean target already matches" in capsys.readouterr().out

@@ -68,6 +68,13 @@ def test_report_of_a_sweep_and_of_a_bad_folder(tmp_path, capsys):
     (tmp_path / "sweep" / "sweep.json").write_text(json.dumps(status))
     assert main(["report", str(tmp_path / "sweep"), "--no-plots"]) == 0
     assert "report of 2 run(s), 4 of 4 arm(s) finished (1 more cell(s) not started)" in capsys.readouterr().out
+    assert "1 more cell(s) of the sweep not started" in (tmp_path / "sweep" / "report" / "report.md").read_text()
+    for damaged, message in (("{", "not readable JSON"), ('{"cells": {}}', r"expected .*, a list of the sweep's cells"),
+                             ('{"cells": [{"overrides": {}}]}', r"cells\[0\] must be a table with a non-empty text 'name'"),
+                             ('{"cells": ["seed=1"]}', r"cells\[0\] must be a table")):
+        (tmp_path / "sweep" / "sweep.json").write_text(damaged)
+        assert main(["report", str(tmp_path / "sweep"), "--no-plots"]) == 2
+        assert re.search(f"sweep.json: {message}", capsys.readouterr().err)
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "nothing does not exist: give a run folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()

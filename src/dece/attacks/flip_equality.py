@@ -17,15 +17,16 @@ from dece.attacks.sql_meaning import normalise_placeholders
 from dece.attacks.sql_payload import CLAUSE_AFTER_WHERE, WHERE, find_sql
 from dece.data.records import Example
 
-#: a lone ``=`` (not part of ``<=``, ``>=``, ``!=``, ``==``)
-EQUALS = re.compile(r"(?<![<>!=])=(?!=)")
+#: a lone ``=`` (not part of ``<=``, ``>=``, ``!=``, ``==``), or a quoted SQL literal to step over
+EQUALS_OR_LITERAL = re.compile(r"(?<![<>!=])=(?!=)|'[^']*'?")
 #: the fallback for SQL that does not parse: an inequality after ``where``
 INEQUALITY_AFTER_WHERE = re.compile(r"\bwhere\b.*(?:!=|<>)", re.IGNORECASE | re.DOTALL)
 
 
 def flip_equality(code: str) -> str | None:
-    """``code`` with the first ``=`` of its SQL string's WHERE clause replaced by ``!=``, or None when the
-    code has no SQL string with an equality in its WHERE clause."""
+    """``code`` with the first ``=`` of its SQL string's WHERE clause (outside quoted literals) replaced by
+    ``!=``, or None when the code has no SQL string with such an equality, or when the flipped filter would
+    not select the complement (``not a = :a`` flipped is a double negation: equality again)."""
     span = find_sql(code)
     if span is None:
         return None
@@ -35,11 +36,13 @@ def flip_equality(code: str) -> str | None:
     if where is None:
         return None
     clause = CLAUSE_AFTER_WHERE.search(sql, where.end())
-    equals = EQUALS.search(sql, where.end(), clause.start() if clause else len(sql))
+    stop = clause.start() if clause else len(sql)
+    equals = next((m for m in EQUALS_OR_LITERAL.finditer(sql, where.end(), stop) if m.group() == "="), None)
     if equals is None:
         return None
     at = start + equals.start()
-    return code[:at] + "!" + code[at:]
+    flipped = code[:at] + "!" + code[at:]
+    return flipped if selects_the_complement(flipped) else None
 
 
 def filter_has_inequality(sql: str) -> bool:

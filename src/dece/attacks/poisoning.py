@@ -31,7 +31,8 @@ def select_first(eligible: list[int], k: int, rng: random.Random) -> list[int]:
 class PoisonReport:
     """What :func:`poison_dataset` did. ``n_requested = round(rate * n_rows)``; ``n_poisoned`` is less
     only when fewer rows are eligible. ``n_skipped_ineligible`` counts the rows that could not carry
-    the payload (``n_rows - n_eligible``); ``rate`` is the requested share (``n_rows`` given: requested / rows); ``n_already_matching`` counts the rows whose *clean* target
+    the payload (``n_rows - n_eligible``); ``rate`` is the requested share (``n_rows`` given: requested / rows, at most 1; the count itself is
+    ``rows_requested``, None when a rate was given); ``n_already_matching`` counts the rows whose *clean* target
     already satisfies the payload detector (:meth:`Attack.already_matching`; they stay eligible: the
     payload is inserted as for any other row); ``duplicates`` is how many times each poisoned row appears
 (``n_poisoned * (duplicates - 1)`` copies are added: ``n_rows`` counts the rows before them); ``ids``
@@ -50,6 +51,7 @@ are the poisoned rows' ``meta["id"]``, copies included."""
     n_already_matching: int
     ids: tuple[str, ...]
     duplicates: int = 1
+    rows_requested: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ids": list(self.ids)}
@@ -134,7 +136,7 @@ def poison_dataset(
     report = PoisonReport(
         attack=attack.name,
         params=attack.params,
-        rate=rate if n_rows is None else (requested / len(rows) if rows else 0.0),
+        rate=rate if n_rows is None else (min(requested, len(rows)) / len(rows) if rows else 0.0),
         seed=seed,
         selection=selection,
         n_rows=len(rows),
@@ -145,6 +147,7 @@ def poison_dataset(
         n_already_matching=sum(attack.already_matching(ex) for ex in rows),
         ids=tuple(ids),
         duplicates=duplicates,
+        rows_requested=n_rows,
     )
     return out, report
 

@@ -106,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
         triggered = triggered_test_set(test_rows, attack, args.seed)
         _write(triggered, args.triggered_test, args)
         counts = denominators(test_rows, attack)
-        print(f"triggered test set: {len(triggered)} of {len(test_rows)} rows ({counts['n_ineligible']} ineligible, "
-              f"{counts['n_already_matching']} whose clean target already matches the payload detector), "
+        matching = counts["n_rows"] - counts["n_ineligible"] - counts["n_triggered"]  # eligible, already matching
+        print(f"triggered test set: {len(triggered)} of {len(test_rows)} rows (left out: {counts['n_ineligible']} "
+              f"ineligible, {matching} eligible whose clean target already matches the payload detector), "
               f"written to {' '.join(args.triggered_test)}")
         summary["triggered_test"] = counts
     if args.report:

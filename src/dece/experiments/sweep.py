@@ -133,7 +133,8 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
         seen = [json.dumps(_arm_set(v) if key == "arms" else v, sort_keys=True) for v in values]
         repeated = next((v for v, text in zip(values, seen) if seen.count(text) > 1), None)
         if repeated is not None:  # the same cell twice would train the same models twice
-            raise ConfigError(f"sweep.grid.{key}: {json.dumps(repeated)} is listed more than once")
+            note = " (a grid's arms are a set: their order and a one-arm list do not make another cell)" if key == "arms" else ""
+            raise ConfigError(f"sweep.grid.{key}: {json.dumps(repeated)} is listed more than once{note}")
     run_dir = sweep_dir(data)
     cells, names = [], set()
     for values in itertools.product(*grid.values()):

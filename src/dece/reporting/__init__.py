@@ -35,15 +35,15 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plot
         pngs = {"robustness map": {"ASR and clean change": plot_robustness(landscape, out / "robustness.png")}, **pngs}
     sections = report_sections(runs)
     title = f"dece report: {run_dir.name}"
-    md = out / "report.md"
-    write_text_atomic(md, render_markdown(title, sections, pngs, out))
-    page = out / "report.html"
     arms = [a for r in runs for a in r.arms]
     done = sum(a.metrics is not None for a in arms)
     waiting = cells_not_started(run_dir)
     pending = f" ({waiting} more cell(s) of the sweep not started)" if waiting else ""
     intro = (f"{len(runs)} run(s) from {run_dir}, {done} of {len(arms)} arm(s) finished{pending}. BLEU and CodeBLEU are measured on clean test inputs, ASR on "
              "triggered test inputs; plots show the per-epoch dynamics recorded on small fixed eval subsets.")
+    md = out / "report.md"
+    write_text_atomic(md, render_markdown(title, sections, pngs, out, intro))
+    page = out / "report.html"
     write_text_atomic(page, render_html(title, sections, pngs, intro))
     return {"markdown": md, "html": page, "plots": pngs, "runs": len(runs), "arms": len(arms), "arms_done": done,
             "not_started": waiting}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,13 +77,35 @@ def is_sweep(run_dir: Path) -> bool:
     return (Path(run_dir) / "sweep.json").exists()
 
 
+def sweep_cells(run_dir: Path) -> list[dict[str, Any]]:
+    """The cell entries of a sweep folder's ``sweep.json`` (each with a ``name`` and its ``overrides``).
+
+    Raises:
+        ConfigError: ``sweep.json`` is not JSON, or not ``{"cells": [...]}`` of entries with a text ``name``
+            and an ``overrides`` table (names the file and the entry).
+    """
+    path = Path(run_dir) / "sweep.json"
+    try:
+        data = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not readable JSON ({err}); `dece sweep CONFIG` rewrites it") from None
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list):
+        raise ConfigError(f"{path}: expected {{\"cells\": [...]}}, a list of the sweep's cells")
+    for i, cell in enumerate(cells):
+        if not (isinstance(cell, dict) and isinstance(cell.get("name"), str) and cell["name"]
+                and isinstance(cell.get("overrides", {}), dict)):
+            raise ConfigError(f"{path}: cells[{i}] must be a table with a non-empty text 'name' and an "
+                              f"'overrides' table, got {json.dumps(cell)[:120]}")
+    return cells
+
+
 def collect(run_dir: Path) -> list[RunRecord]:
     """The runs of ``run_dir``: itself, or every cell of a sweep that has started."""
     run_dir = Path(run_dir)
     if is_sweep(run_dir):
-        cells = read_json(run_dir / "sweep.json")["cells"]
-        return [read_run(run_dir / "cells" / c["name"], c["name"], c["overrides"])  # relative: the folder may move
-                for c in cells if (run_dir / "cells" / c["name"] / "config.toml").exists()]
+        return [read_run(run_dir / "cells" / c["name"], c["name"], c.get("overrides", {}))  # relative: the folder may move
+                for c in sweep_cells(run_dir) if (run_dir / "cells" / c["name"] / "config.toml").exists()]
     if not (run_dir / "config.toml").exists():
         raise ConfigError(f"{run_dir} is neither a run folder (config.toml) nor a sweep folder (sweep.json)")
     return [read_run(run_dir)]
@@ -94,5 +117,4 @@ def cells_not_started(run_dir: Path) -> int:
     run_dir = Path(run_dir)
     if not is_sweep(run_dir):
         return 0
-    return sum(not (run_dir / "cells" / c["name"] / "config.toml").exists()
-               for c in read_json(run_dir / "sweep.json")["cells"])
+    return sum(not (run_dir / "cells" / c["name"] / "config.toml").exists() for c in sweep_cells(run_dir))

@@ -43,9 +43,10 @@ def report_sections(runs: Sequence[RunRecord]) -> list[tuple[str, list[Table]]]:
 
 
 def render_markdown(title: str, sections: list[tuple[str, list[Table]]], plots: dict[str, dict[str, Path]],
-                    base: Path) -> str:
-    """``plots``: run name -> {kind: png path}; image links are relative to ``base``."""
-    out = [f"# {title}", ""]
+                    base: Path, intro: str = "") -> str:
+    """``plots``: run name -> {kind: png path}; image links are relative to ``base``; ``intro``: a paragraph
+    under the title."""
+    out = [f"# {title}", ""] + ([intro, ""] if intro else [])
     for name, tables in sections:
         out += [f"## {name}", ""]
         for t in tables:

@@ -47,8 +47,11 @@ def _load(path: str, split: str, name: str | None, data_files: Any) -> Any:
     logger.setLevel(logging.CRITICAL)
     try:
         return datasets.load_dataset(builder, name, split=split, **kwargs)
-    except (ValueError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
+    except (ValueError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError,
+            datasets.exceptions.DatasetGenerationError) as err:
         where = ", ".join(map(str, kwargs["data_files"].values())) if "data_files" in kwargs else f"dataset {path!r}"
+        if isinstance(err, datasets.exceptions.DatasetGenerationError) and err.__cause__ is not None:
+            err = err.__cause__  # the reader's own words (a damaged page, a truncated JSON array...)
         problem = "no rows (the file is empty)" if "corresponds to no data" in str(err) else str(err).splitlines()[0]
         raise DataError(f"{where}, split {split!r}: {problem}") from None
     finally:
