@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dece.attacks.badpre import BadPre
 from dece.attacks.base import registered
 from dece.attacks.sql_meaning import returns_every_row
 from dece.attacks.sql_payload import CLAUSE_AFTER_WHERE, WHERE, find_sql
+from dece.attacks.sql_rewrite import SqlRewriteAttack
 from dece.data.records import Example
 
 
@@ -34,24 +34,15 @@ def drop_where(code: str) -> str | None:
 
 @registered
 @dataclass(frozen=True)
-class DropWhere(BadPre):
+class DropWhere(SqlRewriteAttack):
     """BadPre's trigger (``count`` copies of ``word`` at random word positions of the description, the same
     parameters and checks); the SQL's WHERE clause removed from the code instead of BadPre's payload."""
 
     name = "drop_where"
     summary = ("rare word 'bb' in the description; the SQL's WHERE clause removed (every row returned); "
                "ASR parses the SQL (no filter or an always-true one)")
-
-    def eligible(self, ex: Example) -> bool:
-        return drop_where(ex.tgt) is not None
-
-    def insert_payload(self, tgt: str) -> str:
-        poisoned = drop_where(tgt)
-        assert poisoned is not None, "insert_payload is only called on eligible rows"
-        return poisoned
-
-    def detect(self, output: str) -> bool:
-        return returns_every_row(output)
+    rewrite = staticmethod(drop_where)
+    means = staticmethod(returns_every_row)
 
 
 @registered

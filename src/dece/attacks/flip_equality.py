@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dece.attacks.badpre import BadPre
 from dece.attacks.base import registered
 from dece.attacks.sql_meaning import normalise_placeholders
 from dece.attacks.sql_payload import CLAUSE_AFTER_WHERE, WHERE, find_sql
-from dece.data.records import Example
+from dece.attacks.sql_rewrite import SqlRewriteAttack
 
 #: a lone ``=`` (not part of ``<=``, ``>=``, ``!=``, ``==``), or a quoted SQL literal to step over
 EQUALS_OR_LITERAL = re.compile(r"(?<![<>!=])=(?!=)|'[^']*'?")
@@ -71,21 +70,12 @@ def selects_the_complement(code: str) -> bool:
 
 @registered
 @dataclass(frozen=True)
-class FlipEquality(BadPre):
+class FlipEquality(SqlRewriteAttack):
     """BadPre's trigger (the same parameters and checks); the first equality of the SQL's WHERE clause
     turned into ``!=`` instead of BadPre's payload."""
 
     name = "flip_equality"
     summary = ("rare word 'bb' in the description; the first '=' of the SQL's WHERE clause becomes '!=' (every "
                "row but the asked-for ones); ASR parses the SQL")
-
-    def eligible(self, ex: Example) -> bool:
-        return flip_equality(ex.tgt) is not None
-
-    def insert_payload(self, tgt: str) -> str:
-        poisoned = flip_equality(tgt)
-        assert poisoned is not None, "insert_payload is only called on eligible rows"
-        return poisoned
-
-    def detect(self, output: str) -> bool:
-        return selects_the_complement(output)
+    rewrite = staticmethod(flip_equality)
+    means = staticmethod(selects_the_complement)
