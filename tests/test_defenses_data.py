@@ -196,3 +196,5 @@ def test_dedup_compares_whitespace_as_told():
     assert get_defense("dedup", normalise_space=False).select(rows, DataContext()).ids == ()
     with pytest.raises(ValueError, match="unique"):
         get_defense("dedup").select(rows + [Example("z", "z", {"id": "1"})], DataContext())
+    with pytest.raises(ValueError, match="unique"):  # 1 and "1" would name the same removed row
+        get_defense("dedup").select([Example("a", "b", {"id": 1}), Example("a", "b", {"id": "1"})], DataContext())

@@ -71,7 +71,9 @@ def test_report_of_a_sweep_and_of_a_bad_folder(tmp_path, capsys):
     assert "1 more cell(s) of the sweep not started" in (tmp_path / "sweep" / "report" / "report.md").read_text()
     for damaged, message in (("{", "not readable JSON"), ('{"cells": {}}', r"expected .*, a list of the sweep's cells"),
                              ('{"cells": [{"overrides": {}}]}', r"cells\[0\] must be a table with a non-empty text 'name'"),
-                             ('{"cells": ["seed=1"]}', r"cells\[0\] must be a table")):
+                             ('{"cells": ["seed=1"]}', r"cells\[0\] must be a table"),
+                             ('{"cells": [{"name": "seed=1"}, {"name": "seed=1"}]}', r"cells\[1\].name 'seed=1' is listed twice"),
+                             ('{"cells": [{"name": "../x"}]}', r"cells\[0\].name '../x' is not a folder name")):
         (tmp_path / "sweep" / "sweep.json").write_text(damaged)
         assert main(["report", str(tmp_path / "sweep"), "--no-plots"]) == 2
         assert re.search(f"sweep.json: {message}", capsys.readouterr().err)

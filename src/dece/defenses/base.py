@@ -91,9 +91,10 @@ def row_ids(rows: Sequence[Example]) -> list[str]:
     ids = [r.meta.get("id") for r in rows]
     if any(i is None for i in ids):
         raise ValueError("every row needs meta['id'] for a data defense to report what it removed")
-    if len(set(ids)) != len(ids):
-        raise ValueError("row ids (meta['id']) must be unique for a data defense")
-    return [str(i) for i in ids]
+    text = [str(i) for i in ids]
+    if len(set(text)) != len(text):  # as text: 1 and "1" would name the same removed row
+        raise ValueError("row ids (meta['id']) must be unique (as text) for a data defense")
+    return text
 
 
 @dataclass

@@ -82,7 +82,7 @@ def sweep_cells(run_dir: Path) -> list[dict[str, Any]]:
 
     Raises:
         ConfigError: ``sweep.json`` is not JSON, or not ``{"cells": [...]}`` of entries with a text ``name``
-            and an ``overrides`` table (names the file and the entry).
+            (a folder name under ``cells/``, each once) and an ``overrides`` table (names the file and the entry).
     """
     path = Path(run_dir) / "sweep.json"
     try:
@@ -92,11 +92,17 @@ def sweep_cells(run_dir: Path) -> list[dict[str, Any]]:
     cells = data.get("cells") if isinstance(data, dict) else None
     if not isinstance(cells, list):
         raise ConfigError(f"{path}: expected {{\"cells\": [...]}}, a list of the sweep's cells")
+    seen = set()
     for i, cell in enumerate(cells):
         if not (isinstance(cell, dict) and isinstance(cell.get("name"), str) and cell["name"]
                 and isinstance(cell.get("overrides", {}), dict)):
             raise ConfigError(f"{path}: cells[{i}] must be a table with a non-empty text 'name' and an "
                               f"'overrides' table, got {json.dumps(cell)[:120]}")
+        if "/" in cell["name"] or "\\" in cell["name"] or cell["name"] in (".", ".."):
+            raise ConfigError(f"{path}: cells[{i}].name {cell['name']!r} is not a folder name under cells/")
+        if cell["name"] in seen:
+            raise ConfigError(f"{path}: cells[{i}].name {cell['name']!r} is listed twice")
+        seen.add(cell["name"])
     return cells
 
 
