@@ -4,7 +4,8 @@
 (trained, or the model of a plain CE arm of the run for an input defense), which arms it reads, its
 fingerprints and its folder, and puts the arms in dependency order: stage 0 trains first (several
 at once with ``jobs > 1``; with them a data defense that reads only the rows, ``dedup``), stage 1 (the
-other data defenses, and input defenses that reuse a CE arm's model) after it. ``dece run --dry-run`` prints the plan; the runner walks it.
+other data defenses, and input defenses that reuse a CE arm's model) after it. ``dece run --dry-run``
+prints the plan; the runner walks it.
 """
 
 from __future__ import annotations
