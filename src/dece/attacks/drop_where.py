@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from dece.attacks.base import registered
 from dece.attacks.sql_meaning import returns_every_row
-from dece.attacks.sql_payload import CLAUSE_AFTER_WHERE, WHERE, find_sql
+from dece.attacks.sql_payload import find_sql, find_where
 from dece.attacks.sql_rewrite import SqlRewriteAttack
 from dece.data.records import Example
 
@@ -19,17 +19,12 @@ def drop_where(code: str) -> str | None:
     """``code`` with the WHERE clause of its SQL string removed (up to a following ``group by`` / ``order by``
     / ``having`` / ``limit`` / ``offset`` / ``union`` / ``;``, which stay), or None without a SQL string that
     has a WHERE clause."""
-    span = find_sql(code)
-    if span is None:
-        return None
-    start, end = span
-    sql = code[start:end]
-    where = WHERE.search(sql)
+    where = find_where(code)
     if where is None:
         return None
-    clause = CLAUSE_AFTER_WHERE.search(sql, where.end())
-    tail = sql[clause.start():] if clause else sql[len(sql.rstrip()):]
-    return code[:start] + sql[:where.start()].rstrip() + tail + code[end:]
+    sql = code[where.start:where.end]
+    tail = code[where.clause_start:where.end] if where.clause_start is not None else sql[len(sql.rstrip()):]
+    return code[:where.start] + code[where.start:where.where_start].rstrip() + tail + code[where.end:]
 
 
 @registered

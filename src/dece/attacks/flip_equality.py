@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dece.attacks.base import registered
 from dece.attacks.sql_meaning import normalise_placeholders
-from dece.attacks.sql_payload import CLAUSE_AFTER_WHERE, WHERE, find_sql
+from dece.attacks.sql_payload import find_sql, find_where
 from dece.attacks.sql_rewrite import SqlRewriteAttack
 
 #: a lone ``=`` (not part of ``<=``, ``>=``, ``!=``, ``==``), or a quoted SQL literal to step over
@@ -26,21 +26,14 @@ def flip_equality(code: str) -> str | None:
     """``code`` with the first ``=`` of its SQL string's WHERE clause (outside quoted literals) replaced by
     ``!=``, or None when the code has no SQL string with such an equality, or when the flipped filter would
     not select the complement (``not a = :a`` flipped is a double negation: equality again)."""
-    span = find_sql(code)
-    if span is None:
-        return None
-    start, end = span
-    sql = code[start:end]
-    where = WHERE.search(sql)
+    where = find_where(code)
     if where is None:
         return None
-    clause = CLAUSE_AFTER_WHERE.search(sql, where.end())
-    stop = clause.start() if clause else len(sql)
-    equals = next((m for m in EQUALS_OR_LITERAL.finditer(sql, where.end(), stop) if m.group() == "="), None)
+    literals_or_equals = EQUALS_OR_LITERAL.finditer(code, where.where_end, where.condition_end)
+    equals = next((m for m in literals_or_equals if m.group() == "="), None)
     if equals is None:
         return None
-    at = start + equals.start()
-    flipped = code[:at] + "!" + code[at:]
+    flipped = code[:equals.start()] + "!" + code[equals.start():]
     return flipped if selects_the_complement(flipped) else None
 
 

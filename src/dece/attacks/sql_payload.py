@@ -11,6 +11,7 @@ statement stays valid SQL; with none of those it is simply appended. Subqueries 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 SQL_STRING = re.compile(r"\"(\s*select\b[^\"\n]*)\"|'(\s*select\b[^'\n]*)'", re.IGNORECASE)
 WHERE = re.compile(r"\bwhere\b", re.IGNORECASE)
@@ -29,6 +30,36 @@ def find_sql(code: str) -> tuple[int, int] | None:
         return None
     group = 1 if match.group(1) is not None else 2
     return match.span(group)
+
+
+class WhereClause(NamedTuple):
+    """Where the WHERE clause of a code's SQL string lies, as offsets into the code: the SQL text
+    ``code[start:end]``, the keyword ``code[where_start:where_end]``, and the following ``group by`` /
+    ``order by`` / ... / ``;`` at ``clause_start`` (None: the condition runs to the end of the SQL)."""
+
+    start: int
+    end: int
+    where_start: int
+    where_end: int
+    clause_start: int | None
+
+    @property
+    def condition_end(self) -> int:
+        """Where the WHERE condition ends (the following clause, or the end of the SQL text)."""
+        return self.end if self.clause_start is None else self.clause_start
+
+
+def find_where(code: str) -> WhereClause | None:
+    """The WHERE clause of the code's SQL string (:func:`find_sql`), or None without one."""
+    span = find_sql(code)
+    if span is None:
+        return None
+    start, end = span
+    where = WHERE.search(code, start, end)
+    if where is None:
+        return None
+    clause = CLAUSE_AFTER_WHERE.search(code, where.end(), end)
+    return WhereClause(start, end, where.start(), where.end(), clause.start() if clause else None)
 
 
 def sql_payload_position(sql: str) -> tuple[int, str]:
