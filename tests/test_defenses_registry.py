@@ -80,7 +80,7 @@ def test_shorthand_arms_map_to_losses_and_defenses():
          r"arms\[0\].defense_params: defense 'bki': unknown parameter 'top_k'"),
         ({"name": "a", "defense_params": {"threshold": 1}}, r"arms\[0\].defense_params: given without a defense"),
         ({"name": "a", "defense": "onion", "defense_params": 3}, r"arms\[0\].defense_params: must be a table"),
-        ("poisoned-onoin", r"arms\[0\].loss: unknown loss 'onoin'"),
+        ("poisoned-onoin", r"arms\[0\]: 'poisoned-onoin' names no loss or defense .*'poisoned-onion'.*defenses: .*onion"),
     ],
 )
 def test_bad_defense_arms_name_the_key(arm, match):

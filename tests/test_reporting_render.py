@@ -65,10 +65,13 @@ def test_report_of_a_sweep_and_of_a_bad_folder(tmp_path, capsys):
     assert "90.00 ± 0.00" in out["markdown"].read_text() and out["not_started"] == 0
     status = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     status["cells"].append({"name": "seed=3", "overrides": {"seed": 3}, "done": False})  # listed, not started
+    status["cells"].append({"name": "seed=4", "overrides": {"seed": 4}, "done": True})  # done, folder deleted
     (tmp_path / "sweep" / "sweep.json").write_text(json.dumps(status))
     assert main(["report", str(tmp_path / "sweep"), "--no-plots"]) == 0
-    assert "report of 2 run(s), 4 of 4 arm(s) finished (1 more cell(s) not started)" in capsys.readouterr().out
-    assert "1 more cell(s) of the sweep not started" in (tmp_path / "sweep" / "report" / "report.md").read_text()
+    note = ("(1 more cell(s) of the sweep not started; 1 marked done in sweep.json whose folder is gone (moved or "
+            "deleted?): seed=4)")
+    assert f"report of 2 run(s), 4 of 4 arm(s) finished {note}" in capsys.readouterr().out
+    assert note in (tmp_path / "sweep" / "report" / "report.md").read_text()
     for damaged, message in (("{", "not readable JSON"), ('{"cells": {}}', r"expected .*, a list of the sweep's cells"),
                              ('{"cells": [{"overrides": {}}]}', r"cells\[0\] must be a table with a non-empty text 'name'"),
                              ('{"cells": ["seed=1"]}', r"cells\[0\] must be a table"),

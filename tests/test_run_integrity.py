@@ -314,16 +314,20 @@ def test_an_attack_no_row_can_carry_is_refused_before_training(tmp_path):
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     from dece.cli import main
 
-    data = _tiny(tmp_path, arms=["poisoned-ce", "poisoned-dece", "poisoned-onion", "poisoned-bki"])
+    data = _tiny(tmp_path, arms=["poisoned-ce", "poisoned-dece", "poisoned-dedup", "poisoned-onion", "poisoned-bki"])
+    data["attack"]["duplicates"] = 2
     path = tmp_path / "exp.toml"
     path.write_text(tomli_w.dumps(data))
     assert main(["run", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "tiny: 24 training rows (6 poisoned by badpre), 24 valid, 24 clean test + 22 triggered rows"
+    assert out[0] == ("tiny: 24 training rows (6 poisoned by badpre, each 2 times), 24 valid, 24 clean test + 22 "
+                      "triggered rows")
     arms = [line.split(":")[0].strip() for line in out[2:]]
-    assert arms == ["[0] poisoned-ce", "[0] poisoned-dece", "[1] poisoned-onion", "[1] poisoned-bki"]
-    assert "generate with poisoned-ce's model behind onion; reads poisoned-ce (to run;" in out[4]
-    assert "6 optimizer steps" in out[2]  # ceil(24 / 8) x 2 epochs
+    assert arms == ["[0] poisoned-ce", "[0] poisoned-dece", "[0] poisoned-dedup", "[1] poisoned-onion", "[1] poisoned-bki"]
+    assert "generate with poisoned-ce's model behind onion; reads poisoned-ce (to run;" in out[5]
+    assert "8 optimizer steps" in out[2]  # ceil(30 / 8) x 2 epochs: 24 rows + 6 second copies
+    assert "poisoned rows less the 6 dedup removes, 6 optimizer steps" in out[4]  # ceil(24 / 8) x 2
+    assert "at most 8 optimizer steps (fewer once bki has removed rows)" in out[6]
     assert not (tmp_path / "run").exists()
 
 

@@ -1,5 +1,6 @@
 """Every shipped config validates (offline, nothing trained), and the paper sweeps expand to the stated grid."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,17 @@ def test_the_badpre5_stage_names_the_same_cells_as_the_full_grid(monkeypatch):
     stage = expand_grid(read_config_data(ROOT / "configs" / "paper-lyra-badpre5.toml"))
     assert len(stage) == 6 and all(c.name in full for c in stage)
     assert all(c.config == full[c.name] for c in stage)  # same config: the same fingerprints and folders
+
+
+@pytest.mark.parametrize("stage, cells", [("robustness-5pct.toml", 1), ("robustness-duplicates.toml", 1),
+                                          ("robustness-meaning.toml", 2)])
+def test_the_robustness_stages_are_cells_of_the_map(monkeypatch, stage, cells):
+    monkeypatch.chdir(ROOT)
+    full = {c.name: c.config for c in expand_grid(read_config_data(ROOT / "configs" / "robustness-map.toml"))}
+    part = expand_grid(read_config_data(ROOT / "configs" / stage))
+    assert len(part) == cells and all(c.name in full for c in part)
+    # the same config but for how many arms run at once: the same fingerprints and folders
+    assert all(dataclasses.replace(c.config, jobs=full[c.name].jobs) == full[c.name] for c in part)
 
 
 def test_the_gpu_configs_plan_offline_with_exact_parameter_counts(monkeypatch, tmp_path):

@@ -13,7 +13,7 @@ import tomli_w
 from dece.cli import main
 from dece.errors import ConfigError
 from dece.experiments.store import read_records
-from dece.experiments.sweep import cell_done, cell_name, expand_grid, run_sweep
+from dece.experiments.sweep import cell_done, cell_name, expand_grid, name_hides_values, run_sweep
 from dece.reporting.markdown import write_results_markdown
 
 from run_fixtures import spawn_dece
@@ -50,6 +50,16 @@ def test_grid_expands_in_order_with_overrides_applied(tmp_path):
     assert [a.name for a in nested[1].config.arms] == ["clean-ce", "d"]
     assert cell_name({"model.name": "hf:/some path/x"}) == "model.name=hf_some_path_x"
     assert len(cell_name({"k": "x" * 500})) <= 120
+    assert name_hides_values({"k": "x" * 500}) and name_hides_values({"attack.params": {"position": "start"}})
+    assert not name_hides_values({"arms": ["clean-ce", {"name": "d", "loss": "dece"}], "seed": 1})
+
+
+def test_list_shows_the_values_a_cut_cell_name_hides(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(base(tmp_path, sweep={"grid": {"attack.params": [{"position": "start"}]}})))
+    assert main(["sweep", str(path), "--list"]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.startswith("pending  attack.params=") and line.endswith('{"attack.params": {"position": "start"}}')
 
 
 @pytest.mark.parametrize("sweep, message", [
@@ -205,6 +215,18 @@ def test_two_configs_filling_one_sweep_folder_both_stay_recorded(tmp_path):
     cells = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["cells"]
     assert sorted(c["name"] for c in cells) == ["seed=1", "seed=2"] and all(c["done"] for c in cells)
     assert sorted(r.name for r in collect(tmp_path / "sweep")) == ["seed=1", "seed=2"]
+
+
+def test_a_cell_started_with_its_arms_in_another_order_is_reused_not_retrained(tmp_path):
+    first = {"grid": {"seed": [1], "arms": [["poisoned-ce", "clean-ce"]]}}
+    run_sweep(base(tmp_path, sweep=first), log=lambda line: None)
+    again = {"grid": {"arms": [["clean-ce", "poisoned-ce"]], "seed": [1, 2]}}  # arms and keys in another order
+    cells = expand_grid(base(tmp_path, sweep=again))
+    assert [c.name for c in cells] == ["seed=1__arms=poisoned-ce+clean-ce", "arms=clean-ce+poisoned-ce__seed=2"]
+    assert cell_done(cells[0]) and not cell_done(cells[1])
+    assert [a.name for a in cells[0].config.arms] == ["clean-ce", "poisoned-ce"]  # the order this config gave
+    (tmp_path / "sweep" / "sweep.json").write_text("{")  # unreadable: nothing is reused, the report names it
+    assert expand_grid(base(tmp_path, sweep=again))[0].name == "arms=clean-ce+poisoned-ce__seed=1"
 
 
 def test_a_sweep_dry_run_reads_each_distinct_data_setting_and_names_a_bad_cell(tmp_path, capsys):

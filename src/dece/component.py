@@ -6,8 +6,9 @@ registry and a mapping of parameters, whether they come from a TOML file or from
 
 * the type rule is the same for both: an ``int`` parameter takes an integer, a ``float`` one a number,
   a ``str`` one text, a ``bool`` one true/false, an optional one also nothing; a list of strings takes
-  a list or one comma-separated string (``a,b,c``; on the command line also a JSON list, for items that
-  hold commas). ``"3"`` is text, never an integer;
+  a list (items kept as written) or one comma-separated string (``a, b, c``: each item stripped; on the
+  command line also a JSON list, for items that hold commas), and refuses an empty item. ``"3"`` is text,
+  never an integer;
 * an unknown parameter lists the valid ones; a wrong type names the parameter and the expected type.
 """
 
@@ -93,11 +94,14 @@ def _convert_one(kind: Any, value: Any) -> Any:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _MISSING
     if kind is str:
         return value if isinstance(value, str) else _MISSING
-    if typing.get_origin(kind) is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        if isinstance(items, (list, tuple)) and all(isinstance(v, str) for v in items):
-            return tuple(v.strip() for v in items if v.strip())
-        return _MISSING
+    if typing.get_origin(kind) is tuple:  # 'a, b' is split and stripped; a list's items are kept as written
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+        if not (isinstance(items, (list, tuple)) and all(isinstance(v, str) for v in items)):
+            return _MISSING
+        empty = [i for i, v in enumerate(items, 1) if not v.strip()]
+        if empty:
+            raise ValueError(f"item {empty[0]} of {value!r} is empty (a list of non-empty strings)")
+        return tuple(items)
     raise TypeError(f"unsupported parameter type {kind!r}")
 
 
@@ -139,8 +143,8 @@ def parse_cli_params(cls: type, pairs: list[str], option: str) -> dict[str, Any]
     declared type is passed on as text, for :func:`build` to refuse by name.
 
     Raises:
-        ConfigError: a pair without ``=`` (names ``option``), or a list opened with ``[`` that is not JSON
-            (names the option and the key).
+        ConfigError: a pair without ``=`` (names ``option``), a key given twice, or a list opened with ``[``
+            that is not JSON (names the option and the key).
     """
     kinds = parameter_types(cls)
     params: dict[str, Any] = {}
@@ -149,6 +153,8 @@ def parse_cli_params(cls: type, pairs: list[str], option: str) -> dict[str, Any]
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"{option}: expected KEY=VALUE, got {pair!r}")
+        if key in params:
+            raise ConfigError(f"{option}: {key!r} given twice; give each parameter once")
         try:
             params[key] = _from_text(kinds.get(key), text)
         except json.JSONDecodeError as err:

@@ -39,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--selection", choices=SELECTIONS.names(), default="random",
                    help="random eligible rows (default) or the first eligible ones")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="attack parameter (repeatable); lists as a,b,c, or as a JSON list "
-                        "'[\"# a, b\", \"# c\"]' when items hold commas")
+                   help="attack parameter (once per key); lists as a,b,c (items stripped), or as a JSON list "
+                        "'[\"# a, b\", \"# c\"]' when items hold commas (kept as written); an empty item is refused")
     p.add_argument("--triggered-test", nargs="+", metavar="PATH", help="also write the triggered test set here")
     p.add_argument("--test-input", nargs="+", metavar="PATH",
                    help="clean test set to trigger (default: the --input rows)")

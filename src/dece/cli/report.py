@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dece.cli.common import check_writable_dir
 from dece.errors import ConfigError
-from dece.reporting import build_report
+from dece.reporting import build_report, missing_note
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(args.out or run_dir / "report", "--output-dir")
     paths = build_report(args.run_dir, args.out, plots=not args.no_plots)
     n = sum(len(v) for v in paths["plots"].values())
-    waiting = f" ({paths['not_started']} more cell(s) not started)" if paths["not_started"] else ""
+    waiting = missing_note(paths["not_started"], paths["gone"])
     print(f"report of {paths['runs']} run(s), {paths['arms_done']} of {paths['arms']} arm(s) finished{waiting}: "
           f"{paths['markdown']}, {paths['html']} ({n} plot{'' if n == 1 else 's'})")
     return 0

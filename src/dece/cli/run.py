@@ -11,11 +11,13 @@ from pathlib import Path
 
 from dece.cli.common import add_config_arguments, overrides
 from dece.cli.sweep import run as run_sweep_command
+from dece.data.records import Example
+from dece.defenses.base import DataContext, DataDefense
 from dece.experiments import load_config, run_experiment
 from dece.errors import ConfigError, DataError
 from dece.experiments.config import ExperimentConfig, read_config_data
 from dece.experiments.data_prep import PreparedData, prepare_data
-from dece.experiments.plan import optimizer_steps, plan_experiment
+from dece.experiments.plan import ArmPlan, optimizer_steps, plan_experiment
 from dece.experiments.store import arm_state
 from dece.experiments.runner import check_backends, check_launch
 from dece.experiments.sweep import expand_grid, has_sweep
@@ -62,11 +64,25 @@ def describe_plan(cfg: ExperimentConfig) -> str:
     for plan in plan_experiment(cfg):
         state = arm_state(cfg, plan.arm, run_dir)
         status = "done" if state is not None else ("resumes" if plan.folder.exists() else "to run")
-        steps = (f" on {plan.arm.data} rows, {optimizer_steps(cfg, len(data.train_rows(plan.arm.data)))} optimizer "
-                 "steps" if plan.trains else "")
+        steps = _training_steps(cfg, plan, data.train_rows(plan.arm.data)) if plan.trains else ""
         reads = f"; reads {', '.join(plan.reads)}" if plan.reads else ""
         lines.append(f"  [{plan.stage}] {plan.name}: {plan.how}{steps}{reads} ({status}; fingerprint {plan.fingerprint})")
     return "\n".join(lines)
+
+
+def _training_steps(cfg: ExperimentConfig, plan: ArmPlan, rows: list[Example]) -> str:
+    """`` on poisoned rows, N optimizer steps``; a data defense that reads only the rows (``dedup``) is applied
+    here (it costs seconds) so N counts the rows it keeps; one that needs a model only removes rows once it
+    has run, so N is an upper bound."""
+    defense = plan.defense
+    if isinstance(defense, DataDefense) and defense.reads == "rows":
+        removed = len(defense.select(rows, DataContext()).ids)
+        return (f" on {plan.arm.data} rows less the {removed} {defense.name} removes, "
+                f"{optimizer_steps(cfg, len(rows) - removed)} optimizer steps")
+    if isinstance(defense, DataDefense):
+        return (f" on {plan.arm.data} rows, at most {optimizer_steps(cfg, len(rows))} optimizer steps "
+                f"(fewer once {defense.name} has removed rows)")
+    return f" on {plan.arm.data} rows, {optimizer_steps(cfg, len(rows))} optimizer steps"
 
 
 def _data_sizes(cfg: ExperimentConfig, data: PreparedData) -> str:

@@ -8,13 +8,14 @@ dece.experiments.sweep and dece.experiments.cluster."""
 from __future__ import annotations
 
 import argparse
+import json
 import tomllib
 from typing import Any
 
 from dece.cli.common import add_config_arguments, overrides
 from dece.errors import ConfigError
 from dece.experiments.config import read_config_data
-from dece.experiments.sweep import check_sweep, expand_grid, run_sweep, sweep_dir, sweep_status
+from dece.experiments.sweep import check_sweep, expand_grid, name_hides_values, run_sweep, sweep_dir, sweep_status
 from dece.reporting.markdown import write_results_markdown
 
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         cells = sweep_status(grid)
         print(f"{sum(s['done'] for s in cells)} of {len(cells)} cells done; each is a folder of {grid[0].dir.parent}")
         for s in cells:
-            print(f"{'done   ' if s['done'] else 'pending'}  {s['name']}")
+            shown = f"  {json.dumps(s['overrides'])}" if name_hides_values(s["overrides"]) else ""
+            print(f"{'done   ' if s['done'] else 'pending'}  {s['name']}{shown}")
         return 0
     if getattr(args, "workers", None) is not None:
         return _submit(data, args)

@@ -320,7 +320,12 @@ class ArmConfig:
         ``"poisoned-dece"`` -> loss ``dece``; ``"poisoned-onion"`` -> loss ``ce`` + defense ``onion``;
         ``"poisoned-dece-onion"`` -> both. Names may be written with '-' for '_'
         (``"poisoned-label-smoothing"``, ``"poisoned-moderate-fitting"``); a loss name wins over a
-        defense name."""
+        defense name.
+
+        Raises:
+            ConfigError: not ``<clean|poisoned>-...``, or the rest names no loss, defense or loss-defense pair
+                (lists both and the closest name).
+        """
         from dece.defenses import DEFENSES
         from dece.losses import LOSSES
 
@@ -334,6 +339,10 @@ class ArmConfig:
             for i, ch in enumerate(rest):
                 if ch == "_" and rest[:i] in LOSSES and rest[i + 1:] in DEFENSES:
                     return cls(name=text, data=data, loss=rest[:i], defense=rest[i + 1:])
+            close = difflib.get_close_matches(rest, [*LOSSES.names(), *DEFENSES.names()], n=1)
+            raise ConfigError(f"{key}: {text!r} names no loss or defense after '{data}-'"
+                              + (f" (did you mean '{data}-{close[0].replace('_', '-')}'?)" if close else "")
+                              + f"; losses: {', '.join(LOSSES.names())}; defenses: {', '.join(DEFENSES.names())}")
         return cls(name=text, data=data, loss=rest)
 
 

@@ -77,8 +77,22 @@ def _label(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def name_hides_values(overrides: Mapping[str, Any]) -> bool:
+    """Whether :func:`cell_name` of ``overrides`` is cut or stands a hash for a value (a table without a
+    ``name``, a list of numbers...), so that it does not show every value."""
+    full = "__".join(_SAFE.sub("_", f"{k}={_label(v)}") for k, v in overrides.items()) or "base"
+    return len(full) > MAX_NAME or any(not _labelled(v) for v in overrides.values())
+
+
+def _labelled(value: Any) -> bool:
+    if isinstance(value, (bool, int, float, str)) or (isinstance(value, Mapping) and "name" in value):
+        return True
+    return isinstance(value, list) and all(isinstance(v, (str, Mapping)) and _labelled(v) for v in value)
+
+
 def cell_name(overrides: Mapping[str, Any]) -> str:
-    """``{"attack.rate": 0.05, "seed": 1}`` -> ``attack.rate=0.05__seed=1`` (file-name safe)."""
+    """``{"attack.rate": 0.05, "seed": 1}`` -> ``attack.rate=0.05__seed=1`` (file-name safe); a name longer
+    than ``MAX_NAME`` is cut and ends with a hash of the overrides (``dece sweep --list`` shows it in full)."""
     name = "__".join(_SAFE.sub("_", f"{k}={_label(v)}") for k, v in overrides.items()) or "base"
     if len(name) > MAX_NAME:
         digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -115,8 +129,28 @@ def _arm_set(value: Any) -> list[str]:
     return sorted(json.dumps(arm, sort_keys=True) for arm in (value if isinstance(value, list) else [value]))
 
 
+def _same_cell(overrides: Mapping[str, Any]) -> str:
+    """What makes two cells the same: their overrides in any key order, the arms as a set."""
+    return json.dumps({k: _arm_set(v) if k == "arms" else v for k, v in overrides.items()}, sort_keys=True)
+
+
+def _started_cells(run_dir: Path) -> dict[str, str]:
+    """The cells ``run_dir/sweep.json`` records whose folder has started, by :func:`_same_cell`: a grid that
+    lists the same arms in another order (or its keys in another order) than the config that started a
+    cell reuses that cell's folder instead of training it again. An unreadable ``sweep.json`` is left to
+    ``dece report`` / the next write to name; here it only means no cell is reused."""
+    try:
+        cells = read_json(run_dir / "sweep.json").get("cells", [])
+        return {_same_cell(c["overrides"]): c["name"] for c in cells if Path(c["name"]).name == c["name"] != ".."
+                and (run_dir / "cells" / c["name"] / "config.toml").exists()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
 def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
-    """The cells of a config mapping with a ``[sweep]`` table (validated, output dirs assigned)."""
+    """The cells of a config mapping with a ``[sweep]`` table (validated, output dirs assigned). A cell that
+    differs from one already started in the same folder only in the order of its arms or grid keys gets that
+    cell's name (and folder)."""
     data = json.loads(json.dumps(dict(data)))
     sweep = data.pop(SWEEP_KEY, None)
     if not isinstance(sweep, Mapping):
@@ -136,6 +170,7 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
             note = " (a grid's arms are a set: their order and a one-arm list do not make another cell)" if key == "arms" else ""
             raise ConfigError(f"sweep.grid.{key}: {json.dumps(repeated)} is listed more than once{note}")
     run_dir = sweep_dir(data)
+    started = _started_cells(run_dir)
     cells, names = [], set()
     for values in itertools.product(*grid.values()):
         overrides = dict(zip(grid, values))
@@ -144,7 +179,7 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
             if key == "arms" and not isinstance(value, list):
                 value = [value]
             _set(cell_data, key, value)
-        name = cell_name(overrides)
+        name = started.get(_same_cell(overrides)) or cell_name(overrides)
         if name in names:
             name = f"{name}-{hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]}"
         names.add(name)

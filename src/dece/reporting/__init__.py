@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dece.experiments.store import write_text_atomic
-from dece.reporting.collect import ArmRecord, RunRecord, cells_not_started, collect
+from dece.reporting.collect import ArmRecord, RunRecord, collect, missing_cells
 from dece.reporting.html import render_html
 from dece.reporting.markdown import render_markdown, report_sections
 from dece.reporting.plots import run_plots
@@ -24,7 +24,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plot
     """Writes ``report.md``, ``report.html`` and the PNGs to ``out_dir`` (default ``RUN_DIR/report``);
     returns their paths (``markdown``, ``html``, ``plots``: run -> {kind: path}) and counts (``runs``: started
     runs or sweep cells; ``arms`` / ``arms_done``: their arms, and those with results; ``not_started``: the
-    sweep's cells that have not started, whose arms are not in ``arms``)."""
+    sweep's cells that have not started, whose arms are not in ``arms``; ``gone``: the names of cells
+    ``sweep.json`` marks done whose folder is missing)."""
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "report"
     runs = collect(run_dir)
@@ -37,8 +38,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plot
     title = f"dece report: {run_dir.name}"
     arms = [a for r in runs for a in r.arms]
     done = sum(a.metrics is not None for a in arms)
-    waiting = cells_not_started(run_dir)
-    pending = f" ({waiting} more cell(s) of the sweep not started)" if waiting else ""
+    waiting, gone = missing_cells(run_dir)
+    pending = missing_note(len(waiting), gone)
     intro = (f"{len(runs)} run(s) from {run_dir}, {done} of {len(arms)} arm(s) finished{pending}. BLEU and CodeBLEU are measured on clean test inputs, ASR on "
              "triggered test inputs; plots show the per-epoch dynamics recorded on small fixed eval subsets.")
     md = out / "report.md"
@@ -46,7 +47,16 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plot
     page = out / "report.html"
     write_text_atomic(page, render_html(title, sections, pngs, intro))
     return {"markdown": md, "html": page, "plots": pngs, "runs": len(runs), "arms": len(arms), "arms_done": done,
-            "not_started": waiting}
+            "not_started": len(waiting), "gone": gone}
 
 
-__all__ = ["ArmRecord", "RunRecord", "Table", "build_report", "collect", "paper_tables"]
+def missing_note(not_started: int, gone: list[str]) -> str:
+    """`` (N more cell(s) of the sweep not started; M marked done whose folder is gone: NAME, ...)``, or ``""``."""
+    parts = [f"{not_started} more cell(s) of the sweep not started"] if not_started else []
+    if gone:
+        shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+        parts.append(f"{len(gone)} marked done in sweep.json whose folder is gone (moved or deleted?): {shown}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+__all__ = ["ArmRecord", "RunRecord", "Table", "build_report", "collect", "missing_note", "paper_tables"]

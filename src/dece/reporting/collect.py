@@ -117,10 +117,13 @@ def collect(run_dir: Path) -> list[RunRecord]:
     return [read_run(run_dir)]
 
 
-def cells_not_started(run_dir: Path) -> int:
-    """How many cells a sweep folder lists (``sweep.json``) that have not started (no ``config.toml``); 0 for a
-    plain run folder."""
+def missing_cells(run_dir: Path) -> tuple[list[str], list[str]]:
+    """The cells a sweep folder lists (``sweep.json``) without a started folder (no ``config.toml``), as two
+    lists of names: those not started, and those ``sweep.json`` marks done whose folder is gone (moved or
+    deleted: the report cannot show them, and ``dece sweep`` would run them again). Both empty for a plain
+    run folder."""
     run_dir = Path(run_dir)
     if not is_sweep(run_dir):
-        return 0
-    return sum(not (run_dir / "cells" / c["name"] / "config.toml").exists() for c in sweep_cells(run_dir))
+        return [], []
+    missing = [c for c in sweep_cells(run_dir) if not (run_dir / "cells" / c["name"] / "config.toml").exists()]
+    return [c["name"] for c in missing if not c.get("done")], [c["name"] for c in missing if c.get("done")]
