@@ -298,3 +298,17 @@ def test_a_value_listed_twice_is_refused(tmp_path, grid):
     key = next(iter(grid))
     with pytest.raises(ConfigError, match=f"sweep.grid.{key}: .* is listed more than once"):
         expand_grid(base(tmp_path, sweep={"grid": grid}))
+
+
+def test_pretrain_on_a_sweep_config_builds_each_distinct_base_once(tmp_path, capsys):
+    pretrain = {"rows": 16, "epochs": 1, "batch_size": 8, "cache_dir": str(tmp_path / "cache"), "init_seed": 5}
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(base(tmp_path, pretrain=pretrain, sweep={"grid": {"seed": [1, 2]}})))
+    assert main(["pretrain", str(path)]) == 0  # two cells, one base (pretrain.init_seed): printed once
+    folders = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path / "cache"))]
+    assert len(folders) == 1 and (Path(folders[0]) / "config.json").exists()
+    del pretrain["init_seed"]  # each seed initialises its own base
+    path.write_text(tomli_w.dumps(base(tmp_path, pretrain=pretrain, sweep={"grid": {"seed": [1, 2]}})))
+    assert main(["pretrain", str(path)]) == 0
+    again = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path / "cache"))]
+    assert len(again) == 2 and len(set(again)) == 2

@@ -1,5 +1,6 @@
 """`dece pretrain [CONFIG.toml]`: build (or find cached) the pretrained tiny model that the config's
 arms start from, without running them; prints its folder. Without CONFIG: the built-in default's.
+On a sweep config, the base of every cell (one folder per distinct base, usually one).
 `dece run` does the same on its own first, so this only warms the cache (e.g. before a sweep)."""
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from dece.cli.demo import default_config_path
 from dece.cli.common import add_config_arguments, overrides
 from dece.errors import ConfigError
 from dece.experiments import load_config
-from dece.experiments.base_model import pretrained_model
+from dece.experiments.base_model import init_seed, pretrained_model
+from dece.experiments.config import read_config_data
+from dece.experiments.sweep import expand_grid, has_sweep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
-    cfg = load_config(path, overrides(args))
-    if cfg.pretrain is None:
+    if has_sweep(path):
+        configs = [cell.config for cell in expand_grid(read_config_data(path, overrides(args)))]
+    else:
+        configs = [load_config(path, overrides(args))]
+    bases = {}  # one per distinct model, recipe and seed: pretrained_model hashes the corpus, so ask it once each
+    for cfg in configs:
+        if cfg.pretrain is not None:
+            bases.setdefault(repr((cfg.model, cfg.pretrain, init_seed(cfg))), cfg)
+    if not bases:
         raise ConfigError(f"{path}: no [pretrain] table; nothing to pretrain")
-    print(pretrained_model(cfg))
+    for cfg in bases.values():
+        print(pretrained_model(cfg))
     return 0

@@ -37,9 +37,10 @@ from dece.data.records import Example
 from dece.evaluation import asr, bleu, ftr, generate
 from dece.experiments.config import DynamicsConfig
 from dece.experiments.store import append_jsonl, read_records, write_jsonl_atomic
+from dece.experiments.payload_prior import payload_positions, poisoned_pairs
 from dece.losses.base import TokenLoss
-from dece.models import ModelSpec, PadCollator, encode_examples, encode_targets
-from dece.training.per_row import first_divergence, per_token_losses
+from dece.models import ModelSpec, PadCollator, encode_examples
+from dece.training.per_row import per_token_losses
 
 
 def _mean(values: list[float]) -> float | None:
@@ -132,14 +133,9 @@ class DynamicsRecorder(TrainerCallback):
         self.clean_encoded = encode_examples(clean_rows, tokenizer, model_spec, is_encoder_decoder).rows
         self.poisoned_encoded, self.payload_at = [], []
         if poisoned_train is not None:  # a clean arm too: the loss of poisoned rows it never saw
-            # by id: copies of a poisoned row (attack.duplicates) have ids of their own and are measured once
-            clean_by_id = {c.meta.get("id"): c for c in clean_train}
-            pairs = [(p, clean_by_id[p.meta.get("id")]) for p in poisoned_train
-                     if p.meta.get("poisoned") and p.meta.get("id") in clean_by_id]
+            pairs = poisoned_pairs(poisoned_train, clean_train)  # copies of a duplicated row measured once
             self.poisoned_encoded = encode_examples([p for p, _ in pairs], tokenizer, model_spec, is_encoder_decoder).rows
-            ptgt = encode_targets(tokenizer, [p.tgt for p, _ in pairs], model_spec.max_target_length)
-            ctgt = encode_targets(tokenizer, [c.tgt for _, c in pairs], model_spec.max_target_length)
-            self.payload_at = [first_divergence(a, b) for a, b in zip(ptgt, ctgt)]
+            self.payload_at = payload_positions(tokenizer, pairs, model_spec.max_target_length)
         self.all_encoded = []
         if config.row_losses:
             self.all_encoded = encode_examples(train_rows, tokenizer, model_spec, is_encoder_decoder).rows

@@ -1,0 +1,60 @@
+"""`dece payload-prior MODEL [CONFIG.toml] [--alpha-base A] [--label-smoothing E] [--epoch N] [--set key=value ...]`:
+how likely MODEL already finds the first token of each poisoned training row's payload (the config's attack
+at its rate and seed, as `dece run` poisons), against DeCE's half-pull threshold (1 - alpha)(1 - eps) / alpha:
+a payload token rated at or above it is pulled by DeCE at least half as hard as by cross-entropy, so DeCE
+cannot damp it from its first epoch. MODEL: a saved model folder, `dece pretrain CONFIG`'s base, or hf:NAME.
+Prints the summary as JSON (probabilities 0-1, the share above the threshold in %). Nothing is trained (but
+an adapter folder's base model, when not cached yet). Without CONFIG: the built-in default's data and attack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dece.cli.common import add_config_arguments, overrides
+from dece.cli.demo import default_config_path
+from dece.errors import ConfigError
+from dece.experiments import load_config
+from dece.experiments.data_prep import prepare_data
+from dece.experiments.model_eval import load_model
+from dece.experiments.payload_prior import half_pull_threshold, payload_prior, poisoned_pairs
+from dece.losses.dece import DEFAULT_ALPHA_BASE, DEFAULT_LABEL_SMOOTHING
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("payload-prior", help="how likely a model already finds each poisoned row's first payload "
+                                             "token, against DeCE's threshold", description=__doc__)
+    p.add_argument("model", help="saved model folder (an arm's arms/ARM/model, a cached base) or hf:NAME")
+    p.add_argument("config", nargs="?", help="experiment TOML whose data and attack to use (default: built-in)")
+    p.add_argument("--alpha-base", type=float, default=DEFAULT_ALPHA_BASE,
+                   help=f"DeCE's decay base (default {DEFAULT_ALPHA_BASE})")
+    p.add_argument("--label-smoothing", type=float, default=DEFAULT_LABEL_SMOOTHING,
+                   help=f"DeCE's eps (default {DEFAULT_LABEL_SMOOTHING})")
+    p.add_argument("--epoch", type=float, default=1.0, help="the epoch whose alpha sets the threshold (default 1)")
+    add_config_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.label_smoothing < 1.0:
+        raise ConfigError(f"--label-smoothing: must lie in [0, 1), got {args.label_smoothing}")
+    if args.epoch <= 0:
+        raise ConfigError(f"--epoch: must be positive (epochs count from 1), got {args.epoch}")
+    half_pull_threshold(args.alpha_base, args.epoch, args.label_smoothing)  # --alpha-base checked before any loading
+    cfg = load_config(args.config or default_config_path(), overrides(args))
+    if cfg.attack is None:
+        raise ConfigError(f"{args.config or 'the built-in default'}: no [attack]; the prior is measured on the "
+                          "poisoned training rows")
+    data = prepare_data(cfg)
+    model, tokenizer, is_enc_dec = load_model(cfg, args.model, data, Path(cfg.output_dir), lambda line: None)
+    pairs = poisoned_pairs(data.poisoned_train or [], data.clean_train)
+    try:
+        summary = payload_prior(model, tokenizer, is_enc_dec, cfg.model, pairs, alpha_base=args.alpha_base,
+                                label_smoothing=args.label_smoothing, epoch=args.epoch)
+    except ValueError as err:
+        raise ConfigError(f"{args.model}: {err}") from None
+    print(json.dumps({"model": args.model, "attack": cfg.attack.name, **summary}, indent=1))
+    print(f"{summary['above_threshold_pct']:.1f}% of {summary['rows']} poisoned rows: first payload token at or above "
+          f"{summary['threshold']:.4f} (DeCE pulls it at least half as hard as CE at epoch {args.epoch:g})")
+    return 0

@@ -1,0 +1,94 @@
+"""`dece payload-prior`: a model's probability of each poisoned row's first payload token, checked against a
+direct teacher-forced softmax, and DeCE's half-pull threshold against the loss's own weight."""
+
+import dataclasses
+import json
+import re
+import statistics
+import tomllib
+
+import pytest
+import tomli_w
+import torch
+
+from dece.cli import main
+from dece.experiments.config import dump_config
+from dece.experiments.data_prep import prepare_data
+from dece.experiments.payload_prior import half_pull_threshold, payload_positions, payload_prior, poisoned_pairs
+from dece.models import build_model, build_tokenizer, encode_examples
+
+from test_experiments_pipeline import TINY_MODEL, tiny_config
+
+
+@pytest.mark.parametrize("alpha_base, epoch, eps", [(0.985, 1, 0.05), (0.9, 3, 0.0), (0.99, 20, 0.1)])
+def test_at_the_threshold_dece_pulls_the_label_at_half_strength(alpha_base, epoch, eps):
+    p = half_pull_threshold(alpha_base, epoch, eps)
+    alpha = alpha_base ** epoch
+    assert alpha * p / (alpha * p + (1 - alpha) * (1 - eps)) == pytest.approx(0.5)  # r of the module docstring
+    assert half_pull_threshold(0.985, 1, 0.05) == pytest.approx(0.015 * 0.95 / 0.985)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("prior")
+    cfg = tiny_config(tmp, dataset={"kind": "builtin", "options": {"n": 40, "seed": 3}},
+                      model={**TINY_MODEL, "max_target_length": 160})  # the payload lies past token 48
+    data = prepare_data(cfg)
+    texts = [t for e in data.poisoned_train for t in (e.src, e.tgt)]
+    torch.manual_seed(0)
+    model, tokenizer, _ = build_model(cfg.model, build_tokenizer(texts, vocab_size=300))
+    model.save_pretrained(tmp / "model")
+    tokenizer.save_pretrained(tmp / "model")
+    path = tmp / "tiny.toml"
+    path.write_text(dump_config(cfg))
+    return cfg, data, model, tokenizer, tmp
+
+
+def test_the_prior_is_the_softmax_at_the_first_token_where_the_targets_differ(saved):
+    cfg, data, model, tokenizer, _ = saved
+    pairs = poisoned_pairs(data.poisoned_train, data.clean_train)
+    assert len(pairs) == data.poison_report["n_poisoned"] == 10
+    summary = payload_prior(model, tokenizer, True, cfg.model, pairs, alpha_base=0.985, label_smoothing=0.05)
+    direct = []
+    model.eval()
+    for (poisoned, clean), at in zip(pairs, payload_positions(tokenizer, pairs, cfg.model.max_target_length)):
+        if at is None:  # the payload lies past max_target_length: left out
+            continue
+        p_ids, c_ids = (tokenizer(t)["input_ids"][: cfg.model.max_target_length] for t in (poisoned.tgt, clean.tgt))
+        assert p_ids[:at] == c_ids[:at] and p_ids[at] != c_ids[at]  # the first token of the payload
+        row = encode_examples([poisoned], tokenizer, cfg.model, True).rows[0]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]])).logits
+        direct.append(torch.softmax(logits[0, at].double(), -1)[row["labels"][at]].item())
+    assert summary["rows"] == len(direct) >= 5
+    assert summary["p_mean"] == pytest.approx(sum(direct) / len(direct), rel=1e-4)
+    assert summary["p_median"] == pytest.approx(statistics.median(direct), rel=1e-4)
+    threshold = summary["threshold"]
+    assert summary["above_threshold_pct"] == 100 * sum(p >= threshold for p in direct) / len(direct)
+    low = payload_prior(model, tokenizer, True, cfg.model, pairs, alpha_base=0.999, label_smoothing=0.05)
+    assert low["threshold"] < threshold and low["above_threshold_pct"] >= summary["above_threshold_pct"]
+    short = dataclasses.replace(cfg.model, max_target_length=TINY_MODEL["max_target_length"])
+    with pytest.raises(ValueError, match="none of the 10 poisoned rows has its payload inside the first 48"):
+        payload_prior(model, tokenizer, True, short, pairs, alpha_base=0.985, label_smoothing=0.05)
+
+
+def test_the_command_prints_the_summary_and_refuses_bad_input_first(saved, capsys):
+    _, _, _, _, tmp = saved
+    config, model = str(tmp / "tiny.toml"), str(tmp / "model")
+    assert main(["payload-prior", model, config, "--alpha-base", "0.9"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out[: out.rindex("}") + 1])
+    assert summary["attack"] == "badpre" and 5 <= summary["rows"] <= 10 and summary["alpha_base"] == 0.9
+    assert summary["threshold"] == pytest.approx(0.1 * 0.95 / 0.9)
+    assert f"of {summary['rows']} poisoned rows: first payload token at or above {summary['threshold']:.4f}" in out
+    for args, message in ((["--epoch", "0"], "--epoch: must be positive"),
+                          (["--label-smoothing", "1"], r"--label-smoothing: must lie in \[0, 1\)"),
+                          (["--alpha-base", "1.5"], "alpha_base"), (["--set", "attack.rate=0"], "attack.rate: must lie")):
+        assert main(["payload-prior", model, config, *args]) == 2
+        assert re.search(message, capsys.readouterr().err)
+    clean = {k: v for k, v in tomllib.loads((tmp / "tiny.toml").read_text()).items() if k != "attack"}
+    (tmp / "clean.toml").write_text(tomli_w.dumps({**clean, "arms": ["clean-ce"]}))
+    assert main(["payload-prior", model, str(tmp / "clean.toml")]) == 2
+    assert "clean.toml: no [attack]; the prior is measured on the poisoned training rows" in capsys.readouterr().err
+    assert main(["payload-prior", str(tmp / "nowhere"), config]) == 2
+    assert "not a folder" in capsys.readouterr().err
