@@ -1,18 +1,24 @@
 """Every shipped config validates (offline, nothing trained), and the paper sweeps expand to the stated grid."""
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import pytest
 
 from dece.data.builtin import pretraining_corpus
 from dece.experiments import load_config
-from dece.experiments.base_model import pretrain_key
+from dece.experiments.base_model import corpus_digest, pretrain_key
 from dece.experiments.config import read_config_data
 from dece.experiments.sweep import expand_grid, has_sweep
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.toml")) + [ROOT / "src" / "dece" / "configs" / "default.toml"]
+
+
+@functools.cache
+def _digest(rows: int, seed: int) -> str:  # the 10,000-row corpus takes seconds to build: once per file
+    return corpus_digest(pretraining_corpus(rows, seed))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -33,8 +39,8 @@ def test_paper_lyra_grid_and_one_shared_base(monkeypatch):
     assert {c.config.seed for c in cells} == {1, 2, 3}
     first = cells[:9]  # CE vs DeCE at 5% come first, three seeds per attack
     assert all(c.config.attack.rate == 0.05 and "poisoned-dece" in [a.name for a in c.config.arms] for c in first)
-    corpus = pretraining_corpus(cells[0].config.pretrain.rows, cells[0].config.pretrain.seed)
-    assert len({pretrain_key(c.config, corpus) for c in cells}) == 1  # every seed fine-tunes the same base
+    digest = _digest(cells[0].config.pretrain.rows, cells[0].config.pretrain.seed)
+    assert len({pretrain_key(c.config, digest) for c in cells}) == 1  # every seed fine-tunes the same base
 
 
 def test_the_badpre5_stage_names_the_same_cells_as_the_full_grid(monkeypatch):
@@ -86,4 +92,4 @@ def test_new_config_fields_keep_the_cached_bases(monkeypatch):
     default = load_config(ROOT / "src" / "dece" / "configs" / "default.toml")
     lyra = expand_grid(read_config_data(ROOT / "configs" / "paper-lyra.toml"))[0].config
     for cfg, key in ((default, "03487e335c39eed1"), (lyra, "d658b244343518e3")):
-        assert pretrain_key(cfg, pretraining_corpus(cfg.pretrain.rows, cfg.pretrain.seed)) == key
+        assert pretrain_key(cfg, _digest(cfg.pretrain.rows, cfg.pretrain.seed)) == key

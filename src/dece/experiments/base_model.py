@@ -63,7 +63,15 @@ def init_seed(cfg: ExperimentConfig) -> int:
 KEY_NEUTRAL_MODEL_FIELDS = ("arch_config",)
 
 
-def pretrain_key(cfg: ExperimentConfig, corpus: list[Example]) -> str:
+def corpus_digest(corpus: list[Example]) -> str:
+    """The SHA-256 of the pretraining rows' (source, target) pairs, in order: the corpus part of :func:`pretrain_key`."""
+    return hashlib.sha256(json.dumps([[e.src, e.tgt] for e in corpus]).encode()).hexdigest()
+
+
+def pretrain_key(cfg: ExperimentConfig, digest: str) -> str:
+    """The cache key of ``cfg``'s pretrained base: its model spec (less the fields that do not change the
+    weights), its ``[pretrain]`` values that differ from their defaults, its init seed and the corpus
+    ``digest`` (:func:`corpus_digest`)."""
     p = cfg.pretrain
     assert p is not None
     spec = dataclasses.replace(cfg.model, lora=None, dtype="float32")
@@ -72,7 +80,7 @@ def pretrain_key(cfg: ExperimentConfig, corpus: list[Example]) -> str:
         "model": model,
         "pretrain": p.cache_key_fields(),
         "seed": init_seed(cfg),
-        "corpus": hashlib.sha256(json.dumps([[e.src, e.tgt] for e in corpus]).encode()).hexdigest(),
+        "corpus": digest,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -84,7 +92,7 @@ def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:
     p = cfg.pretrain
     assert p is not None
     corpus = pretraining_corpus(p.rows, p.seed)
-    final = Path(p.cache_dir) / f"{cfg.model.name}-{pretrain_key(cfg, corpus)}"
+    final = Path(p.cache_dir) / f"{cfg.model.name}-{pretrain_key(cfg, corpus_digest(corpus))}"
     if (final / "config.json").exists():
         log(f"pretrained model: cached at {final}")
         return final
