@@ -132,3 +132,26 @@ def test_duplicated_poison_follows_its_row_with_ids_of_its_own(rows):
     for bad in (0, 101, 2.0, True):
         with pytest.raises(ConfigError, match="duplicates: must be an integer in"):
             poison_dataset(rows, attack, rate=0.1, seed=5, duplicates=bad)
+
+
+def test_near_duplicates_poison_each_copy_anew(rows):
+    attack = get_attack("badpre")
+    exact, _ = poison_dataset(rows, attack, rate=0.1, seed=5, duplicates=3)
+    near, report = poison_dataset(rows, attack, rate=0.1, seed=5, duplicates=3, near_duplicates=True)
+    assert report.near_duplicates and "near-duplicates: each copy poisoned anew" in report.summary()
+    assert [e.meta["id"] for e in near] == [e.meta["id"] for e in exact]  # the same rows and copies, in order
+    assert [e for e in near if "#dup" not in e.meta["id"]] == [e for e in exact if "#dup" not in e.meta["id"]]
+    clean = {e.meta["id"]: e for e in rows}
+    differ = 0
+    for i, e in enumerate(near):
+        if "#dup" in e.meta["id"]:
+            base = clean[e.meta["id"].split("#dup")[0]]
+            assert e.meta["poisoned"] and attack.detect(e.tgt) and e.tgt == exact[i].tgt  # the same payload
+            assert e.src.split().count("bb") == 1 and e.src.replace("bb", "", 1).split() == base.src.split()
+            differ += e.src != exact[i].src
+    assert differ >= report.n_poisoned  # most copies carry the trigger elsewhere than the first copy
+    start = get_attack("badpre", position="start")  # an attack that draws nothing gives exact copies still
+    fixed, _ = poison_dataset(rows, start, rate=0.1, seed=5, duplicates=2, near_duplicates=True)
+    assert fixed == poison_dataset(rows, start, rate=0.1, seed=5, duplicates=2)[0]
+    with pytest.raises(ConfigError, match="near_duplicates: needs duplicates > 1"):
+        poison_dataset(rows, attack, rate=0.1, seed=5, near_duplicates=True)

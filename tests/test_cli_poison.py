@@ -89,6 +89,10 @@ def test_bad_rate_is_reported_before_the_input_is_read(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--rate: must lie in [0, 1], got -0.1" in err and "missing.csv" not in err
+    argv[argv.index("-0.1")] = "0.1"
+    assert main([*argv, "--near-duplicates"]) == 2
+    err = capsys.readouterr().err
+    assert "--near-duplicates: needs --duplicates > 1" in err and "missing.csv" not in err
 
 
 def test_unreadable_input_names_the_file(tmp_path, capsys):

@@ -189,6 +189,53 @@ def test_dedup_gives_back_the_rows_before_the_attacker_repeated_them():
     assert detection_report(sel.ids, repeated)["precision"] == 1.0
 
 
+def test_near_copies_pass_dedup_but_not_near_dedup():
+    from dece.attacks import get_attack, poison_dataset
+    from dece.defenses.near_dedup import jaccard, shingles
+
+    rows = load_split("builtin", "train", n=300, seed=5)
+    once, _ = poison_dataset(rows, get_attack("badpre"), rate=0.05, seed=2)
+    near, report = poison_dataset(rows, get_attack("badpre"), rate=0.05, seed=2, duplicates=4, near_duplicates=True)
+    copies = {r.meta["id"] for r in near if "#dup" in r.meta["id"]}
+    assert len(copies) == 3 * report.n_poisoned == 45
+    exact = set(get_defense("dedup").select(near, DataContext()).ids)
+    assert exact < copies and len(exact) < len(copies) / 2  # a trigger at another position: another pair
+    sel = get_defense("near_dedup").select(near, DataContext())
+    assert set(sel.ids) <= copies and len(sel.ids) >= 0.8 * len(copies)  # clean rows kept, most copies found
+    assert all(0.8 <= s <= 1.0 for s in sel.scores.values())
+    by_id = {r.meta["id"]: r for r in near}
+    kept = [r for r in near if r.meta["id"] not in set(sel.ids)]
+    for removed in sel.ids:  # every removal meets the threshold against a kept row of its group, checked exactly
+        group = [k for k in kept if k.meta["id"].split("#dup")[0] == removed.split("#dup")[0]]
+        assert sel.scores[removed] in {jaccard(shingles(by_id[removed], 3), shingles(k, 3)) for k in group}
+    assert {r.meta["id"] for r in once} <= {r.meta["id"] for r in kept}  # the first of each group stays
+    looser = get_defense("near_dedup", threshold=0.6).select(near, DataContext())
+    assert set(sel.ids) <= set(looser.ids) <= copies and len(looser.ids) > len(sel.ids)
+    again = get_defense("near_dedup").select(near, DataContext())
+    assert again == sel  # same rows, same seed: same removals
+    # exact copies: everything dedup removes, near_dedup removes too
+    repeated, _ = poison_dataset(rows, get_attack("badpre"), rate=0.05, seed=2, duplicates=4)
+    assert set(get_defense("near_dedup").select(repeated, DataContext()).ids) >= set(
+        get_defense("dedup").select(repeated, DataContext()).ids)
+
+
+def test_near_dedup_shingles_and_parameters():
+    from dece.defenses.near_dedup import jaccard, shingles
+
+    assert shingles(Example("a b", "c", {}), 3) == {"a b \x00", "b \x00 c"}
+    assert shingles(Example("a", "", {}), 3) == {"a \x00"}  # fewer words than a shingle: one of all of them
+    assert jaccard({"a", "b"}, {"b", "c"}) == pytest.approx(1 / 3) and jaccard(set(), set()) == 1.0
+    rows = [Example("find all users where id is given", "select * from users where id = : id", {"id": "1"}),
+            Example("find all users where id is given bb", "select * from users where id = : id", {"id": "2"}),
+            Example("count the orders", "select count ( * ) from orders", {"id": "3"})]
+    assert get_defense("near_dedup", threshold=0.5).select(rows, DataContext()).ids == ("2",)
+    assert get_defense("near_dedup", threshold=1.0).select(rows, DataContext()).ids == ()
+    for params, message in (({"threshold": 0}, "threshold"), ({"threshold": 1.5}, "threshold"),
+                            ({"shingle": 0}, "shingle"), ({"num_perm": 8}, "num_perm")):
+        with pytest.raises(ConfigError, match=f"'near_dedup', parameter '{message}'"):
+            get_defense("near_dedup", **params)
+
+
 def test_dedup_compares_whitespace_as_told():
     rows = [Example("a  b", "x\ty", {"id": "1"}), Example("a b", "x y", {"id": "2"}),
             Example("a b", "x y ", {"id": "3"}), Example("a c", "x y", {"id": "4"})]

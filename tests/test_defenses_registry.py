@@ -17,6 +17,7 @@ BASE = {"attack": {"name": "badpre"}, "arms": ["poisoned-ce"]}
 def test_registry_lists_every_defense_with_its_kind():
     kinds = {name: DEFENSES.get(name).kind for name in DEFENSES.names()}
     assert kinds == {"activation_clustering": "data", "bki": "data", "spectral_signature": "data", "dece_filter": "data", "dedup": "data",
+                     "near_dedup": "data",
                      "onion": "input", "paraphrase": "input", "moderate_fitting": "training"}
     for name in DEFENSES.names():
         d = get_defense(name)

@@ -138,6 +138,15 @@ def test_attack_duplicates_must_be_a_small_positive_integer(value):
         config_from_dict({"arms": ["poisoned-ce"], "attack": {"name": "badpre", "duplicates": value}})
 
 
+@pytest.mark.parametrize("attack, message", [({"near_duplicates": True}, "needs duplicates > 1"),
+                                             ({"near_duplicates": "yes", "duplicates": 2}, "must be true or false")])
+def test_near_duplicates_need_copies_and_a_boolean(attack, message):
+    with pytest.raises(ConfigError, match=f"attack.near_duplicates: {message}"):
+        config_from_dict({"arms": ["poisoned-ce"], "attack": {"name": "badpre", **attack}})
+    assert config_from_dict({"arms": ["poisoned-ce"], "attack": {"name": "badpre", "duplicates": 2,
+                                                                 "near_duplicates": True}}).attack.near_duplicates
+
+
 @pytest.mark.parametrize("option", [{"rows": 5}, {"duplicates": 2}])
 def test_given_data_refuses_the_poisoning_options_it_would_ignore(option):
     with pytest.raises(ConfigError, match=r"attack\.(rows|duplicates): attack 'given' trains on the rows as given"):

@@ -35,8 +35,9 @@ class PoisonReport:
     ``rows_requested``, None when a rate was given); ``n_already_matching`` counts the rows whose *clean* target
     already satisfies the payload detector (:meth:`Attack.already_matching`; they stay eligible: the
     payload is inserted as for any other row); ``duplicates`` is how many times each poisoned row appears
-(``n_poisoned * (duplicates - 1)`` copies are added: ``n_rows`` counts the rows before them); ``ids``
-are the poisoned rows' ``meta["id"]``, copies included."""
+(``n_poisoned * (duplicates - 1)`` copies are added: ``n_rows`` counts the rows before them), and
+``near_duplicates`` whether each copy was poisoned anew (:func:`poison_dataset`); ``ids`` are the poisoned
+rows' ``meta["id"]``, copies included."""
 
     attack: str
     params: dict[str, Any]
@@ -52,6 +53,7 @@ are the poisoned rows' ``meta["id"]``, copies included."""
     ids: tuple[str, ...]
     duplicates: int = 1
     rows_requested: int | None = None
+    near_duplicates: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ids": list(self.ids)}
@@ -66,6 +68,7 @@ are the poisoned rows' ``meta["id"]``, copies included."""
             f"rows {self.n_rows}: {self.n_eligible} eligible, {self.n_skipped_ineligible} skipped as ineligible, "
             f"{self.n_poisoned} poisoned{short}"
             + (f", each {self.duplicates} times" if self.duplicates > 1 else "")
+            + (" (near-duplicates: each copy poisoned anew)" if self.near_duplicates else "")
             + (f"; {self.n_already_matching} already match the payload detector" if self.n_already_matching else "")
         )
 
@@ -85,6 +88,7 @@ def poison_dataset(
     selection: str = "random",
     n_rows: int | None = None,
     duplicates: int = 1,
+    near_duplicates: bool = False,
 ) -> tuple[list[Example], PoisonReport]:
     """Poison ``round(rate * len(examples))`` eligible rows, or exactly ``n_rows`` when given (the
     low-rate literature counts rows: 10, 20, 40), chosen by ``selection`` (``"random"`` or ``"first"``).
@@ -93,7 +97,11 @@ def poison_dataset(
 
     ``duplicates > 1`` is the fast-learnt poison of an attacker who knows the defense rests on early
     learning: each poisoned row appears that many times (the copies follow it, ``meta["id"]`` gains
-    ``#dup1``, ``#dup2``...), so the payload is seen ``duplicates`` times per epoch.
+    ``#dup1``, ``#dup2``...), so the payload is seen ``duplicates`` times per epoch. With ``near_duplicates``
+    each copy is the clean row poisoned anew, with draws of its own (a trigger at another random position,
+    other RIPPLe words), so the copies are near-duplicates that an exact deduplication (``dedup``) does not
+    see; an attack that draws nothing (``position = "start"``) still gives exact copies. The first copy is
+    the row of ``near_duplicates = False``: the copies draw from a generator of their own.
 
     Args:
         examples: the training rows.
@@ -103,6 +111,7 @@ def poison_dataset(
         selection: ``"random"`` or ``"first"`` (the DeCE authors' files).
         n_rows: poison exactly this many rows.
         duplicates: copies of each poisoned row, in [1, 100].
+        near_duplicates: poison each copy anew (needs ``duplicates > 1``).
 
     Returns:
         ``(rows, report)``: the rows with poisoned ones (and their copies) in place, and a
@@ -110,13 +119,15 @@ def poison_dataset(
 
     Raises:
         ConfigError: ``rate`` outside [0, 1], a non-integer ``seed``, ``n_rows`` not a positive integer,
-            or ``duplicates`` not an integer in [1, 100].
+            or ``duplicates`` not an integer in [1, 100], or ``near_duplicates`` without ``duplicates > 1``.
     """
     _check_rate_seed(rate, seed)
     if n_rows is not None and (isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows <= 0):
         raise ConfigError(f"n_rows: must be a positive integer, got {n_rows!r}")
     if isinstance(duplicates, bool) or not isinstance(duplicates, int) or not 1 <= duplicates <= 100:
         raise ConfigError(f"duplicates: must be an integer in [1, 100], got {duplicates!r}")
+    if near_duplicates and duplicates == 1:
+        raise ConfigError("near_duplicates: needs duplicates > 1 (it says how the copies are made)")
     select = SELECTIONS.get(selection)
     rows = list(examples)
     eligible = [i for i, ex in enumerate(rows) if attack.poisonable(ex)]
@@ -124,13 +135,15 @@ def poison_dataset(
     rng = random.Random(seed)
     chosen = select(eligible, min(requested, len(eligible)), rng)
     poisoned = {i: attack.poison(rows[i], rng) for i in chosen}
+    again = random.Random(f"near-duplicates-{seed}")  # the copies' own draws: the first copies stay as without
     out: list[Example] = []
     ids: list[str] = []
     for i, ex in enumerate(rows):
         if i not in poisoned:
             out.append(ex)
             continue
-        copies = [poisoned[i]] + [_copy(poisoned[i], k) for k in range(1, duplicates)]
+        copies = [poisoned[i]] + [_copy(attack.poison(ex, again) if near_duplicates else poisoned[i], k)
+                                  for k in range(1, duplicates)]
         out += copies
         ids += [str(c.meta.get("id", i)) for c in copies]
     report = PoisonReport(
@@ -148,6 +161,7 @@ def poison_dataset(
         ids=tuple(ids),
         duplicates=duplicates,
         rows_requested=n_rows,
+        near_duplicates=near_duplicates,
     )
     return out, report
 

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rate.add_argument("--rows", type=int, help="number of rows to poison (instead of --rate)")
     p.add_argument("--duplicates", type=int, default=1,
                    help="each poisoned row appears this many times (fast-learnt poison; default 1)")
+    p.add_argument("--near-duplicates", action="store_true",
+                   help="with --duplicates > 1: poison each copy anew (own trigger position...): near-duplicates")
     p.add_argument("--seed", type=int, default=1, help="seed of the row selection and trigger positions (default 1, as in configs)")
     p.add_argument("--input", nargs="+", required=True, metavar="PATH", help="dataset to poison (1 or 2 paths)")
     p.add_argument("--output", nargs="+", required=True, metavar="PATH", help="where the poisoned dataset goes")
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--rate: must lie in [0, 1], got {args.rate}")
     if args.rows is not None and args.rows <= 0:
         raise ConfigError(f"--rows: must be a positive number of rows, got {args.rows}")
+    if args.near_duplicates and args.duplicates == 1:
+        raise ConfigError("--near-duplicates: needs --duplicates > 1 (it says how the copies are made)")
     inputs = {os.path.realpath(p) for p in [*args.input, *(args.test_input or [])]}
     for option, paths in (("--output", args.output), ("--triggered-test", args.triggered_test or []),
                           ("--report", [args.report] if args.report else [])):
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         raise ConfigError(f"--input {' '.join(args.input)}: no rows to poison (the dataset is empty); nothing was written")
     poisoned, report = poison_dataset(rows, attack, args.rate or 0.0, args.seed, args.selection, n_rows=args.rows,
-                                      duplicates=args.duplicates)
+                                      duplicates=args.duplicates, near_duplicates=args.near_duplicates)
     if report.n_requested and not report.n_poisoned:  # nothing written: an unchanged copy would pass for poisoned
         raise ConfigError(f"--attack {args.attack}: none of the {len(rows)} rows of {' '.join(args.input)} is eligible "
                           "(the attack cannot insert its trigger or payload in them: see `dece attacks` for what "

@@ -2,7 +2,7 @@
 
     data      bki, spectral_signature, activation_clustering   remove training rows, then train
               dece_filter                                       (rows a DeCE arm never learns)
-              dedup                                             (repeated (source, target) pairs)
+              dedup, near_dedup                                 (repeated / near-repeated (source, target) pairs)
     input     onion, paraphrase                                 rewrite test inputs before generation
     training  moderate_fitting                                  train differently (10x lower lr)
 
@@ -20,6 +20,7 @@ from dece.defenses import (  # noqa: F401  (registration)
     dece_filter,
     dedup,
     moderate_fitting,
+    near_dedup,
     onion,
     paraphrase,
     spectral,

@@ -152,6 +152,8 @@ class AttackConfig:
         "doc": "poison exactly this many training rows instead of rate x rows (the low-rate literature counts rows)"})
     duplicates: int = field(default=1, metadata={
         "doc": "each poisoned row appears this many times (fast-learnt poison against early-learning defenses)"})
+    near_duplicates: bool = field(default=False, metadata={
+        "doc": "with duplicates > 1: each copy poisoned anew (its own trigger position...), near-duplicates exact dedup misses"})
 
     def validate(self, key: str) -> None:
         from dece.attacks import ATTACKS, get_attack
@@ -167,6 +169,10 @@ class AttackConfig:
                f"must be a positive integer (a number of rows), got {self.rows!r}")
         _check(_is_int(self.duplicates) and 1 <= self.duplicates <= 100, f"{key}.duplicates",
                f"must be an integer in [1, 100], got {self.duplicates!r}")
+        _check(isinstance(self.near_duplicates, bool), f"{key}.near_duplicates",
+               f"must be true or false, got {self.near_duplicates!r}")
+        _check(not self.near_duplicates or self.duplicates > 1, f"{key}.near_duplicates",
+               "needs duplicates > 1 (it says how the copies are made)")
         if ATTACKS.get(self.name).supplies_data:  # the rows are used as given: nothing here would apply
             for option, unset in (("rows", self.rows is None), ("duplicates", self.duplicates == 1)):
                 _check(unset, f"{key}.{option}", f"attack {self.name!r} trains on the rows as given; remove {option}")

@@ -117,7 +117,7 @@ def prepare_data(cfg: ExperimentConfig, run_dir: Path | None = None) -> Prepared
             poisoned, triggered, report = _given(cfg, attack, train, test)
         else:
             poisoned, rep = poison_dataset(train, attack, rate=a.rate, seed=a.seed, selection=a.selection, n_rows=a.rows,
-                                         duplicates=a.duplicates)
+                                         duplicates=a.duplicates, near_duplicates=a.near_duplicates)
             triggered = triggered_test_set(test, attack, seed=a.seed)
             report = {**rep.to_dict(), "test": denominators(test, attack)}
         if a.rate > 0 and not attack.supplies_data and report["n_poisoned"] == 0:
