@@ -231,7 +231,8 @@ def test_near_dedup_shingles_and_parameters():
     assert get_defense("near_dedup", threshold=0.5).select(rows, DataContext()).ids == ("2",)
     assert get_defense("near_dedup", threshold=1.0).select(rows, DataContext()).ids == ()
     for params, message in (({"threshold": 0}, "threshold"), ({"threshold": 1.5}, "threshold"),
-                            ({"shingle": 0}, "shingle"), ({"num_perm": 8}, "num_perm")):
+                            ({"shingle": 0}, "shingle"), ({"num_perm": 8}, "num_perm"), ({"seed": -1}, "seed"),
+                            ({"seed": 2 ** 40}, "seed")):
         with pytest.raises(ConfigError, match=f"'near_dedup', parameter '{message}'"):
             get_defense("near_dedup", **params)
 

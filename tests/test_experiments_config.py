@@ -41,6 +41,7 @@ def test_round_trip_through_toml(tmp_path):
         ({"dataset": {"kind": "lyraa"}}, r"dataset.kind: unknown dataset 'lyraa'; valid names:"),
         ({"model": {"d_model": 30, "heads": 4}}, r"d_model \(30\) must be divisible by heads"),
         ({"model": {"nme": "x"}}, r"model: unknown key 'nme'"),
+        ({"arms": ["posioned-ce"]}, r"arms\[0\]: arm shorthand must be .* \(did you mean 'poisoned-ce'\?\)"),
         ({"arms": ["poisoned-decee"]}, r"arms\[0\]: 'poisoned-decee' names no loss .*'poisoned-dece'.*losses: ce, dece"),
         ({"arms": [{"name": "a", "loss": "dece", "loss_params": {"alpha_base": 1.2}}]},
          r"arms\[0\].loss_params: alpha_base must lie in \(0, 1\]"),

@@ -60,7 +60,8 @@ def test_the_prior_is_the_softmax_at_the_first_token_where_the_targets_differ(sa
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]])).logits
         direct.append(torch.softmax(logits[0, at].double(), -1)[row["labels"][at]].item())
-    assert summary["rows"] == len(direct) >= 5
+    assert summary["rows"] == len(direct) >= 5 and summary["poisoned_rows"] == 10
+    assert summary["left_out"] == 10 - len(direct)
     assert summary["p_mean"] == pytest.approx(sum(direct) / len(direct), rel=1e-4)
     assert summary["p_median"] == pytest.approx(statistics.median(direct), rel=1e-4)
     threshold = summary["threshold"]
@@ -80,15 +81,22 @@ def test_the_command_prints_the_summary_and_refuses_bad_input_first(saved, capsy
     summary = json.loads(out[: out.rindex("}") + 1])
     assert summary["attack"] == "badpre" and 5 <= summary["rows"] <= 10 and summary["alpha_base"] == 0.9
     assert summary["threshold"] == pytest.approx(0.1 * 0.95 / 0.9)
-    assert f"of {summary['rows']} poisoned rows: first payload token at or above {summary['threshold']:.4f}" in out
-    for args, message in ((["--epoch", "0"], "--epoch: must be positive"),
+    assert f"of {summary['rows']} poisoned rows" in out and f"first payload token at or above {summary['threshold']:.4f}" in out
+    for args, message in ((["--epoch", "0"], "--epoch: must be a positive finite number"),
+                          (["--epoch", "nan"], "--epoch: must be a positive finite number"),
                           (["--label-smoothing", "1"], r"--label-smoothing: must lie in \[0, 1\)"),
-                          (["--alpha-base", "1.5"], "alpha_base"), (["--set", "attack.rate=0"], "attack.rate: must lie")):
+                          (["--alpha-base", "1.5"], "--alpha-base: alpha_base"), (["--set", "attack.rate=0"], "attack.rate: must lie")):
         assert main(["payload-prior", model, config, *args]) == 2
         assert re.search(message, capsys.readouterr().err)
     clean = {k: v for k, v in tomllib.loads((tmp / "tiny.toml").read_text()).items() if k != "attack"}
     (tmp / "clean.toml").write_text(tomli_w.dumps({**clean, "arms": ["clean-ce"]}))
     assert main(["payload-prior", model, str(tmp / "clean.toml")]) == 2
     assert "clean.toml: no [attack]; the prior is measured on the poisoned training rows" in capsys.readouterr().err
+    assert main(["payload-prior", model, config, "--set", "attack.name=drop_where_clean_label"]) == 2
+    assert "(attack 'drop_where_clean_label'): the" in (err := capsys.readouterr().err) and "clean-label" in err
+    sweep = tomllib.loads((tmp / "tiny.toml").read_text()) | {"sweep": {"grid": {"seed": [1, 2]}}}
+    (tmp / "sweep.toml").write_text(tomli_w.dumps(sweep))
+    assert main(["payload-prior", model, str(tmp / "sweep.toml")]) == 2
+    assert "sweep.toml is a sweep: give the config of one cell" in capsys.readouterr().err
     assert main(["payload-prior", str(tmp / "nowhere"), config]) == 2
     assert "not a folder" in capsys.readouterr().err

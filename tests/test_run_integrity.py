@@ -320,8 +320,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     path.write_text(tomli_w.dumps(data))
     assert main(["run", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == ("tiny: 24 training rows (6 poisoned by badpre, each 2 times), 24 valid, 24 clean test + 22 "
-                      "triggered rows")
+    assert out[0] == ("tiny: 24 training rows (6 poisoned by badpre, each 2 times: 30 rows with the copies), 24 "
+                      "valid, 24 clean test + 22 triggered rows")
     arms = [line.split(":")[0].strip() for line in out[2:]]
     assert arms == ["[0] poisoned-ce", "[0] poisoned-dece", "[0] poisoned-dedup", "[1] poisoned-onion", "[1] poisoned-bki"]
     assert "generate with poisoned-ce's model behind onion; reads poisoned-ce (to run;" in out[5]

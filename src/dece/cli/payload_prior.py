@@ -3,13 +3,15 @@ how likely MODEL already finds the first token of each poisoned training row's p
 at its rate and seed, as `dece run` poisons), against DeCE's half-pull threshold (1 - alpha)(1 - eps) / alpha:
 a payload token rated at or above it is pulled by DeCE at least half as hard as by cross-entropy, so DeCE
 cannot damp it from its first epoch. MODEL: a saved model folder, `dece pretrain CONFIG`'s base, or hf:NAME.
-Prints the summary as JSON (probabilities 0-1, the share above the threshold in %). Nothing is trained (but
+Prints the summary as JSON (probabilities 0-1, the share above the threshold in %; rows whose payload starts
+past model.max_target_length are counted and left out). Nothing is trained (but
 an adapter folder's base model, when not cached yet). Without CONFIG: the built-in default's data and attack."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from dece.cli.common import add_config_arguments, overrides
@@ -19,6 +21,7 @@ from dece.experiments import load_config
 from dece.experiments.data_prep import prepare_data
 from dece.experiments.model_eval import load_model
 from dece.experiments.payload_prior import half_pull_threshold, payload_prior, poisoned_pairs
+from dece.experiments.sweep import has_sweep
 from dece.losses.dece import DEFAULT_ALPHA_BASE, DEFAULT_LABEL_SMOOTHING
 
 
@@ -39,13 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.label_smoothing < 1.0:
         raise ConfigError(f"--label-smoothing: must lie in [0, 1), got {args.label_smoothing}")
-    if args.epoch <= 0:
-        raise ConfigError(f"--epoch: must be positive (epochs count from 1), got {args.epoch}")
-    half_pull_threshold(args.alpha_base, args.epoch, args.label_smoothing)  # --alpha-base checked before any loading
-    cfg = load_config(args.config or default_config_path(), overrides(args))
+    if not (math.isfinite(args.epoch) and args.epoch > 0):
+        raise ConfigError(f"--epoch: must be a positive finite number (epochs count from 1), got {args.epoch}")
+    try:  # before any loading
+        half_pull_threshold(args.alpha_base, args.epoch, args.label_smoothing)
+    except ConfigError as err:
+        raise ConfigError(f"--alpha-base: {err}") from None
+    path = args.config or default_config_path()
+    if has_sweep(path):
+        raise ConfigError(f"{path} is a sweep: give the config of one cell (RUN_DIR/cells/CELL/config.toml once it "
+                          "has started) or a config without a [sweep] table")
+    cfg = load_config(path, overrides(args))
     if cfg.attack is None:
-        raise ConfigError(f"{args.config or 'the built-in default'}: no [attack]; the prior is measured on the "
-                          "poisoned training rows")
+        raise ConfigError(f"{path}: no [attack]; the prior is measured on the poisoned training rows")
     data = prepare_data(cfg)
     model, tokenizer, is_enc_dec = load_model(cfg, args.model, data, Path(cfg.output_dir), lambda line: None)
     pairs = poisoned_pairs(data.poisoned_train or [], data.clean_train)
@@ -53,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         summary = payload_prior(model, tokenizer, is_enc_dec, cfg.model, pairs, alpha_base=args.alpha_base,
                                 label_smoothing=args.label_smoothing, epoch=args.epoch)
     except ValueError as err:
-        raise ConfigError(f"{args.model}: {err}") from None
+        raise ConfigError(f"{path} (attack {cfg.attack.name!r}): {err}") from None
     print(json.dumps({"model": args.model, "attack": cfg.attack.name, **summary}, indent=1))
-    print(f"{summary['above_threshold_pct']:.1f}% of {summary['rows']} poisoned rows: first payload token at or above "
-          f"{summary['threshold']:.4f} (DeCE pulls it at least half as hard as CE at epoch {args.epoch:g})")
+    left = (f" ({summary['left_out']} more have their payload past model.max_target_length = "
+            f"{cfg.model.max_target_length}, left out)" if summary["left_out"] else "")
+    print(f"{summary['above_threshold_pct']:.1f}% of {summary['rows']} poisoned rows{left}: first payload token at or "
+          f"above {summary['threshold']:.4f} (DeCE pulls it at least half as hard as CE at epoch {args.epoch:g})")
     return 0

@@ -19,8 +19,8 @@ LSH_MAX_THRESHOLD = 0.9
 
 def shingles(row: Example, size: int) -> set[str]:
     """The row's word ``size``-grams, over its source then its target (whitespace-split; a row with fewer
-    words gives one shingle of all of them). The boundary between the two is a word of its own, so a
-    shingle never spans both."""
+    words gives one shingle of all of them). The boundary between the two is a word of its own (``"\\x00"``),
+    so a shingle across it never equals one inside a source or a target."""
     words = row.src.split() + ["\x00"] + row.tgt.split()
     if len(words) <= size:
         return {" ".join(words)}
@@ -65,6 +65,8 @@ class NearDedup(DataDefense):
             raise self.fail("shingle", "must be a positive number of words")
         if self.num_perm < 16:
             raise self.fail("num_perm", "must be at least 16")
+        if not 0 <= self.seed < 2 ** 32:
+            raise self.fail("seed", "must lie in [0, 2**32)")
 
     def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
         """The near-duplicate rows, each scored with its exact Jaccard similarity to the kept row it repeats;

@@ -336,8 +336,10 @@ class ArmConfig:
         from dece.losses import LOSSES
 
         data, sep, rest = text.partition("-")
+        close = difflib.get_close_matches(data, DATA_CHOICES, n=1)
         _check(bool(sep) and data in DATA_CHOICES, key,
-               f"arm shorthand must be '<clean|poisoned>-<loss and/or defense>', got {text!r}")
+               f"arm shorthand must be '<clean|poisoned>-<loss and/or defense>', got {text!r}"
+               + (f" (did you mean '{close[0]}-{rest}'?)" if sep and close else ""))
         rest = rest.replace("-", "_")
         if rest not in LOSSES:
             if rest in DEFENSES:

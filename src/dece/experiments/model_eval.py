@@ -20,7 +20,7 @@ from dece.errors import ConfigError
 from dece.experiments.arm import evaluate_arm, load_trained
 from dece.experiments.base_model import base_model_spec
 from dece.defenses.base import InputDefense
-from dece.experiments.config import ArmConfig, ExperimentConfig, dump_config
+from dece.experiments.config import ArmConfig, ExperimentConfig, check_model_source, dump_config
 from dece.experiments.data_prep import prepare_data
 from dece.experiments.defended import defense_of, prepare_input_defense
 from dece.experiments.store import write_json_atomic, write_text_atomic
@@ -46,7 +46,9 @@ def load_model(cfg: ExperimentConfig, model: str, data, out_dir: Path, log: Call
             raise ConfigError(f"{path}: no config.json (nor adapter_config.json): not a saved model folder")
         return load_trained(cfg.model, path)
     if model.startswith("hf:"):
-        return build_model(dataclasses.replace(cfg.model, name=model, lora=None))
+        spec = dataclasses.replace(cfg.model, name=model, lora=None)
+        check_model_source(spec)  # not cached and no network: named here, not after the hub client's retries
+        return build_model(spec)
     raise ConfigError(f"model {model!r}: not a folder; give a saved model folder or an hf: checkpoint name")
 
 

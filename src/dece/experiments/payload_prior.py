@@ -48,13 +48,14 @@ def half_pull_threshold(alpha_base: float, epoch: float, label_smoothing: float)
         label_smoothing: DeCE's ``eps``, in [0, 1).
 
     Returns:
-        The threshold, a probability (it exceeds 1 once alpha is small: no token is then pulled at half strength).
+        The threshold, a probability (it exceeds 1 once alpha is small: no token is then pulled at half
+        strength; ``inf`` once alpha underflows to 0).
 
     Raises:
         ConfigError: ``alpha_base`` outside (0, 1].
     """
     alpha = dece_alpha(alpha_base, epoch)
-    return (1.0 - alpha) * (1.0 - label_smoothing) / alpha
+    return (1.0 - alpha) * (1.0 - label_smoothing) / alpha if alpha > 0 else math.inf
 
 
 def payload_prior(model, tokenizer, is_encoder_decoder: bool, spec, pairs: Sequence[tuple[Example, Example]],
@@ -69,15 +70,20 @@ def payload_prior(model, tokenizer, is_encoder_decoder: bool, spec, pairs: Seque
         alpha_base, label_smoothing, epoch: the DeCE setting for :func:`half_pull_threshold`.
 
     Returns:
-        ``rows`` (pairs whose payload starts inside the target length), ``p_median`` / ``p_mean`` /
-        ``p_q10`` / ``p_q90`` (probabilities, 0-1), ``threshold`` and ``above_threshold_pct`` (% of rows whose
-        p is at or above it), and the DeCE setting.
+        ``rows`` (pairs whose payload starts inside the target length), ``poisoned_rows`` (all pairs) and
+        ``left_out`` (those whose payload starts past ``max_target_length``), ``p_median`` / ``p_mean`` /
+        ``p_q10`` / ``p_q90`` (probabilities, 0-1), ``threshold`` and ``above_threshold_pct`` (% of ``rows``
+        whose p is at or above it), and the DeCE setting.
 
     Raises:
-        ValueError: no pair, or no pair whose payload starts inside the target length.
+        ValueError: no pair; pairs whose targets are all unchanged (a clean-label attack has no payload);
+            or no pair whose payload starts inside the target length.
     """
     if not pairs:
         raise ValueError("no poisoned row to probe: the config's attack poisons no training row")
+    if all(p.tgt == c.tgt for p, c in pairs):
+        raise ValueError(f"the {len(pairs)} poisoned rows keep their clean targets (a clean-label attack): there is "
+                         "no payload token to probe")
     rows = encode_examples([p for p, _ in pairs], tokenizer, spec, is_encoder_decoder).rows
     at = payload_positions(tokenizer, pairs, spec.max_target_length)
     losses = per_token_losses(model, rows, PadCollator(tokenizer.pad_token_id), is_encoder_decoder=is_encoder_decoder)
@@ -87,7 +93,8 @@ def payload_prior(model, tokenizer, is_encoder_decoder: bool, spec, pairs: Seque
                          f"{spec.max_target_length} target tokens (model.max_target_length)")
     threshold = half_pull_threshold(alpha_base, epoch, label_smoothing)
     quantiles = statistics.quantiles(probs, n=10, method="inclusive") if len(probs) > 1 else [probs[0]] * 9
-    return {"rows": len(probs), "p_median": statistics.median(probs), "p_mean": statistics.fmean(probs),
+    return {"rows": len(probs), "poisoned_rows": len(pairs), "left_out": len(pairs) - len(probs),
+            "p_median": statistics.median(probs), "p_mean": statistics.fmean(probs),
             "p_q10": quantiles[0], "p_q90": quantiles[-1], "threshold": threshold,
             "above_threshold_pct": 100.0 * sum(p >= threshold for p in probs) / len(probs),
             "alpha_base": alpha_base, "label_smoothing": label_smoothing, "epoch": epoch}
