@@ -65,3 +65,22 @@ def test_arms_in_cells_of_their_own_pair_by_seed(tmp_path):
     (table,) = significance_tables(collect(sweep))
     assert table.rows[0][0] == "clean-ce"
     assert table.rows[0][1].startswith("-40.00 (p=")  # 8 of 20 paired clean rows: 100 -> 0 sentence BLEU
+
+
+def test_without_a_fixed_schedule_dece_arm_dece_auto_is_compared(tmp_path):
+    arms = {"poisoned-ce": {"loss": "ce", "bleu": 45.0, "codebleu": 55.0, "asr": 90.0},
+            "poisoned-dece-warm3": {"loss": "dece_auto", "bleu": 44.0, "codebleu": 54.0, "asr": 0.0}}
+    sweep = write_sweep(tmp_path / "sweep", {f"seed={s}": {"overrides": {"seed": s}, "arms": arms} for s in (1, 2)})
+    for s in (1, 2):
+        _predictions(sweep / "cells" / f"seed={s}", "poisoned-ce", payload_hits=18, correct_rows=9)
+        _predictions(sweep / "cells" / f"seed={s}", "poisoned-dece-warm3", payload_hits=0, correct_rows=9)
+    (table,) = significance_tables(collect(sweep))
+    assert table.title == "poisoned-dece-warm3 vs each arm" and table.rows[0][0] == "poisoned-ce"
+    assert table.rows[0][2].startswith("-90.00 pp (p=")
+    arms["poisoned-dece"] = {"loss": "dece", "bleu": 40.0, "codebleu": 50.0, "asr": 0.0}  # a fixed schedule wins
+    sweep = write_sweep(tmp_path / "both", {f"seed={s}": {"overrides": {"seed": s}, "arms": arms} for s in (1, 2)})
+    for s in (1, 2):
+        for arm, hits in (("poisoned-ce", 18), ("poisoned-dece-warm3", 0), ("poisoned-dece", 0)):
+            _predictions(sweep / "cells" / f"seed={s}", arm, payload_hits=hits, correct_rows=9)
+    (table,) = significance_tables(collect(sweep))
+    assert table.title == "poisoned-dece vs each arm" and [r[0] for r in table.rows] == ["poisoned-ce", "poisoned-dece-warm3"]

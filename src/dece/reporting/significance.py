@@ -124,7 +124,8 @@ def _pairs(runs: Sequence[RunRecord], ours: str, other: str) -> tuple[list, list
 
 def significance_tables(runs: Sequence[RunRecord]) -> list[Table]:
     """Per group of cells that differ only in seeds (as the paper tables group them), DeCE (the first arm
-    trained with the fixed-schedule DeCE loss) against every other arm: ΔBLEU and ΔASR with their paired p-values."""
+    trained with the fixed-schedule DeCE loss; without one, the first DeCE-auto arm, e.g. DeCE with a CE
+    warm-up) against every other arm: ΔBLEU and ΔASR with their paired p-values."""
     groups: dict[tuple, list[RunRecord]] = {}
     for run in runs:
         key = tuple((k, str(v)) for k, v in run.params.items() if k not in SEED_KEYS and k not in AXIS_KEYS)
@@ -133,7 +134,8 @@ def significance_tables(runs: Sequence[RunRecord]) -> list[Table]:
     for key, members in groups.items():
         arms = list(dict.fromkeys(a.name for r in members for a in r.arms))
         losses = {a.name: a.loss for r in members for a in r.arms}
-        ours = next((a for a in arms if LOSSES.get(losses[a]).deceptive and not LOSSES.get(losses[a]).adaptive), None)
+        deceptive = [a for a in arms if LOSSES.get(losses[a]).deceptive]  # a fixed schedule first, else DeCE-auto
+        ours = next((a for a in deceptive if not LOSSES.get(losses[a]).adaptive), deceptive[0] if deceptive else None)
         if ours is None:
             continue
         attacks = list(dict.fromkeys(r.attack for r in members))
