@@ -26,6 +26,7 @@ def test_at_the_threshold_dece_pulls_the_label_at_half_strength(alpha_base, epoc
     alpha = alpha_base ** epoch
     assert alpha * p / (alpha * p + (1 - alpha) * (1 - eps)) == pytest.approx(0.5)  # r of the module docstring
     assert half_pull_threshold(0.985, 1, 0.05) == pytest.approx(0.015 * 0.95 / 0.985)
+    assert half_pull_threshold(0.5, 1e308, 0.05) == float("inf")  # alpha underflows to 0
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,10 @@ def test_the_command_prints_the_summary_and_refuses_bad_input_first(saved, capsy
     assert summary["attack"] == "badpre" and 5 <= summary["rows"] <= 10 and summary["alpha_base"] == 0.9
     assert summary["threshold"] == pytest.approx(0.1 * 0.95 / 0.9)
     assert f"of {summary['rows']} poisoned rows" in out and f"first payload token at or above {summary['threshold']:.4f}" in out
+    assert main(["payload-prior", model, config, "--epoch", "1e308"]) == 0  # alpha underflows to 0: no threshold
+    out = capsys.readouterr().out
+    huge = json.loads(out[: out.rindex("}") + 1])
+    assert huge["threshold"] is None and huge["above_threshold_pct"] == 0.0 and "alpha is 0 at epoch" in out
     for args, message in ((["--epoch", "0"], "--epoch: must be a positive finite number"),
                           (["--epoch", "nan"], "--epoch: must be a positive finite number"),
                           (["--label-smoothing", "1"], r"--label-smoothing: must lie in \[0, 1\)"),
