@@ -12,8 +12,8 @@ from dece.errors import DeceError
 
 # module name under dece.cli -> one sub-command each
 COMMANDS: tuple[str, ...] = (
-    "demo", "pretrain", "run", "evaluate", "payload_prior", "poison", "attacks", "defenses", "losses", "datasets", "sweep", "report",
-    "audit", "reference",
+    "demo", "pretrain", "run", "evaluate", "payload_prior", "poison", "attacks", "defenses", "losses", "datasets",
+    "sweep", "report", "audit", "reference",
 )
 
 

@@ -3,9 +3,10 @@ how likely MODEL already finds the first token of each poisoned training row's p
 at its rate and seed, as `dece run` poisons), against DeCE's half-pull threshold (1 - alpha)(1 - eps) / alpha:
 a payload token rated at or above it is pulled by DeCE at least half as hard as by cross-entropy, so DeCE
 cannot damp it from its first epoch. MODEL: a saved model folder, `dece pretrain CONFIG`'s base, or hf:NAME.
-Prints the summary as JSON (probabilities 0-1, the share at or above the threshold in %; the threshold null once
-alpha underflows to 0; rows whose payload starts past model.max_target_length are counted and left out). Nothing is trained (but
-an adapter folder's base model, when not cached yet). Without CONFIG: the built-in default's data and attack."""
+Prints the summary as JSON (probabilities 0-1, the share at or above the threshold in %; the threshold null
+once alpha underflows to 0; rows whose payload starts past model.max_target_length are counted and left out).
+Nothing is trained (but an adapter folder's base model, when not cached yet). Without CONFIG: the built-in
+default's data and attack."""
 
 from __future__ import annotations
 
@@ -66,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
     finite = math.isfinite(summary["threshold"])  # alpha underflows to 0 at a huge epoch: JSON has no infinity
     print(json.dumps({"model": args.model, "attack": cfg.attack.name, **summary,
                       "threshold": summary["threshold"] if finite else None}, indent=1))
-    left = (f" ({summary['left_out']} more have their payload past model.max_target_length = "
-            f"{cfg.model.max_target_length}, left out)" if summary["left_out"] else "")
     if not finite:
         print(f"alpha is 0 at epoch {args.epoch:g}: DeCE pulls no token at half CE's strength (threshold: none)")
         return 0
+    left = (f" ({summary['left_out']} more have their payload past model.max_target_length = "
+            f"{cfg.model.max_target_length}, left out)" if summary["left_out"] else "")
     print(f"{summary['above_threshold_pct']:.1f}% of {summary['rows']} poisoned rows{left}: first payload token at or "
           f"above {summary['threshold']:.4f} (DeCE pulls it at least half as hard as CE at epoch {args.epoch:g})")
     return 0
