@@ -65,35 +65,35 @@ class Cell:
         return Path(self.config.output_dir)
 
 
-def _label(value: Any) -> str:
+def _label(value: Any) -> tuple[str, bool]:
+    """A value's short text in a cell name, and whether it shows the value (False where a hash stands for a
+    table without ``name``, a list of numbers...)."""
     if isinstance(value, bool):
-        return str(value).lower()
+        return str(value).lower(), True
     if isinstance(value, (int, float, str)):
-        return str(value)
+        return str(value), True
     if isinstance(value, Mapping) and "name" in value:
-        return str(value["name"])
+        return str(value["name"]), True
     if isinstance(value, list) and all(isinstance(v, (str, Mapping)) for v in value):
-        return "+".join(_label(v) for v in value)
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        parts = [_label(v) for v in value]
+        return "+".join(text for text, _ in parts), all(shown for _, shown in parts)
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8], False
+
+
+def _full_name(overrides: Mapping[str, Any]) -> str:
+    return "__".join(_SAFE.sub("_", f"{k}={_label(v)[0]}") for k, v in overrides.items()) or "base"
 
 
 def name_hides_values(overrides: Mapping[str, Any]) -> bool:
     """Whether :func:`cell_name` of ``overrides`` is cut or stands a hash for a value (a table without a
     ``name``, a list of numbers...), so that it does not show every value."""
-    full = "__".join(_SAFE.sub("_", f"{k}={_label(v)}") for k, v in overrides.items()) or "base"
-    return len(full) > MAX_NAME or any(not _labelled(v) for v in overrides.values())
-
-
-def _labelled(value: Any) -> bool:
-    if isinstance(value, (bool, int, float, str)) or (isinstance(value, Mapping) and "name" in value):
-        return True
-    return isinstance(value, list) and all(isinstance(v, (str, Mapping)) and _labelled(v) for v in value)
+    return len(_full_name(overrides)) > MAX_NAME or not all(_label(v)[1] for v in overrides.values())
 
 
 def cell_name(overrides: Mapping[str, Any]) -> str:
     """``{"attack.rate": 0.05, "seed": 1}`` -> ``attack.rate=0.05__seed=1`` (file-name safe); a name longer
     than ``MAX_NAME`` is cut and ends with a hash of the overrides (``dece sweep --list`` shows it in full)."""
-    name = "__".join(_SAFE.sub("_", f"{k}={_label(v)}") for k, v in overrides.items()) or "base"
+    name = _full_name(overrides)
     if len(name) > MAX_NAME:
         digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
         name = f"{name[: MAX_NAME - 9]}-{digest}"
