@@ -89,7 +89,9 @@ def _data_sizes(cfg: ExperimentConfig, data: PreparedData) -> str:
     return (f"{len(data.clean_train)} training rows"
             + (f" ({data.poison_report['n_poisoned']} poisoned by {cfg.attack.name}"
                + _short_of_request(data.poison_report)
-               + (f", each {cfg.attack.duplicates} times: {len(data.poisoned_train)} rows with the copies"
+               + (f", each {cfg.attack.duplicates} times"
+                  + (" as near-duplicates" if cfg.attack.near_duplicates else "")
+                  + f": {len(data.poisoned_train)} rows with the copies"
                   if cfg.attack.duplicates > 1 and data.poisoned_train is not None else "") + ")"
                if data.poison_report else "")
             + f", {len(data.valid)} valid, {len(data.clean_test)} clean test"
