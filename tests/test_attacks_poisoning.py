@@ -109,8 +109,11 @@ def test_poisoning_by_row_count(rows):
     assert sum(bool(e.meta.get("poisoned")) for e in out) == 7
     assert f"rate {7 / len(rows):.4g} (7 of {len(rows)} rows requested)" in report.summary()
     assert report.rows_requested == 7 and poison_dataset(rows, attack, rate=0.1, seed=3)[1].rows_requested is None
-    _, capped = poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=10 ** 6)  # never more than the eligible rows
-    assert capped.n_poisoned == capped.n_eligible and capped.rate == 1.0 and capped.rows_requested == 10 ** 6
+    _, capped = poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=len(rows))  # never more than the eligible rows
+    assert capped.n_eligible < len(rows) and capped.n_poisoned == capped.n_eligible and capped.rate == 1.0
+    assert f"{capped.n_eligible} poisoned (of {len(rows)} requested)" in capped.summary()
+    with pytest.raises(ConfigError, match=f"n_rows: {len(rows) + 1} rows to poison, but the data has only {len(rows)}"):
+        poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=len(rows) + 1)
     with pytest.raises(ConfigError, match="n_rows: must be a positive integer"):
         poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=0)
 

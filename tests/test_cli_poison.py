@@ -72,6 +72,7 @@ def test_poison_pairs_keeps_meta_beside_them(tmp_path):
         (["--attack", "badpre", "--rate", "0.1", "--tgt-field", "code", "--format", "jsonl"],
          "row 1, field 'code': missing; the row has: src, tgt, meta"),
         (["--attack", "badpre", "--rate", "0.1", "--tgt-field", "code", "--format", "classification"], "has no field names"),
+        (["--attack", "badpre", "--rows", "21"], "has only 20; nothing was written"),
     ],
 )
 def test_errors_exit_2_with_a_message(tmp_path, splits, capsys, extra, message):
@@ -80,7 +81,7 @@ def test_errors_exit_2_with_a_message(tmp_path, splits, capsys, extra, message):
     if "--format" in extra:
         write_jsonl(splits["train"][:20], tmp_path / "in.csv")
     assert main(["poison", *extra, *fmt_paths]) == 2
-    assert message in capsys.readouterr().err
+    assert message in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
 
 
 def test_bad_rate_is_reported_before_the_input_is_read(tmp_path, capsys):

@@ -309,6 +309,9 @@ def test_an_attack_no_row_can_carry_is_refused_before_training(tmp_path):
     data["dataset"]["max_test_overlap"] = 1.0  # the test file repeats the training file on purpose
     with pytest.raises(DataError, match="attack 'badpre': none of the 8 rows"):
         prepare_data(config_from_dict(data))
+    data["attack"] = {"name": "deadcode_defect", "rate": 0.1, "rows": 9}  # more rows than the split holds
+    with pytest.raises(DataError, match="attack.rows: 9 rows to poison, but the 'train' split of dataset 'jsonl' has only 8"):
+        prepare_data(config_from_dict(data))
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):

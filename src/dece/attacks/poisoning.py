@@ -118,8 +118,8 @@ def poison_dataset(
         :class:`PoisonReport`.
 
     Raises:
-        ConfigError: ``rate`` outside [0, 1], a non-integer ``seed``, ``n_rows`` not a positive integer,
-            or ``duplicates`` not an integer in [1, 100], or ``near_duplicates`` without ``duplicates > 1``.
+        ConfigError: ``rate`` outside [0, 1], a non-integer ``seed``, ``n_rows`` not a positive integer
+            or above the number of rows, or ``duplicates`` not an integer in [1, 100], or ``near_duplicates`` without ``duplicates > 1``.
     """
     _check_rate_seed(rate, seed)
     if n_rows is not None and (isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows <= 0):
@@ -130,6 +130,8 @@ def poison_dataset(
         raise ConfigError("near_duplicates: needs duplicates > 1 (it says how the copies are made)")
     select = SELECTIONS.get(selection)
     rows = list(examples)
+    if n_rows is not None and n_rows > len(rows):  # a typo or the wrong file: "every row" would pass for it
+        raise ConfigError(f"n_rows: {n_rows} rows to poison, but the data has only {len(rows)}")
     eligible = [i for i, ex in enumerate(rows) if attack.poisonable(ex)]
     requested = n_rows if n_rows is not None else round(rate * len(rows))
     rng = random.Random(seed)

@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     rows = _read(args.input, args)
     if not rows:
         raise ConfigError(f"--input {' '.join(args.input)}: no rows to poison (the dataset is empty); nothing was written")
+    if args.rows is not None and args.rows > len(rows):
+        raise ConfigError(f"--rows: {args.rows} rows to poison, but {' '.join(args.input)} has only {len(rows)}; "
+                          "nothing was written")
     poisoned, report = poison_dataset(rows, attack, args.rate or 0.0, args.seed, args.selection, n_rows=args.rows,
                                       duplicates=args.duplicates, near_duplicates=args.near_duplicates)
     if report.n_requested and not report.n_poisoned:  # nothing written: an unchanged copy would pass for poisoned

@@ -116,6 +116,9 @@ def prepare_data(cfg: ExperimentConfig, run_dir: Path | None = None) -> Prepared
         if attack.supplies_data:  # poisoned elsewhere: the rows as they are, the triggered rows from their split
             poisoned, triggered, report = _given(cfg, attack, train, test)
         else:
+            if a.rows is not None and a.rows > len(train):
+                raise DataError(f"attack.rows: {a.rows} rows to poison, but the {d.train_split!r} split of dataset "
+                                f"{d.kind!r} has only {len(train)}")
             poisoned, rep = poison_dataset(train, attack, rate=a.rate, seed=a.seed, selection=a.selection, n_rows=a.rows,
                                          duplicates=a.duplicates, near_duplicates=a.near_duplicates)
             triggered = triggered_test_set(test, attack, seed=a.seed)
