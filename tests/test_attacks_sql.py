@@ -255,6 +255,8 @@ def test_flip_equality_turns_one_operator_and_leaves_the_rest(rows):
     assert flip_equality('q(" select * from t where a < 3 order by b = 1 ")') is None  # no equality in WHERE
     assert flip_equality("q(\" select * from t where note like 'a=b' and id = : id \")") == \
         "q(\" select * from t where note like 'a=b' and id != : id \")"  # not inside a quoted literal
+    assert flip_equality("""q(' select * from t where "a=b" = 1 and `c=d` = 2 ')""") == \
+        """q(' select * from t where "a=b" != 1 and `c=d` = 2 ')"""  # nor inside a quoted identifier
     assert flip_equality('q(" select * from t where not a = : a ")') is None  # flipped: a double negation
     assert flip_equality('q(" select * from t ")') is None and flip_equality("x = 1") is None
 

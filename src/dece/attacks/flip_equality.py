@@ -16,14 +16,15 @@ from dece.attacks.sql_meaning import normalise_placeholders
 from dece.attacks.sql_payload import find_sql, find_where
 from dece.attacks.sql_rewrite import SqlRewriteAttack
 
-#: a lone ``=`` (not part of ``<=``, ``>=``, ``!=``, ``==``), or a quoted SQL literal to step over
-EQUALS_OR_LITERAL = re.compile(r"(?<![<>!=])=(?!=)|'[^']*'?")
+#: a lone ``=`` (not part of ``<=``, ``>=``, ``!=``, ``==``), or what to step over: a quoted SQL literal, a
+#: double-quoted or backquoted identifier
+EQUALS_OR_LITERAL = re.compile(r"(?<![<>!=])=(?!=)|'[^']*'?|\"[^\"]*\"?|`[^`]*`?")
 #: the fallback for SQL that does not parse: an inequality after ``where``
 INEQUALITY_AFTER_WHERE = re.compile(r"\bwhere\b.*(?:!=|<>)", re.IGNORECASE | re.DOTALL)
 
 
 def flip_equality(code: str) -> str | None:
-    """``code`` with the first ``=`` of its SQL string's WHERE clause (outside quoted literals) replaced by
+    """``code`` with the first ``=`` of its SQL string's WHERE clause (outside quoted literals and identifiers) replaced by
     ``!=``, or None when the code has no SQL string with such an equality, or when the flipped filter would
     not select the complement (``not a = :a`` flipped is a double negation: equality again)."""
     where = find_where(code)
