@@ -80,6 +80,9 @@ def make_trainer(
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        # every trainable weight gets a gradient each step (the fused head's too, used outside forward): DDP's
+        # search for unused ones would cost a graph walk per step and warn that it found none
+        ddp_find_unused_parameters=False,
     )
     if report_to and logging_dir is not None:  # TensorBoard's callback reads its folder at construction
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(logging_dir)
