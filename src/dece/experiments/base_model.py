@@ -2,10 +2,12 @@
 
 * A tiny architecture without ``[pretrain]``: a tokenizer trained on the clean training texts and
   seeded random weights, saved once to ``RUN_DIR/base``.
-* With ``[pretrain]``: the tiny model is first trained with CE on clean built-in rows from a seed
-  space that no experiment split draws from (:func:`dece.data.builtin.pretraining_corpus`), so no
-  poisoned or test row can reach pretraining. The result is cached under ``pretrain.cache_dir`` by a
-  hash of the model spec, the pretraining config and the corpus itself, and reused by later runs.
+* With ``[pretrain]``: the tiny model is first trained with CE on a pretraining corpus
+  (:mod:`dece.data.pretraining`): clean built-in rows from a seed space that no experiment split draws
+  from, or real code installed on the machine, of which every row near a row of the experiment's dataset
+  (any split, so no test row and no row a poisoned one was made from) is left out (:func:`leak_guard`).
+  The tokenizer is trained on the corpus. The result is cached under ``pretrain.cache_dir`` by a hash of
+  the model spec, the pretraining config and the corpus itself, and reused by later runs.
 * An ``hf:`` checkpoint: used as it is.
 
 Returns the :class:`ModelSpec` the arms build from (``hf:<path>`` plus the config's LoRA/dtype).
@@ -22,7 +24,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from transformers import set_seed
 
-from dece.data.builtin import pretraining_corpus
+from dece.data.catalog import load_split
+from dece.data.pretraining import GUARDED, PRETRAINING_CORPORA, Keep
 from dece.data.records import Example
 from dece.experiments.config import ExperimentConfig
 from dece.data.io.common import atomic_dir
@@ -85,13 +88,63 @@ def pretrain_key(cfg: ExperimentConfig, digest: str) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: the Jaccard similarity of word 3-grams of the code at or above which a pretraining row counts as near a row
+#: of the experiment's dataset (the measure of the near_dedup defense; low, to leave out reformatted copies)
+LEAK_THRESHOLD = 0.5
+
+
+def leak_guard(rows: list[Example], threshold: float = LEAK_THRESHOLD) -> Keep:
+    """``keep(row)``: False for a row whose source's word 3-grams overlap a source of ``rows`` at Jaccard
+    ``threshold`` or more (MinHash LSH candidates, each checked exactly), or whose target equals a target
+    of ``rows`` (whitespace and case ignored); True otherwise."""
+    from datasketch import MinHash, MinHashLSH
+
+    from dece.defenses.near_dedup import jaccard, shingles
+
+    def sketch(grams: set[str]) -> MinHash:
+        m = MinHash(num_perm=128, seed=1)
+        m.update_batch([g.encode("utf-8") for g in grams])
+        return m
+
+    norm = lambda text: " ".join(text.lower().split())
+    lsh = MinHashLSH(threshold=threshold, num_perm=128)
+    grams = [shingles(Example(row.src, ""), 3) for row in rows]
+    for i, g in enumerate(grams):
+        lsh.insert(str(i), sketch(g))
+    targets = {norm(row.tgt) for row in rows}
+
+    def keep(row: Example) -> bool:
+        if norm(row.tgt) in targets:
+            return False
+        mine = shingles(Example(row.src, ""), 3)
+        return all(jaccard(mine, grams[int(i)]) < threshold for i in lsh.query(sketch(mine)))
+
+    return keep
+
+
+def dataset_rows(cfg: ExperimentConfig) -> list[Example]:
+    """Every row of the experiment's train, valid and test splits, uncapped (what pretraining must stay away from)."""
+    d = cfg.dataset
+    splits = dict.fromkeys((d.train_split, *(() if d.valid_from_train else (d.valid_split,)), d.test_split))
+    return [row for split in splits for row in load_split(d.kind, split, **d.options)]
+
+
+def pretraining_rows(cfg: ExperimentConfig) -> list[Example]:
+    """The rows ``cfg``'s base is pretrained on: ``pretrain.rows`` rows of ``pretrain.corpus``, drawn with
+    ``pretrain.seed``; a corpus of real code passes :func:`leak_guard` over :func:`dataset_rows`."""
+    p = cfg.pretrain
+    assert p is not None
+    keep = leak_guard(dataset_rows(cfg)) if p.corpus in GUARDED else (lambda row: True)
+    return PRETRAINING_CORPORA.get(p.corpus)(p.rows, p.seed, keep)
+
+
 def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:
     """The cached pretrained tiny model of ``cfg`` (trained now if not cached). Processes that need the
     same base at once (a sweep's workers, two runs) take turns on a lock beside it: one trains, the
     others wait and then find it cached."""
     p = cfg.pretrain
     assert p is not None
-    corpus = pretraining_corpus(p.rows, p.seed)
+    corpus = pretraining_rows(cfg)
     final = Path(p.cache_dir) / f"{cfg.model.name}-{pretrain_key(cfg, corpus_digest(corpus))}"
     if (final / "config.json").exists():
         log(f"pretrained model: cached at {final}")
@@ -123,7 +176,7 @@ def _pretrain(cfg: ExperimentConfig, corpus: list[Example], final: Path, log) ->
     work = final.with_name(final.name + ".partial")
     seed = init_seed(cfg)
     on_main(lambda: None if _complete(work / "init") else _save_fresh(cfg.model, corpus, seed, work / "init"))
-    log(f"pretraining {cfg.model.name} on {len(corpus)} clean built-in rows for {p.epochs} epochs -> {final}")
+    log(f"pretraining {cfg.model.name} on {len(corpus)} rows of the {p.corpus} corpus for {p.epochs} epochs -> {final}")
     init = dataclasses.replace(cfg.model, name=f"hf:{work / 'init'}", lora=None, dtype="float32")
     set_seed(seed)
     model, tokenizer, is_enc_dec = build_model(init)

@@ -220,13 +220,17 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Pretrain the tiny model with CE on ``rows`` clean built-in rows (a seed space disjoint from the
-    experiment's data) before the arms fine-tune it; cached under ``cache_dir`` by content hash.
+    """Pretrain the tiny model with CE on ``rows`` rows of ``corpus`` (clean built-in rows from a seed space
+    disjoint from the experiment's data, or real installed code kept away from the experiment's dataset:
+    :mod:`dece.data.pretraining`) before the arms fine-tune it; cached under ``cache_dir`` by content hash.
     ``seed`` draws the corpus; ``init_seed`` the initial weights and the pretraining order (default:
     the experiment's ``seed``). Set it in a config whose cells vary ``seed``, so that every seed
     fine-tunes the same cached base instead of pretraining its own."""
 
-    rows: int = field(default=10000, metadata={"doc": "clean built-in rows of the pretraining corpus"})
+    rows: int = field(default=10000, metadata={"doc": "rows of the pretraining corpus"})
+    corpus: str = field(default="builtin", metadata={
+        "doc": "what to pretrain on: builtin (clean built-in rows) or python_functions (function -> docstring "
+               "pairs of the Python code installed on the machine; none near a row of the experiment's dataset)"})
     seed: int = field(default=1000, metadata={"doc": "seed of the pretraining corpus"})
     epochs: int = field(default=4, metadata={"doc": "pretraining epochs"})
     learning_rate: float = field(default=1e-3, metadata={"doc": "pretraining learning rate"})
@@ -238,9 +242,13 @@ class PretrainConfig:
         metadata={"doc": "seed of the base's initial weights and pretraining order (default: the experiment's seed); set it so that every seed of a sweep shares one base"})
 
     def validate(self, key: str) -> None:
+        from dece.data.pretraining import PRETRAINING_CORPORA
+
         for name in ("rows", "epochs", "batch_size"):
             v = getattr(self, name)
             _check(_is_int(v) and v > 0, f"{key}.{name}", f"must be a positive integer, got {v!r}")
+        _check(isinstance(self.corpus, str) and self.corpus in PRETRAINING_CORPORA, f"{key}.corpus",
+               f"unknown pretraining corpus {self.corpus!r}; valid: {', '.join(PRETRAINING_CORPORA)}")
         _check(self.init_seed is None or _is_int(self.init_seed), f"{key}.init_seed",
                f"must be an integer, got {self.init_seed!r}")
         _check(_is_number(self.learning_rate) and self.learning_rate > 0, f"{key}.learning_rate", "must be > 0")

@@ -1,0 +1,29 @@
+"""The corpora a tiny model can be pretrained on before an experiment fine-tunes it (``[pretrain] corpus``).
+
+Each is ``(n, seed, keep) -> rows``: ``n`` rows drawn with ``seed``, each accepted by ``keep``, the leak
+guard of :mod:`dece.experiments.base_model` (no row near a row of the experiment's dataset).
+
+* ``builtin``: clean built-in Lyra-style rows from a seed space no built-in split draws from (disjoint by
+  construction, so ``keep`` is not asked; every cached base of the built-in corpus stays valid).
+* ``python_functions``: (function -> docstring) pairs of the Python code installed on the machine, in the
+  code-docstring-corpus encoding (:mod:`dece.data.python_functions`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from dece.data.builtin import pretraining_corpus
+from dece.data.python_functions import python_function_rows
+from dece.data.records import Example
+from dece.registry import Registry
+
+Keep = Callable[[Example], bool]
+PretrainingCorpus = Callable[[int, int, Keep], list[Example]]
+
+PRETRAINING_CORPORA: Registry[PretrainingCorpus] = Registry("pretraining corpus")
+PRETRAINING_CORPORA.add("builtin", lambda n, seed, keep: pretraining_corpus(n, seed))
+PRETRAINING_CORPORA.add("python_functions", lambda n, seed, keep: python_function_rows(n, seed, keep))
+
+#: the corpora whose rows may come near an experiment's rows, so that the leak guard must read them
+GUARDED = frozenset({"python_functions"})

@@ -1,0 +1,116 @@
+"""Real Python code that every machine has after `make install`: the (function -> docstring) pairs of the
+installed packages and the standard library, written in the encoding of the code-docstring-corpus (Barone
+and Sennrich, 2017): the function without its docstring, one line per ``DCNL``, one ``DCSP`` per indentation
+level; the docstring quoted, its lines joined by ``DCNL``. A pretraining corpus for Python tasks
+(:mod:`dece.data.pretraining`); which rows it holds depends on the packages installed, so its digest keys the
+cached base."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import random
+import sysconfig
+from pathlib import Path
+from typing import Iterator
+
+from dece.data.records import Example
+
+#: longest function (in characters of its encoded code) and docstring kept: longer ones would be cut anyway
+MAX_CODE_CHARS = 2000
+MAX_DOC_CHARS = 400
+
+
+def encode_code(code: str) -> str:
+    """``code`` (a function, 4-space or tab indentation) in the code-docstring-corpus encoding, spacing
+    included: lines joined by `` DCNL `` (the first body line by ``DCNL`` and two spaces, where the corpus
+    dropped the docstring), each indentation level a ``DCSP``, levels two spaces apart; blank lines dropped."""
+    out = []
+    for line in code.expandtabs(4).splitlines():
+        text = line.strip()
+        if text:
+            level = (len(line) - len(line.lstrip(" "))) // 4
+            out.append("  ".join(["DCSP"] * level) + " " + text if level else text)
+    return " DCNL  ".join(out[:2]) + "".join(f" DCNL {line}" for line in out[2:])
+
+
+def encode_docstring(doc: str) -> str:
+    """A cleaned docstring's non-blank lines joined by `` DCNL ``, in single quotes (as the corpus writes them)."""
+    return "'" + " DCNL ".join(line.strip() for line in doc.splitlines() if line.strip()) + "'"
+
+
+def function_pairs(source: str) -> list[tuple[str, str]]:
+    """``(encoded function without its docstring, encoded docstring)`` for every function of ``source`` that
+    has a docstring and a body besides it, in source order; nested functions too. Source that does not parse
+    gives none; functions or docstrings longer than :data:`MAX_CODE_CHARS` / :data:`MAX_DOC_CHARS` are left out."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    pairs = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        doc = ast.get_docstring(node, clean=True)
+        if not doc or len(node.body) < 2:
+            continue
+        bare = copy.copy(node)  # the same function without its docstring and decorators
+        bare.body, bare.decorator_list = node.body[1:], []
+        try:
+            code = encode_code(ast.unparse(bare))
+        except (ValueError, TypeError, RecursionError):  # an AST the unparser cannot write back
+            continue
+        text = encode_docstring(inspect.cleandoc(doc))
+        if len(code) <= MAX_CODE_CHARS and len(text) <= MAX_DOC_CHARS:
+            pairs.append((code, text))
+    return pairs
+
+
+def installed_python_files() -> list[Path]:
+    """The ``.py`` files of this interpreter's standard library and of its environment's installed packages,
+    sorted (the standard library's own ``site-packages`` left out: a different environment's packages)."""
+    paths = sysconfig.get_paths()
+    stdlib, purelib = Path(paths["stdlib"]), Path(paths["purelib"])
+    files = {p for p in purelib.rglob("*.py")}
+    files |= {p for p in stdlib.rglob("*.py") if "site-packages" not in p.relative_to(stdlib).parts}
+    return sorted(files)
+
+
+def _shuffled_pairs(files: list[Path], seed: int) -> Iterator[tuple[str, str]]:
+    order = list(files)
+    random.Random(seed).shuffle(order)
+    for path in order:
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        yield from function_pairs(source)
+
+
+def python_function_rows(n: int, seed: int, keep=lambda row: True, files: list[Path] | None = None) -> list[Example]:
+    """``n`` distinct (function -> docstring) rows mined from ``files`` (default: :func:`installed_python_files`),
+    read in an order drawn with ``seed``, each accepted by ``keep`` (the caller's leak guard). Ids are
+    ``"pyfunc-i"``. Fewer than ``n`` when the files hold fewer.
+
+    Args:
+        n: rows wanted.
+        seed: the order the files are read in (and so which functions are taken).
+        keep: ``Example -> bool``; a row it refuses is skipped.
+        files: the Python files to mine.
+
+    Returns:
+        The rows, ``src`` the encoded function, ``tgt`` its encoded docstring.
+    """
+    seen: set[tuple[str, str]] = set()
+    rows: list[Example] = []
+    for code, doc in _shuffled_pairs(installed_python_files() if files is None else files, seed):
+        if (code, doc) in seen:
+            continue
+        seen.add((code, doc))
+        row = Example(code, doc, {"id": f"pyfunc-{len(rows)}"})
+        if keep(row):
+            rows.append(row)
+            if len(rows) == n:
+                break
+    return rows
