@@ -104,12 +104,20 @@ def test_the_python_corpus_leaves_out_the_rows_of_the_experiments_dataset(tmp_pa
     (tmp_path / "test.jsonl").write_text('{"src": "x = 1", "tgt": "\'Doc 3 3.\'"}\n')
     cfg = config_from_dict({"dataset": {"kind": "jsonl", "options": {"path": str(tmp_path / "{split}.jsonl")},
                                         "valid_from_train": 0, "valid_split": "test"},
-                            "pretrain": {"rows": 100, "corpus": "python_functions"}, "arms": ["clean-ce"]})
+                            "pretrain": {"rows": 100, "corpus": "python_functions", "cache_dir": str(tmp_path / "cache")},
+                            "arms": ["clean-ce"]})
     monkeypatch.setattr(python_functions, "installed_python_files", lambda: files)
     unguarded = python_function_rows(100, cfg.pretrain.seed, files=files)
     assert near in {r.src for r in unguarded} and "'Doc 3 3.'" in {r.tgt for r in unguarded}
     rows = pretraining_rows(cfg)
     assert len(rows) == 28 and near not in {r.src for r in rows} and "'Doc 3 3.'" not in {r.tgt for r in rows}
+    cached, = (tmp_path / "cache" / "corpora").glob("python_functions-*.jsonl")
+    monkeypatch.setattr(python_functions, "function_pairs", lambda source: pytest.fail("mined again"))
+    assert pretraining_rows(cfg) == rows  # read back from the cache
+    files[0].write_text(files[0].read_text() + "\n")  # a source changed: mined again
+    with pytest.raises(pytest.fail.Exception, match="mined again"):
+        pretraining_rows(cfg)
+    assert [p.name for p in (tmp_path / "cache" / "corpora").iterdir()] == [cached.name]
     builtin = pretraining_rows(dataclasses.replace(cfg, pretrain=PretrainConfig(rows=5)))
     assert len(builtin) == 5 and all(r.meta["id"].startswith("pretrain-") for r in builtin)
 

@@ -11,19 +11,33 @@ guard of :mod:`dece.experiments.base_model` (no row near a row of the experiment
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from dece.data.builtin import pretraining_corpus
-from dece.data.python_functions import python_function_rows
+from dece.data.python_functions import python_function_rows, sources_fingerprint
 from dece.data.records import Example
 from dece.registry import Registry
 
 Keep = Callable[[Example], bool]
-PretrainingCorpus = Callable[[int, int, Keep], list[Example]]
+
+
+@dataclass(frozen=True)
+class PretrainingCorpus:
+    """``build(n, seed, keep)``: the rows. ``sources``: a fingerprint of what the rows are read from (files,
+    their sizes and times), for corpora whose rows depend on the machine and take a while to build, so that
+    they can be kept on disk; None for a corpus that needs no leak guard (``keep`` is then not asked)."""
+
+    build: Callable[[int, int, Keep], list[Example]]
+    sources: Callable[[], str] | None = None
+
+    @property
+    def guarded(self) -> bool:
+        """Whether rows may come near an experiment's rows, so that the leak guard must read them."""
+        return self.sources is not None
+
 
 PRETRAINING_CORPORA: Registry[PretrainingCorpus] = Registry("pretraining corpus")
-PRETRAINING_CORPORA.add("builtin", lambda n, seed, keep: pretraining_corpus(n, seed))
-PRETRAINING_CORPORA.add("python_functions", lambda n, seed, keep: python_function_rows(n, seed, keep))
-
-#: the corpora whose rows may come near an experiment's rows, so that the leak guard must read them
-GUARDED = frozenset({"python_functions"})
+PRETRAINING_CORPORA.add("builtin", PretrainingCorpus(lambda n, seed, keep: pretraining_corpus(n, seed)))
+PRETRAINING_CORPORA.add("python_functions", PretrainingCorpus(
+    lambda n, seed, keep: python_function_rows(n, seed, keep), sources_fingerprint))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import hashlib
 import inspect
 import random
 import sysconfig
@@ -75,6 +76,20 @@ def installed_python_files() -> list[Path]:
     files = {p for p in purelib.rglob("*.py")}
     files |= {p for p in stdlib.rglob("*.py") if "site-packages" not in p.relative_to(stdlib).parts}
     return sorted(files)
+
+
+def sources_fingerprint(files: list[Path] | None = None) -> str:
+    """A SHA-256 over the paths, sizes and modification times of ``files`` (default:
+    :func:`installed_python_files`): it changes when a package is installed, removed or upgraded (and so the
+    rows mined from them may change)."""
+    digest = hashlib.sha256()
+    for path in installed_python_files() if files is None else files:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _shuffled_pairs(files: list[Path], seed: int) -> Iterator[tuple[str, str]]:

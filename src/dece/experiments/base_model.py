@@ -25,7 +25,8 @@ from filelock import FileLock, Timeout
 from transformers import set_seed
 
 from dece.data.catalog import load_split
-from dece.data.pretraining import GUARDED, PRETRAINING_CORPORA, Keep
+from dece.data.io import read_jsonl, write_jsonl
+from dece.data.pretraining import PRETRAINING_CORPORA, Keep
 from dece.data.records import Example
 from dece.experiments.config import ExperimentConfig
 from dece.data.io.common import atomic_dir
@@ -131,11 +132,23 @@ def dataset_rows(cfg: ExperimentConfig) -> list[Example]:
 
 def pretraining_rows(cfg: ExperimentConfig) -> list[Example]:
     """The rows ``cfg``'s base is pretrained on: ``pretrain.rows`` rows of ``pretrain.corpus``, drawn with
-    ``pretrain.seed``; a corpus of real code passes :func:`leak_guard` over :func:`dataset_rows`."""
+    ``pretrain.seed``. A corpus of real code passes :func:`leak_guard` over :func:`dataset_rows`, and is kept
+    under ``pretrain.cache_dir/corpora`` by a hash of its sources, the draw and the dataset's rows (mining it
+    takes about a minute; a run that finds its base cached must still know the rows to find it)."""
     p = cfg.pretrain
     assert p is not None
-    keep = leak_guard(dataset_rows(cfg)) if p.corpus in GUARDED else (lambda row: True)
-    return PRETRAINING_CORPORA.get(p.corpus)(p.rows, p.seed, keep)
+    corpus = PRETRAINING_CORPORA.get(p.corpus)
+    if not corpus.guarded:
+        return corpus.build(p.rows, p.seed, lambda row: True)
+    near = dataset_rows(cfg)
+    key = hashlib.sha256(json.dumps({"corpus": p.corpus, "rows": p.rows, "seed": p.seed, "sources": corpus.sources(),
+                                     "dataset": corpus_digest(near)}).encode()).hexdigest()[:16]
+    path = Path(p.cache_dir) / "corpora" / f"{p.corpus}-{key}.jsonl"
+    if path.exists():
+        return read_jsonl(path)
+    rows = corpus.build(p.rows, p.seed, leak_guard(near))
+    on_main(lambda: write_jsonl(rows, path))
+    return rows
 
 
 def pretrained_model(cfg: ExperimentConfig, log=print) -> Path:

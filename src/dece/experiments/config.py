@@ -435,7 +435,7 @@ class ExperimentConfig:
     model: ModelSpec = field(default_factory=ModelSpec,
         metadata={"doc": "[model]: a tiny architecture or `hf:<checkpoint>`"})
     pretrain: PretrainConfig | None = field(default=None,
-        metadata={"doc": "[pretrain]: pretrain the tiny model on clean built-in rows first (cached; "
+        metadata={"doc": "[pretrain]: pretrain the tiny model on a corpus first (built-in rows or installed Python; cached; "
                          "`pretrain = false` turns an included one off)"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": "[train]: fine-tuning"})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": "[eval]: generation and metrics"})
