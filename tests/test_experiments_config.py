@@ -96,6 +96,20 @@ def test_include_deep_merges_then_own_keys_then_overrides(tmp_path):
     assert data == {"name": "base", "arms": ["poisoned-dece"], "train": {"epochs": 7, "learning_rate": 2e-3}}
 
 
+def test_an_including_grid_replaces_the_included_one_whole(tmp_path):
+    from dece.experiments.config import read_config_data
+    from dece.experiments.sweep import expand_grid
+
+    (tmp_path / "base.toml").write_text('arms = ["clean-ce"]\n[sweep]\ngrid = { seed = [1, 2], "attack.rate" = [0.1, 0.2] }\n'
+                                        '[train]\nepochs = 1\n')
+    (tmp_path / "top.toml").write_text('include = "base.toml"\n[sweep]\ngrid = { seed = [3] }\n[train]\nbatch_size = 4\n')
+    data = read_config_data(tmp_path / "top.toml")
+    assert data["sweep"] == {"grid": {"seed": [3]}} and data["train"] == {"epochs": 1, "batch_size": 4}
+    assert [c.config.seed for c in expand_grid(data)] == [3]  # not 2 cells with the included rates
+    (tmp_path / "top.toml").write_text('include = "base.toml"\n[sweep]\ngrid = { "attack.rate" = [0.3], seed = [3] }\n')
+    assert list(read_config_data(tmp_path / "top.toml")["sweep"]["grid"]) == ["seed", "attack.rate"]  # names as before
+
+
 def test_include_builtin_default_and_errors(tmp_path):
     from dece.cli.demo import default_config_path
     from dece.experiments.config import dump_config

@@ -700,7 +700,9 @@ def _include_path(spec: Any, including: Path) -> Path:
 
 
 def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A TOML file with its ``include`` chain resolved (the included config first, then this file)."""
+    """A TOML file with its ``include`` chain resolved (the included config first, then this file; a
+    ``[sweep] grid`` of this file replaces the included one whole, its axes in the included grid's order
+    first, as cell names list them)."""
     if path.resolve() in seen:
         raise ConfigError(f"{path}: include cycle: {' -> '.join(str(p) for p in (*seen, path.resolve()))}")
     try:
@@ -712,7 +714,12 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if "include" not in data:
         return data
     included = _include_path(data.pop("include"), path)
-    return deep_merge(_read_toml(included, (*seen, path.resolve())), data)
+    base = _read_toml(included, (*seen, path.resolve()))
+    merged = deep_merge(base, data)
+    grid = data.get("sweep", {}).get("grid") if isinstance(data.get("sweep"), Mapping) else None
+    if isinstance(grid, Mapping):  # replaced whole: an axis kept from the included grid would multiply the cells
+        merged["sweep"]["grid"] = {k: v for k, v in merged["sweep"]["grid"].items() if k in grid}
+    return merged
 
 
 def read_config_data(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
