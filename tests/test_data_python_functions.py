@@ -55,6 +55,8 @@ def test_functions_with_a_docstring_and_a_body_in_the_corpus_encoding():
     assert pairs[1][0] == ("async def fetch(self, url): DCNL  DCSP def inner(y): DCNL DCSP  DCSP \"\"\"Double it.\"\"\" DCNL "
                            "DCSP  DCSP z = y * 2 DCNL DCSP  DCSP return z DCNL DCSP return await inner(url)")  # its own docstring only
     assert function_pairs("def broken(:\n    pass") == []
+    assert function_pairs('def f():\n    """   \n    """\n    return 1\n') == []  # a blank docstring
+    assert function_pairs('def f():\n    """doc"""\n    return ' + "+".join(["1"] * 200000)) == []  # too deep to parse
 
 
 def test_the_encoding_is_that_of_the_docstring_corpus():
@@ -84,6 +86,7 @@ def test_rows_are_distinct_seeded_and_pass_the_guard(files):
     assert [r.meta["id"] for r in rows] == [f"pyfunc-{i}" for i in range(12)]
     assert python_function_rows(12, 3, files=files) == rows and python_function_rows(12, 4, files=files) != rows
     assert len(python_function_rows(100, 3, files=files)) == 30  # fewer when the files hold fewer
+    assert python_function_rows(0, 3, files=files) == []
     kept = python_function_rows(100, 3, keep=lambda r: "Doc 2" not in r.tgt, files=files)
     assert len(kept) == 25 and not any("Doc 2" in r.tgt for r in kept)
 

@@ -108,6 +108,15 @@ def test_an_including_grid_replaces_the_included_one_whole(tmp_path):
     assert [c.config.seed for c in expand_grid(data)] == [3]  # not 2 cells with the included rates
     (tmp_path / "top.toml").write_text('include = "base.toml"\n[sweep]\ngrid = { "attack.rate" = [0.3], seed = [3] }\n')
     assert list(read_config_data(tmp_path / "top.toml")["sweep"]["grid"]) == ["seed", "attack.rate"]  # names as before
+    (tmp_path / "top.toml").write_text('include = "base.toml"\n[sweep.grid]\nattack.rate = [0.3]\n')  # a nested table
+    assert read_config_data(tmp_path / "top.toml")["sweep"]["grid"] == {"attack.rate": [0.3]}  # no included seeds
+    for grid in ("[1, 2]", '"seed"'):
+        (tmp_path / "bad.toml").write_text(f'arms = ["clean-ce"]\n[sweep]\ngrid = {grid}\n')
+        with pytest.raises(ConfigError, match="sweep.grid: must be a table of key = \\[values\\]"):
+            expand_grid(read_config_data(tmp_path / "bad.toml"))
+        (tmp_path / "bad.toml").write_text(f'include = "base.toml"\n[sweep]\ngrid = {grid}\n')
+        with pytest.raises(ConfigError, match="sweep.grid: must be a table"):
+            read_config_data(tmp_path / "bad.toml")
 
 
 def test_include_builtin_default_and_errors(tmp_path):

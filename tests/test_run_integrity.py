@@ -331,7 +331,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert "8 optimizer steps" in out[2]  # ceil(30 / 8) x 2 epochs: 24 rows + 6 second copies
     assert "poisoned rows less the 6 dedup removes, 6 optimizer steps" in out[4]  # ceil(24 / 8) x 2
     assert "at most 8 optimizer steps (fewer once bki has removed rows)" in out[6]
-    assert not (tmp_path / "run").exists()
+    assert out[1].endswith("base: t5-tiny from scratch")
+    data["pretrain"] = {"rows": 16, "corpus": "python_functions", "cache_dir": str(tmp_path / "cache")}
+    path.write_text(tomli_w.dumps(data))
+    assert main(["run", str(path), "--dry-run"]) == 0  # nothing mined: the dry run only names the base
+    assert "base: t5-tiny pretrained on 16 rows of the python_functions corpus" in capsys.readouterr().out
+    assert main(["run", str(path), "--dry-run", "--set", "sweep.grid.seed=[1, 2]"]) == 0  # --set makes it a sweep
+    assert "0 of 2 cells done" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
 
 
 @pytest.mark.slow

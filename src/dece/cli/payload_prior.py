@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         raise ConfigError(f"--alpha-base: {err}") from None
     path = args.config or default_config_path()
-    if has_sweep(path):
+    if has_sweep(path, overrides(args)):
         raise ConfigError(f"{path} is a sweep: give the config of one cell (RUN_DIR/cells/CELL/config.toml once it "
                           "has started) or a config without a [sweep] table")
     cfg = load_config(path, overrides(args))

@@ -9,6 +9,7 @@ import argparse
 
 from dece.cli.demo import default_config_path
 from dece.cli.common import add_config_arguments, overrides
+from dece.data.pretraining import PRETRAINING_CORPORA
 from dece.errors import ConfigError
 from dece.experiments import load_config
 from dece.experiments.base_model import init_seed, pretrained_model
@@ -25,14 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
-    if has_sweep(path):
+    if has_sweep(path, overrides(args)):
         configs = [cell.config for cell in expand_grid(read_config_data(path, overrides(args)))]
     else:
         configs = [load_config(path, overrides(args))]
-    bases = {}  # one per distinct model, recipe and seed: pretrained_model hashes the corpus, so ask it once each
-    for cfg in configs:
+    bases = {}  # one per distinct model, recipe and seed (and dataset, which a corpus of real code stays away
+    for cfg in configs:  # from): pretrained_model hashes the corpus, so ask it once each
         if cfg.pretrain is not None:
-            bases.setdefault(repr((cfg.model, cfg.pretrain, init_seed(cfg))), cfg)
+            guarded = PRETRAINING_CORPORA.get(cfg.pretrain.corpus).guarded
+            bases.setdefault(repr((cfg.model, cfg.pretrain, init_seed(cfg), cfg.dataset if guarded else None)), cfg)
     if not bases:
         raise ConfigError(f"{path}: no [pretrain] table; nothing to pretrain")
     for cfg in bases.values():

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if has_sweep(args.config):  # a [sweep] table: run the grid (dece sweep); a dry run lists and checks its cells
+    if has_sweep(args.config, overrides(args)):  # a [sweep] table: run the grid (dece sweep); a dry run lists its cells
         args.list = args.dry_run
         status = run_sweep_command(args)
         if args.dry_run:
@@ -59,7 +59,8 @@ def describe_plan(cfg: ExperimentConfig) -> str:
              f"output: {run_dir}; "
              + (f"{world_size()} launched processes; " if launched() else f"{cfg.jobs} process(es); ") + "base: "
              + (cfg.model.name if cfg.model.is_pretrained else f"{cfg.model.name} "
-                + ("pretrained on built-in rows (cached after its first run)" if cfg.pretrain else "from scratch"))]
+                + (f"pretrained on {cfg.pretrain.rows} rows of the {cfg.pretrain.corpus} corpus (cached after its first "
+                   "run)" if cfg.pretrain else "from scratch"))]
     lines += _model_lines(cfg)
     for plan in plan_experiment(cfg):
         state = arm_state(cfg, plan.arm, run_dir)

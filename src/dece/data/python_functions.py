@@ -43,18 +43,19 @@ def encode_docstring(doc: str) -> str:
 
 def function_pairs(source: str) -> list[tuple[str, str]]:
     """``(encoded function without its docstring, encoded docstring)`` for every function of ``source`` that
-    has a docstring and a body besides it, in source order; nested functions too. Source that does not parse
-    gives none; functions or docstrings longer than :data:`MAX_CODE_CHARS` / :data:`MAX_DOC_CHARS` are left out."""
+    has a (non-blank) docstring and a body besides it, outer functions before the ones nested in them. Source
+    that does not parse (or nests too deep for the parser) gives none; functions or docstrings longer than
+    :data:`MAX_CODE_CHARS` / :data:`MAX_DOC_CHARS` are left out."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     pairs = []
     for node in ast.walk(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         doc = ast.get_docstring(node, clean=True)
-        if not doc or len(node.body) < 2:
+        if not doc or not doc.strip() or len(node.body) < 2:
             continue
         bare = copy.copy(node)  # the same function without its docstring and decorators
         bare.body, bare.decorator_list = node.body[1:], []
@@ -119,6 +120,8 @@ def python_function_rows(n: int, seed: int, keep=lambda row: True, files: list[P
     """
     seen: set[tuple[str, str]] = set()
     rows: list[Example] = []
+    if n <= 0:
+        return rows
     for code, doc in _shuffled_pairs(installed_python_files() if files is None else files, seed):
         if (code, doc) in seen:
             continue

@@ -681,6 +681,28 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def flatten_grid(grid: Any, prefix: str = "") -> dict[str, list[Any]]:
+    """A sweep grid with its axes as dotted keys: ``{"attack": {"rate": [..]}}`` and ``{"attack.rate": [..]}``
+    both give ``{"attack.rate": [..]}``.
+
+    Raises:
+        ConfigError: the grid is not a table, or an axis is not a non-empty list.
+    """
+    if not isinstance(grid, Mapping):
+        raise ConfigError(f"sweep.grid{'.' + prefix.rstrip('.') if prefix else ''}: must be a table of "
+                          f"key = [values], got {grid!r}")
+    out: dict[str, list[Any]] = {}
+    for key, value in grid.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_grid(value, f"{path}."))
+        elif isinstance(value, list) and value:
+            out[path] = list(value)
+        else:
+            raise ConfigError(f"sweep.grid.{path}: must be a non-empty list of values, got {value!r}")
+    return out
+
+
 def _include_path(spec: Any, including: Path) -> Path:
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"{including}: include must be a path or 'builtin:NAME', got {spec!r}")
@@ -716,9 +738,12 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     included = _include_path(data.pop("include"), path)
     base = _read_toml(included, (*seen, path.resolve()))
     merged = deep_merge(base, data)
-    grid = data.get("sweep", {}).get("grid") if isinstance(data.get("sweep"), Mapping) else None
-    if isinstance(grid, Mapping):  # replaced whole: an axis kept from the included grid would multiply the cells
-        merged["sweep"]["grid"] = {k: v for k, v in merged["sweep"]["grid"].items() if k in grid}
+    sweep = data.get("sweep")
+    if isinstance(sweep, Mapping) and "grid" in sweep:  # replaced whole: an axis kept from the included grid
+        own = flatten_grid(sweep["grid"])                # would multiply the cells unseen
+        before = base.get("sweep", {}).get("grid", {}) if isinstance(base.get("sweep"), Mapping) else {}
+        order = [k for k in flatten_grid(before) if k in own] + [k for k in own if k not in flatten_grid(before)]
+        merged["sweep"]["grid"] = {k: own[k] for k in order}
     return merged
 
 

@@ -43,7 +43,7 @@ import tomli_w
 from filelock import FileLock
 
 from dece.errors import ConfigError, DataError
-from dece.experiments.config import ExperimentConfig, config_from_dict, read_config_data
+from dece.experiments.config import ExperimentConfig, config_from_dict, flatten_grid, read_config_data
 from dece.experiments.store import (
     RunLockedError, append_jsonl, arm_state, read_json, run_lock, write_json_atomic, write_text_atomic,
 )
@@ -100,20 +100,6 @@ def cell_name(overrides: Mapping[str, Any]) -> str:
     return name
 
 
-def _flatten_grid(grid: Mapping[str, Any], prefix: str = "") -> dict[str, list[Any]]:
-    """``{"attack": {"rate": [..]}}`` and ``{"attack.rate": [..]}`` both give ``{"attack.rate": [..]}``."""
-    out: dict[str, list[Any]] = {}
-    for key, value in grid.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten_grid(value, f"{path}."))
-        elif isinstance(value, list) and value:
-            out[path] = list(value)
-        else:
-            raise ConfigError(f"sweep.grid.{path}: must be a non-empty list of values, got {value!r}")
-    return out
-
-
 def _set(data: dict[str, Any], path: str, value: Any) -> None:
     node = data
     parts = path.split(".")
@@ -158,7 +144,7 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
     unknown = sorted(set(sweep) - {"grid"})
     if unknown:
         raise ConfigError(f"unknown key 'sweep.{unknown[0]}'; valid keys of [sweep]: grid")
-    grid = _flatten_grid(sweep.get("grid") or {})
+    grid = flatten_grid(sweep.get("grid") or {})
     if not grid:
         raise ConfigError("sweep.grid: give at least one key with a list of values")
     for key, values in grid.items():
@@ -197,10 +183,10 @@ def sweep_dir(data: Mapping[str, Any]) -> Path:
     return Path(data.get("output_dir", ExperimentConfig.output_dir))
 
 
-def has_sweep(path: str | Path) -> bool:
-    """Whether the config file at ``path`` has a ``[sweep]`` table."""
+def has_sweep(path: str | Path, overrides: list[str] = ()) -> bool:
+    """Whether the config file at ``path``, with the ``key.path=value`` ``overrides``, has a ``[sweep]`` table."""
     try:
-        return SWEEP_KEY in read_config_data(path)
+        return SWEEP_KEY in read_config_data(path, overrides)
     except (OSError, ConfigError):
         return False
 
