@@ -310,7 +310,10 @@ def test_an_attack_no_row_can_carry_is_refused_before_training(tmp_path):
     with pytest.raises(DataError, match="attack 'badpre': none of the 8 rows"):
         prepare_data(config_from_dict(data))
     data["attack"] = {"name": "deadcode_defect", "rate": 0.1, "rows": 9}  # more rows than the split holds
-    with pytest.raises(DataError, match="attack.rows: 9 rows to poison, but the 'train' split of dataset 'jsonl' has only 8"):
+    with pytest.raises(DataError, match="attack.rows: 9 rows to poison, but the 'train' split of dataset 'jsonl' has only 8$"):
+        prepare_data(config_from_dict(data))
+    data["attack"]["rows"], data["dataset"]["max_train_rows"] = 7, 6
+    with pytest.raises(DataError, match="has only 6 once dataset.max_train_rows applied"):
         prepare_data(config_from_dict(data))
 
 

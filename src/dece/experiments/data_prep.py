@@ -117,8 +117,10 @@ def prepare_data(cfg: ExperimentConfig, run_dir: Path | None = None) -> Prepared
             poisoned, triggered, report = _given(cfg, attack, train, test)
         else:
             if a.rows is not None and a.rows > len(train):
+                cut = [k for k in ("max_train_rows", "valid_from_train") if getattr(d, k)]
                 raise DataError(f"attack.rows: {a.rows} rows to poison, but the {d.train_split!r} split of dataset "
-                                f"{d.kind!r} has only {len(train)}")
+                                f"{d.kind!r} has only {len(train)}"
+                                + (f" once {' and '.join(f'dataset.{k}' for k in cut)} applied" if cut else ""))
             poisoned, rep = poison_dataset(train, attack, rate=a.rate, seed=a.seed, selection=a.selection, n_rows=a.rows,
                                          duplicates=a.duplicates, near_duplicates=a.near_duplicates)
             triggered = triggered_test_set(test, attack, seed=a.seed)
