@@ -9,7 +9,6 @@ import textwrap
 import pytest
 
 from dece.data import python_functions
-from dece.data.catalog import load_split
 from dece.data.pretraining import PRETRAINING_CORPORA
 from dece.data.python_functions import function_pairs, python_function_rows
 from dece.data.records import Example
@@ -59,13 +58,17 @@ def test_functions_with_a_docstring_and_a_body_in_the_corpus_encoding():
     assert function_pairs('def f():\n    """doc"""\n    return ' + "+".join(["1"] * 200000)) == []  # too deep to parse
 
 
+#: the start of row 2 of code-docstring-corpus's data_ps.declbodies.valid (Barone and Sennrich, 2017), spacing kept
+CORPUS_ROW = ("def create_cow_image(backing_file, path, size=None): DCNL  DCSP base_cmd = ['qemu-img', 'create', '-f', "
+              "'qcow2'] DCNL DCSP cow_opts = [] DCNL DCSP if backing_file: DCNL DCSP  DCSP cow_opts += "
+              "[('backing_file=%s' % backing_file)] DCNL DCSP  DCSP base_details")
+
+
 def test_the_encoding_is_that_of_the_docstring_corpus():
     """The corpus's first body line follows `DCNL` and two spaces, its indentation levels are two spaces apart."""
-    rows = load_split("code_docstring_py", "valid", data_root="../shared/data")
     code = ("def create_cow_image(backing_file, path, size=None):\n    base_cmd = ['qemu-img', 'create', '-f', 'qcow2']\n"
             "    cow_opts = []\n    if backing_file:\n        cow_opts += [('backing_file=%s' % backing_file)]\n")
-    encoded = python_functions.encode_code(code)
-    assert any(row.src.startswith(encoded) for row in rows)
+    assert CORPUS_ROW.startswith(python_functions.encode_code(code) + " DCNL ")
 
 
 @pytest.fixture()
