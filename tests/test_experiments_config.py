@@ -110,6 +110,9 @@ def test_an_including_grid_replaces_the_included_one_whole(tmp_path):
     assert list(read_config_data(tmp_path / "top.toml")["sweep"]["grid"]) == ["seed", "attack.rate"]  # names as before
     (tmp_path / "top.toml").write_text('include = "base.toml"\n[sweep.grid]\nattack.rate = [0.3]\n')  # a nested table
     assert read_config_data(tmp_path / "top.toml")["sweep"]["grid"] == {"attack.rate": [0.3]}  # no included seeds
+    (tmp_path / "one.toml").write_text('include = "base.toml"\nsweep = false\nseed = 4\n')  # one experiment of the recipe
+    assert "sweep" not in read_config_data(tmp_path / "one.toml") and load_config(tmp_path / "one.toml").seed == 4
+    assert "sweep" not in read_config_data(tmp_path / "top.toml", ["sweep=false"])
     for grid in ("[1, 2]", '"seed"'):
         (tmp_path / "bad.toml").write_text(f'arms = ["clean-ce"]\n[sweep]\ngrid = {grid}\n')
         with pytest.raises(ConfigError, match="sweep.grid: must be a table of key = \\[values\\]"):

@@ -750,8 +750,12 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def read_config_data(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
     """A TOML config file as a mapping (not validated): the config its ``include`` names (a path relative
     to this file, or ``builtin:NAME``), deep-merged with this file's own keys, then the ``key.path=value``
-    overrides. Includes chain; a cycle is refused."""
-    return apply_overrides(_read_toml(Path(path)), list(overrides))
+    overrides. Includes chain; a cycle is refused. ``sweep = false`` drops an included ``[sweep]`` table (one
+    experiment from a sweep config's recipe)."""
+    data = apply_overrides(_read_toml(Path(path)), list(overrides))
+    if data.get("sweep") is False:
+        del data["sweep"]
+    return data
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
