@@ -9,10 +9,9 @@ import argparse
 
 from dece.cli.demo import default_config_path
 from dece.cli.common import add_config_arguments, overrides
-from dece.data.pretraining import PRETRAINING_CORPORA
 from dece.errors import ConfigError
 from dece.experiments import load_config
-from dece.experiments.base_model import init_seed, pretrained_model
+from dece.experiments.base_model import base_inputs, pretrained_model
 from dece.experiments.config import read_config_data
 from dece.experiments.sweep import expand_grid, has_sweep
 
@@ -30,11 +29,10 @@ def run(args: argparse.Namespace) -> int:
         configs = [cell.config for cell in expand_grid(read_config_data(path, overrides(args)))]
     else:
         configs = [load_config(path, overrides(args))]
-    bases = {}  # one per distinct model, recipe and seed (and dataset, which a corpus of real code stays away
-    for cfg in configs:  # from): pretrained_model hashes the corpus, so ask it once each
+    bases = {}  # pretrained_model draws and hashes the corpus: ask it once per distinct base
+    for cfg in configs:
         if cfg.pretrain is not None:
-            guarded = PRETRAINING_CORPORA.get(cfg.pretrain.corpus).guarded
-            bases.setdefault(repr((cfg.model, cfg.pretrain, init_seed(cfg), cfg.dataset if guarded else None)), cfg)
+            bases.setdefault(base_inputs(cfg), cfg)
     if not bases:
         raise ConfigError(f"{path}: no [pretrain] table; nothing to pretrain")
     for cfg in bases.values():

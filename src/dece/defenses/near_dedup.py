@@ -27,6 +27,15 @@ def shingles(row: Example, size: int) -> set[str]:
     return {" ".join(words[i:i + size]) for i in range(len(words) - size + 1)}
 
 
+def minhash(grams: set[str], num_perm: int = 128, seed: int = 1):
+    """The MinHash sketch (``datasketch.MinHash``) of a set of shingles."""
+    from datasketch import MinHash
+
+    sketch = MinHash(num_perm=num_perm, seed=seed)
+    sketch.update_batch([g.encode("utf-8") for g in grams])
+    return sketch
+
+
 def jaccard(a: set[str], b: set[str]) -> float:
     """|a & b| / |a | b| (1.0 for two empty sets)."""
     return len(a & b) / len(a | b) if a or b else 1.0
@@ -72,7 +81,7 @@ class NearDedup(DataDefense):
         """The near-duplicate rows, each scored with its exact Jaccard similarity to the kept row it repeats;
         ``details``: ``groups`` (kept rows that others repeat) and ``candidates_checked`` (LSH candidate pairs
         whose exact similarity was computed)."""
-        from datasketch import MinHash, MinHashLSH
+        from datasketch import MinHashLSH
 
         ids = row_ids(rows)
         # candidates at a looser cut when the threshold is high (the LSH needs two bands or more); the exact
@@ -84,8 +93,7 @@ class NearDedup(DataDefense):
         checked = 0
         for row_id, row in zip(ids, rows):
             grams = shingles(row, self.shingle)
-            sketch = MinHash(num_perm=self.num_perm, seed=self.seed)
-            sketch.update_batch([g.encode("utf-8") for g in grams])
+            sketch = minhash(grams, self.num_perm, self.seed)
             best, match = 0.0, None
             for other in lsh.query(sketch):
                 checked += 1

@@ -98,27 +98,22 @@ def leak_guard(rows: list[Example], threshold: float = LEAK_THRESHOLD) -> Keep:
     """``keep(row)``: False for a row whose source's word 3-grams overlap a source of ``rows`` at Jaccard
     ``threshold`` or more (MinHash LSH candidates, each checked exactly), or whose target equals a target
     of ``rows`` (whitespace and case ignored); True otherwise."""
-    from datasketch import MinHash, MinHashLSH
+    from datasketch import MinHashLSH
 
-    from dece.defenses.near_dedup import jaccard, shingles
-
-    def sketch(grams: set[str]) -> MinHash:
-        m = MinHash(num_perm=128, seed=1)
-        m.update_batch([g.encode("utf-8") for g in grams])
-        return m
+    from dece.defenses.near_dedup import jaccard, minhash, shingles
 
     norm = lambda text: " ".join(text.lower().split())
     lsh = MinHashLSH(threshold=threshold, num_perm=128)
     grams = [shingles(Example(row.src, ""), 3) for row in rows]
     for i, g in enumerate(grams):
-        lsh.insert(str(i), sketch(g))
+        lsh.insert(str(i), minhash(g))
     targets = {norm(row.tgt) for row in rows}
 
     def keep(row: Example) -> bool:
         if norm(row.tgt) in targets:
             return False
         mine = shingles(Example(row.src, ""), 3)
-        return all(jaccard(mine, grams[int(i)]) < threshold for i in lsh.query(sketch(mine)))
+        return all(jaccard(mine, grams[int(i)]) < threshold for i in lsh.query(minhash(mine)))
 
     return keep
 
@@ -128,6 +123,14 @@ def dataset_rows(cfg: ExperimentConfig) -> list[Example]:
     d = cfg.dataset
     splits = dict.fromkeys((d.train_split, *(() if d.valid_from_train else (d.valid_split,)), d.test_split))
     return [row for split in splits for row in load_split(d.kind, split, **d.options)]
+
+
+def base_inputs(cfg: ExperimentConfig) -> str:
+    """What ``cfg``'s pretrained base depends on, short of drawing its corpus: the model, the recipe, the init
+    seed and, for a corpus of real code (kept away from the experiment's dataset), the dataset. Configs with
+    equal inputs share one base."""
+    guarded = PRETRAINING_CORPORA.get(cfg.pretrain.corpus).guarded
+    return repr((cfg.model, cfg.pretrain, init_seed(cfg), cfg.dataset if guarded else None))
 
 
 def pretraining_rows(cfg: ExperimentConfig) -> list[Example]:

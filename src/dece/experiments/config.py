@@ -741,9 +741,8 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     sweep = data.get("sweep")
     if isinstance(sweep, Mapping) and "grid" in sweep:  # replaced whole: an axis kept from the included grid
         own = flatten_grid(sweep["grid"])                # would multiply the cells unseen
-        before = base.get("sweep", {}).get("grid", {}) if isinstance(base.get("sweep"), Mapping) else {}
-        order = [k for k in flatten_grid(before) if k in own] + [k for k in own if k not in flatten_grid(before)]
-        merged["sweep"]["grid"] = {k: own[k] for k in order}
+        before = flatten_grid(base["sweep"].get("grid", {})) if isinstance(base.get("sweep"), Mapping) else {}
+        merged["sweep"]["grid"] = {**{k: own[k] for k in before if k in own}, **own}  # the included order first
     return merged
 
 
