@@ -89,8 +89,10 @@ def test_bad_rate_is_reported_before_the_input_is_read(tmp_path, capsys):
             "--output", str(tmp_path / "o.csv")]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "--rate: must lie in [0, 1], got -0.1" in err and "missing.csv" not in err
-    argv[argv.index("-0.1")] = "0.1"
+    assert "--rate: must lie in (0, 1]" in err and "got -0.1" in err and "missing.csv" not in err
+    argv[argv.index("-0.1")] = "0"  # would write an unpoisoned copy
+    assert main(argv) == 2 and "--rate: must lie in (0, 1]" in capsys.readouterr().err
+    argv[argv.index("0")] = "0.1"
     assert main([*argv, "--near-duplicates"]) == 2
     err = capsys.readouterr().err
     assert "--near-duplicates: needs --duplicates > 1" in err and "missing.csv" not in err
@@ -162,3 +164,34 @@ def test_an_empty_input_is_refused(tmp_path, capsys, name, text, message):
     assert main(["poison", "--attack", "badpre", "--rate", "0.1", "--input", str(tmp_path / name),
                  "--output", str(tmp_path / f"out-{name}")]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / f"out-{name}").exists()
+
+
+@pytest.mark.parametrize("outputs", [
+    ["--output", "o.csv", "--triggered-test", "o.csv"],
+    ["--output", "o.csv", "--report", "o.csv"],
+    ["--output", "o.csv", "--triggered-test", "t.csv", "--report", "./t.csv"],
+])
+def test_two_outputs_in_one_file_are_refused_before_anything_is_read(tmp_path, capsys, monkeypatch, outputs):
+    monkeypatch.chdir(tmp_path)
+    assert main(["poison", "--attack", "badpre", "--rate", "0.1", "--input", "missing.csv", *outputs]) == 2
+    err = capsys.readouterr().err
+    assert "every output needs its own file" in err and "missing.csv" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_test_input_leaves_no_output_written(tmp_path, splits, capsys):
+    write_csv(splits["train"][:20], tmp_path / "in.csv")
+    (tmp_path / "test.csv").write_text("src,tgt\na\n")  # row 1 has no target
+    assert main(["poison", "--attack", "badpre", "--rate", "0.1", "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "o.csv"), "--test-input", str(tmp_path / "test.csv"),
+                 "--triggered-test", str(tmp_path / "t.csv")]) == 2
+    assert "test.csv: row 1" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "t.csv").exists()
+
+
+def test_a_test_input_without_a_triggered_test_output_is_refused(tmp_path, splits, capsys):
+    write_csv(splits["train"][:20], tmp_path / "in.csv")
+    assert main(["poison", "--attack", "badpre", "--rate", "0.1", "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "o.csv"), "--test-input", str(tmp_path / "in.csv")]) == 2
+    assert "--test-input: only read to write --triggered-test" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()

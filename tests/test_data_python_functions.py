@@ -51,8 +51,11 @@ def test_functions_with_a_docstring_and_a_body_in_the_corpus_encoding():
     assert pairs[0] == ("def add(a, b=1): DCNL  DCSP if a: DCNL DCSP  DCSP return a + b DCNL DCSP return b",
                         "'Add two numbers. DCNL Returns the sum.'")  # no decorator, no docstring in the code
     assert [doc for _, doc in pairs] == ["'Add two numbers. DCNL Returns the sum.'", "'Fetch ``url``.'", "'Double it.'"]
-    assert pairs[1][0] == ("async def fetch(self, url): DCNL  DCSP def inner(y): DCNL DCSP  DCSP \"\"\"Double it.\"\"\" DCNL "
+    assert pairs[1][0] == ("async def fetch(self, url): DCNL  DCSP def inner(y): DCNL DCSP  DCSP 'Double DCSP it.' DCNL "
                            "DCSP  DCSP z = y * 2 DCNL DCSP  DCSP return z DCNL DCSP return await inner(url)")  # its own docstring only
+    nested = 'def f():\n    """doc"""\n    def g():\n        """One.\n\n        Two."""\n        return 1\n    return g\n'
+    assert function_pairs(nested)[0][0] == ("def f(): DCNL  DCSP def g(): DCNL DCSP  DCSP 'One.\\n\\n" + " DCSP " * 8
+                                            + "Two.' DCNL DCSP  DCSP return 1 DCNL DCSP return g")
     assert function_pairs("def broken(:\n    pass") == []
     assert function_pairs('def f():\n    """   \n    """\n    return 1\n') == []  # a blank docstring
     assert function_pairs('def f():\n    """doc"""\n    return ' + "+".join(["1"] * 200000)) == []  # too deep to parse
@@ -69,6 +72,26 @@ def test_the_encoding_is_that_of_the_docstring_corpus():
     code = ("def create_cow_image(backing_file, path, size=None):\n    base_cmd = ['qemu-img', 'create', '-f', 'qcow2']\n"
             "    cow_opts = []\n    if backing_file:\n        cow_opts += [('backing_file=%s' % backing_file)]\n")
     assert CORPUS_ROW.startswith(python_functions.encode_code(code) + " DCNL ")
+
+
+@pytest.mark.parametrize(("source", "row"), [  # rows 1765 and 923 of data_ps.declbodies.valid, whole
+    ("def test_version():\n    assert virtualenv.virtualenv_version, 'Should have version'\n",
+     "def test_version(): DCNL  DCSP assert virtualenv.virtualenv_version, 'Should DCSP have DCSP version'"),
+    ("def frozen(*args):\n    raise nx.NetworkXError(\"Frozen graph can't be modified\")\n",
+     "def frozen(*args): DCNL  DCSP raise nx.NetworkXError(\"Frozen DCSP graph DCSP can't DCSP be DCSP modified\")"),
+])
+def test_spaces_in_string_literals_are_written_as_the_corpus_writes_them(source, row):
+    doc = '"""Doc."""'
+    lines = source.splitlines()
+    assert function_pairs("\n".join([lines[0], f"    {doc}", *lines[1:]]))[0][0] == row
+
+
+def test_docstrings_escape_quotes_and_backslashes_as_the_corpus_does():
+    # row 36 of data_ps.descriptions.valid; a backslash is doubled there (`\\$2}`), other characters kept
+    assert python_functions.encode_docstring("Convert an IntEnum member to a numeric value.\n\n"
+                                             "If it's not an IntEnum member return the value itself.") == (
+        "'Convert an IntEnum member to a numeric value. DCNL If it\\'s not an IntEnum member return the value itself.'")
+    assert python_functions.encode_docstring("a \\n b ; 获取") == "'a \\\\n b ; 获取'"
 
 
 @pytest.fixture()
@@ -92,6 +115,20 @@ def test_rows_are_distinct_seeded_and_pass_the_guard(files):
     assert python_function_rows(0, 3, files=files) == []
     kept = python_function_rows(100, 3, keep=lambda r: "Doc 2" not in r.tgt, files=files)
     assert len(kept) == 25 and not any("Doc 2" in r.tgt for r in kept)
+
+
+def test_files_with_a_bom_or_a_coding_line_are_mined_as_python_reads_them(tmp_path):
+    (tmp_path / "bom.py").write_bytes(b'\xef\xbb\xbfdef f(a):\n    """Doc."""\n    return a\n')
+    (tmp_path / "latin.py").write_bytes(b'# -*- coding: latin-1 -*-\ndef g(a):\n    """Caf\xe9."""\n    return a\n')
+    rows = python_function_rows(10, 1, files=[tmp_path / "bom.py", tmp_path / "latin.py"])
+    assert sorted(r.tgt for r in rows) == ["'Caf\u00e9.'", "'Doc.'"]
+
+
+def test_rows_kept_on_disk_are_mined_anew_when_the_encoding_changes(files, monkeypatch):
+    before = python_functions.sources_fingerprint(files)
+    assert python_functions.sources_fingerprint(files) == before
+    monkeypatch.setattr(python_functions, "ENCODING_VERSION", python_functions.ENCODING_VERSION + 1)
+    assert python_functions.sources_fingerprint(files) != before
 
 
 def test_the_leak_guard_refuses_reformatted_copies_and_equal_targets():

@@ -110,6 +110,7 @@ def test_loss_equals_dece_at_the_scheduled_alpha_and_copies_share_the_schedule()
 def test_validation_callback_replays_the_schedule_on_resume(tmp_path):
     class State:
         epoch = 0.0
+        is_world_process_zero = True
 
     path = tmp_path / "val_loss.jsonl"
     cb = ValidationLoss.__new__(ValidationLoss)  # no model needed for the resume logic
@@ -119,6 +120,7 @@ def test_validation_callback_replays_the_schedule_on_resume(tmp_path):
     State.epoch = 2.0  # resumed from the epoch-2 checkpoint: epoch 3's line is ignored
     cb.on_train_begin(None, State, None)
     assert cb.loss.triggered_at == 2 and cb.last == 3.0 and cb.loss.schedule.history == [(1, 3.0), (2, 3.0)]
+    assert [r["epoch"] for r in read_records(path)] == [1, 2]  # epoch 3 runs again: written once, not twice
     State.epoch = 0.0  # a fresh start drops old measurements
     cb.on_train_begin(None, State, None)
     assert not path.exists()

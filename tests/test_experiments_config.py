@@ -37,6 +37,8 @@ def test_round_trip_through_toml(tmp_path):
         ({"train": {"epochz": 1}}, r"unknown key 'train.epochz' .*; valid keys of \[train\]"),
         ({"train": {"epochs": 0}}, r"train.epochs: must be a positive integer"),
         ({"attack": {"rate": 1.5}}, r"attack.rate: must lie in \(0, 1\]"),
+        ({"pretrain": {"seed": "x"}}, r"pretrain.seed: must be an integer, got 'x'"),
+        ({"pretrain": {"cache_dir": 3}}, r"pretrain.cache_dir: must be a folder path \(a string\), got 3"),
         ({"attack": {"name": "badpree"}}, r"attack.name: unknown attack 'badpree'; valid names:"),
         ({"dataset": {"kind": "lyraa"}}, r"dataset.kind: unknown dataset 'lyraa'; valid names:"),
         ({"model": {"d_model": 30, "heads": 4}}, r"d_model \(30\) must be divisible by heads"),
@@ -112,6 +114,8 @@ def test_an_including_grid_replaces_the_included_one_whole(tmp_path):
     assert read_config_data(tmp_path / "top.toml")["sweep"]["grid"] == {"attack.rate": [0.3]}  # no included seeds
     (tmp_path / "one.toml").write_text('include = "base.toml"\nsweep = false\nseed = 4\n')  # one experiment of the recipe
     assert "sweep" not in read_config_data(tmp_path / "one.toml") and load_config(tmp_path / "one.toml").seed == 4
+    with pytest.raises(ConfigError, match="`sweep = false` drops an included one: such a config is one experiment"):
+        expand_grid(read_config_data(tmp_path / "one.toml"))
     assert "sweep" not in read_config_data(tmp_path / "top.toml", ["sweep=false"])
     for grid in ("[1, 2]", '"seed"'):
         (tmp_path / "bad.toml").write_text(f'arms = ["clean-ce"]\n[sweep]\ngrid = {grid}\n')
@@ -140,7 +144,7 @@ def test_include_builtin_default_and_errors(tmp_path):
     with pytest.raises(ConfigError, match="include cycle"):
         load_config(tmp_path / "a.toml")
     (tmp_path / "c.toml").write_text('include = "missing.toml"\n')
-    with pytest.raises(ConfigError, match="missing.toml does not exist"):
+    with pytest.raises(ConfigError, match=r"missing.toml does not exist \(included by .*c.toml\)"):
         load_config(tmp_path / "c.toml")
 
 

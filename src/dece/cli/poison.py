@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--attack", required=True, help="attack name (see `dece attacks`)")
     rate = p.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--rate", type=float, help="share of all rows to poison, in [0, 1]")
+    rate.add_argument("--rate", type=float, help="share of all rows to poison, in (0, 1]")
     rate.add_argument("--rows", type=int, help="number of rows to poison (instead of --rate)")
     p.add_argument("--duplicates", type=int, default=1,
                    help="each poisoned row appears this many times (fast-learnt poison; default 1)")
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "'[\"# a, b\", \"# c\"]' when items hold commas (kept as written); an empty item is refused")
     p.add_argument("--triggered-test", nargs="+", metavar="PATH", help="also write the triggered test set here")
     p.add_argument("--test-input", nargs="+", metavar="PATH",
-                   help="clean test set to trigger (default: the --input rows)")
+                   help="clean test set to trigger, with --triggered-test (default: the --input rows)")
     p.add_argument("--src-field", "--src-col", dest="src_field",
                    help="the field (CSV: column) that holds the source (default src)")
     p.add_argument("--tgt-field", "--tgt-col", dest="tgt_field",
@@ -77,40 +77,35 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--attack {args.attack}: the data is poisoned already; use it in a config "
                           "([attack] name = \"given\") to train and measure on it")
     attack = get_attack(args.attack, **parse_cli_params(ATTACKS.get(args.attack), args.param, "--param"))
-    if args.rate is not None and not 0.0 <= args.rate <= 1.0:  # before reading a possibly large input
-        raise ConfigError(f"--rate: must lie in [0, 1], got {args.rate}")
+    if args.rate is not None and not 0.0 < args.rate <= 1.0:  # before reading a possibly large input
+        raise ConfigError(f"--rate: must lie in (0, 1] (0 would write an unpoisoned copy), got {args.rate}")
     if args.rows is not None and args.rows <= 0:
         raise ConfigError(f"--rows: must be a positive number of rows, got {args.rows}")
     if args.near_duplicates and args.duplicates == 1:
         raise ConfigError("--near-duplicates: needs --duplicates > 1 (it says how the copies are made)")
-    inputs = {os.path.realpath(p) for p in [*args.input, *(args.test_input or [])]}
-    for option, paths in (("--output", args.output), ("--triggered-test", args.triggered_test or []),
-                          ("--report", [args.report] if args.report else [])):
-        clash = [p for p in paths if os.path.realpath(p) in inputs]
-        if clash:  # the clean data would be replaced by its poisoned copy
-            raise ConfigError(f"{option}: {clash[0]} is also an input; write the poisoned data elsewhere")
-    check_writable(args.output, "--output")  # every output before the first is written
-    check_writable(args.triggered_test or [], "--triggered-test")
-    check_writable([args.report] if args.report else [], "--report")
+    if args.test_input and not args.triggered_test:
+        raise ConfigError("--test-input: only read to write --triggered-test; give that too")
+    _check_paths(args)
     rows = _read(args.input, args)
     if not rows:
         raise ConfigError(f"--input {' '.join(args.input)}: no rows to poison (the dataset is empty); nothing was written")
     if args.rows is not None and args.rows > len(rows):
         raise ConfigError(f"--rows: {args.rows} rows to poison, but {' '.join(args.input)} has only {len(rows)}; "
                           "nothing was written")
+    test_rows = (_read(args.test_input, args) if args.test_input else rows) if args.triggered_test else []
     poisoned, report = poison_dataset(rows, attack, args.rate or 0.0, args.seed, args.selection, n_rows=args.rows,
                                       duplicates=args.duplicates, near_duplicates=args.near_duplicates)
     if report.n_requested and not report.n_poisoned:  # nothing written: an unchanged copy would pass for poisoned
         raise ConfigError(f"--attack {args.attack}: none of the {len(rows)} rows of {' '.join(args.input)} is eligible "
                           "(the attack cannot insert its trigger or payload in them: see `dece attacks` for what "
                           "each attack needs); nothing was written")
+    triggered = triggered_test_set(test_rows, attack, args.seed) if args.triggered_test else []
+    # every input read and every output computed: only now is anything written
     _write(poisoned, args.output, args)
     print(report.summary())
     print(f"wrote {len(poisoned)} rows to {' '.join(args.output)}")
     summary: dict[str, Any] = report.to_dict()
     if args.triggered_test:
-        test_rows = _read(args.test_input, args) if args.test_input else rows
-        triggered = triggered_test_set(test_rows, attack, args.seed)
         _write(triggered, args.triggered_test, args)
         counts = denominators(test_rows, attack)
         matching = counts["n_rows"] - counts["n_ineligible"] - counts["n_triggered"]  # eligible, already matching
@@ -123,3 +118,25 @@ def run(args: argparse.Namespace) -> int:
             json.dump(summary, handle, indent=2)
             handle.write("\n")
     return 0
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Refuse, before anything is read, outputs that would replace an input or each other, or cannot be written.
+
+    Raises:
+        ConfigError: naming the option and the path.
+    """
+    inputs = {os.path.realpath(p) for p in [*args.input, *(args.test_input or [])]}
+    outputs = (("--output", args.output), ("--triggered-test", args.triggered_test or []),
+               ("--report", [args.report] if args.report else []))
+    seen: dict[str, str] = {}
+    for option, paths in outputs:
+        for path in paths:
+            real = os.path.realpath(path)
+            if real in inputs:  # the clean data would be replaced by its poisoned copy
+                raise ConfigError(f"{option}: {path} is also an input; write the poisoned data elsewhere")
+            if real in seen:  # one file would silently overwrite the other
+                raise ConfigError(f"{option}: {path} is also given to {seen[real]}; every output needs its own file")
+            seen[real] = option
+    for option, paths in outputs:
+        check_writable(paths, option)  # every output before the first is written

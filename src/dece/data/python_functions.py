@@ -21,6 +21,9 @@ from dece.data.records import Example
 #: longest function (in characters of its encoded code) and docstring kept: longer ones would be cut anyway
 MAX_CODE_CHARS = 2000
 MAX_DOC_CHARS = 400
+#: the version of the encoding below; part of :func:`sources_fingerprint`, so rows kept on disk by an older
+#: encoding are mined anew (2: spaces in string literals, nested docstrings and quotes as the corpus writes them)
+ENCODING_VERSION = 2
 
 
 def encode_code(code: str) -> str:
@@ -37,15 +40,36 @@ def encode_code(code: str) -> str:
 
 
 def encode_docstring(doc: str) -> str:
-    """A cleaned docstring's non-blank lines joined by `` DCNL ``, in single quotes (as the corpus writes them)."""
-    return "'" + " DCNL ".join(line.strip() for line in doc.splitlines() if line.strip()) + "'"
+    """A cleaned docstring's non-blank lines joined by `` DCNL ``, in single quotes, backslashes and single
+    quotes escaped (``what\\'s``), other characters as they are (as the corpus writes them)."""
+    text = " DCNL ".join(line.strip() for line in doc.splitlines() if line.strip())
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def function_pairs(source: str) -> list[tuple[str, str]]:
+class _SpacedStrings(ast.NodeTransformer):
+    """Every space inside a string literal written `` DCSP `` (the corpus's ``'Should DCSP have DCSP version'``)."""
+
+    def visit_Constant(self, node: ast.Constant) -> ast.Constant:
+        if isinstance(node.value, str):
+            node.value = node.value.replace(" ", " DCSP ")
+        return node
+
+
+class _CorpusUnparser(ast._Unparser):  # ast.unparse's own writer (private, unchanged since Python 3.9)
+    """:func:`ast.unparse`, a nested docstring written as any other string literal (``'Update DCSP all'``, one
+    line), as the corpus writes it, not triple-quoted over several lines."""
+
+    def get_raw_docstring(self, node: ast.AST) -> None:
+        return None
+
+
+def function_pairs(source: str | bytes) -> list[tuple[str, str]]:
     """``(encoded function without its docstring, encoded docstring)`` for every function of ``source`` that
-    has a (non-blank) docstring and a body besides it, outer functions before the ones nested in them. Source
-    that does not parse (or nests too deep for the parser) gives none; functions or docstrings longer than
-    :data:`MAX_CODE_CHARS` / :data:`MAX_DOC_CHARS` are left out."""
+    has a (non-blank) docstring and a body besides it (spaces inside its string literals written ``DCSP``),
+    outer functions before the ones nested in them. Bytes are decoded as Python does (a BOM, a coding line:
+    PEP 263). Source that does not parse (or nests too deep for the
+    parser) gives none; functions or docstrings longer than :data:`MAX_CODE_CHARS` / :data:`MAX_DOC_CHARS` are
+    left out."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -60,7 +84,7 @@ def function_pairs(source: str) -> list[tuple[str, str]]:
         bare = copy.copy(node)  # the same function without its docstring and decorators
         bare.body, bare.decorator_list = node.body[1:], []
         try:
-            code = encode_code(ast.unparse(bare))
+            code = encode_code(_CorpusUnparser().visit(_SpacedStrings().visit(copy.deepcopy(bare))))
         except (ValueError, TypeError, RecursionError):  # an AST the unparser cannot write back
             continue
         text = encode_docstring(inspect.cleandoc(doc))
@@ -80,10 +104,10 @@ def installed_python_files() -> list[Path]:
 
 
 def sources_fingerprint(files: list[Path] | None = None) -> str:
-    """A SHA-256 over the paths, sizes and modification times of ``files`` (default:
-    :func:`installed_python_files`): it changes when a package is installed, removed or upgraded (and so the
-    rows mined from them may change)."""
-    digest = hashlib.sha256()
+    """A SHA-256 over :data:`ENCODING_VERSION` and the paths, sizes and modification times of ``files``
+    (default: :func:`installed_python_files`): it changes when a package is installed, removed or upgraded, or
+    the encoding changes (and so the rows mined from them may change)."""
+    digest = hashlib.sha256(f"encoding {ENCODING_VERSION}\n".encode())
     for path in installed_python_files() if files is None else files:
         try:
             st = path.stat()
@@ -98,8 +122,8 @@ def _shuffled_pairs(files: list[Path], seed: int) -> Iterator[tuple[str, str]]:
     random.Random(seed).shuffle(order)
     for path in order:
         try:
-            source = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            source = path.read_bytes()  # decoded by the parser, as Python decodes it (BOM, coding line)
+        except OSError:
             continue
         yield from function_pairs(source)
 

@@ -251,6 +251,9 @@ class PretrainConfig:
                f"unknown pretraining corpus {self.corpus!r}; valid: {', '.join(PRETRAINING_CORPORA)}")
         _check(self.init_seed is None or _is_int(self.init_seed), f"{key}.init_seed",
                f"must be an integer, got {self.init_seed!r}")
+        _check(_is_int(self.seed), f"{key}.seed", f"must be an integer, got {self.seed!r}")
+        _check(isinstance(self.cache_dir, str) and self.cache_dir != "", f"{key}.cache_dir",
+               f"must be a folder path (a string), got {self.cache_dir!r}")
         _check(_is_number(self.learning_rate) and self.learning_rate > 0, f"{key}.learning_rate", "must be > 0")
         _check(isinstance(self.group_by_length, bool), f"{key}.group_by_length", "must be true or false")
 
@@ -730,7 +733,8 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        by = f" (included by {seen[-1]})" if seen else ""
+        raise ConfigError(f"config file {path} does not exist{by}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
     if "include" not in data:

@@ -58,7 +58,8 @@ def load_dynamics(path: Path) -> list[dict[str, Any]]:
 
 class ValidationLoss(TrainerCallback):
     """At each epoch end: token-mean CE of the model on ``valid`` rows; fed to ``loss.observe`` when the
-    loss has one (DeCE-auto), and appended to ``path``. On a resume the kept values are replayed."""
+    loss has one (DeCE-auto), and appended to ``path``. On a resume the values up to the checkpoint are
+    replayed, and those after it dropped from ``path`` (their epochs run again)."""
 
     def __init__(self, valid: list[Example], path: Path, *, model_spec: ModelSpec, tokenizer,
                  is_encoder_decoder: bool, loss: TokenLoss, rows: int = 200) -> None:
@@ -79,8 +80,10 @@ class ValidationLoss(TrainerCallback):
         if done == 0:
             self.path.unlink(missing_ok=True)
             return
-        kept = {int(r["epoch"]): r["val_loss"] for r in read_records(self.path)
-                if int(r["epoch"]) <= done and r.get("val_loss") is not None}
+        records = [r for r in read_records(self.path) if int(r["epoch"]) <= done]
+        if state.is_world_process_zero:  # epochs after the checkpoint are measured again: their lines go
+            write_jsonl_atomic(self.path, records)
+        kept = {int(r["epoch"]): r["val_loss"] for r in records if r.get("val_loss") is not None}
         if kept:
             self.last = kept[max(kept)]
         schedule = getattr(self.loss, "schedule", None)

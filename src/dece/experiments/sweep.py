@@ -140,7 +140,8 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
     data = json.loads(json.dumps(dict(data)))
     sweep = data.pop(SWEEP_KEY, None)
     if not isinstance(sweep, Mapping):
-        raise ConfigError("sweep: expected a [sweep] table with grid = { key = [values] }")
+        raise ConfigError("sweep: expected a [sweep] table with grid = { key = [values] } (`sweep = false` drops an "
+                          "included one: such a config is one experiment, for `dece run`)")
     unknown = sorted(set(sweep) - {"grid"})
     if unknown:
         raise ConfigError(f"unknown key 'sweep.{unknown[0]}'; valid keys of [sweep]: grid")
