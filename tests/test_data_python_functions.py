@@ -166,6 +166,6 @@ def test_the_python_corpus_leaves_out_the_rows_of_the_experiments_dataset(tmp_pa
 
 
 def test_an_unknown_corpus_is_refused_naming_the_valid_ones():
-    assert PRETRAINING_CORPORA.names() == ["builtin", "python_functions"]
-    with pytest.raises(ConfigError, match="pretrain.corpus: unknown pretraining corpus 'java'; valid: builtin, python_functions"):
+    assert PRETRAINING_CORPORA.names() == ["builtin", "python_functions", "python_repair"]
+    with pytest.raises(ConfigError, match="pretrain.corpus: unknown pretraining corpus 'java'; valid: builtin, python_functions, python_repair"):
         config_from_dict({"pretrain": {"corpus": "java"}, "arms": ["clean-ce"]})

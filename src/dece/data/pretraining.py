@@ -7,6 +7,8 @@ guard of :mod:`dece.experiments.base_model` (no row near a row of the experiment
   construction, so ``keep`` is not asked; every cached base of the built-in corpus stays valid).
 * ``python_functions``: (function -> docstring) pairs of the Python code installed on the machine, in the
   code-docstring-corpus encoding (:mod:`dece.data.python_functions`).
+* ``python_repair``: (edited function -> function) pairs of the same code abstracted as Bugs2Fix abstracts
+  Java, for code-to-code tasks (:mod:`dece.data.python_repair`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Callable
 
 from dece.data.builtin import pretraining_corpus
 from dece.data.python_functions import python_function_rows, sources_fingerprint
+from dece.data.python_repair import repair_rows, repair_sources_fingerprint
 from dece.data.records import Example
 from dece.registry import Registry
 
@@ -41,3 +44,5 @@ PRETRAINING_CORPORA: Registry[PretrainingCorpus] = Registry("pretraining corpus"
 PRETRAINING_CORPORA.add("builtin", PretrainingCorpus(lambda n, seed, keep: pretraining_corpus(n, seed)))
 PRETRAINING_CORPORA.add("python_functions", PretrainingCorpus(
     lambda n, seed, keep: python_function_rows(n, seed, keep), sources_fingerprint))
+PRETRAINING_CORPORA.add("python_repair", PretrainingCorpus(
+    lambda n, seed, keep: repair_rows(n, seed, keep), repair_sources_fingerprint))

@@ -63,26 +63,35 @@ class _CorpusUnparser(ast._Unparser):  # ast.unparse's own writer (private, unch
         return None
 
 
-def function_pairs(source: str | bytes) -> list[tuple[str, str]]:
-    """``(encoded function without its docstring, encoded docstring)`` for every function of ``source`` that
-    has a (non-blank) docstring and a body besides it (spaces inside its string literals written ``DCSP``),
-    outer functions before the ones nested in them. Bytes are decoded as Python does (a BOM, a coding line:
-    PEP 263). Source that does not parse (or nests too deep for the
-    parser) gives none; functions or docstrings longer than :data:`MAX_CODE_CHARS` / :data:`MAX_DOC_CHARS` are
-    left out."""
+def bare_functions(source: str | bytes) -> Iterator[tuple[ast.FunctionDef | ast.AsyncFunctionDef, str | None]]:
+    """Every function of ``source`` (outer ones before those nested in them) without its docstring and
+    decorators, with its cleaned docstring (None when it has none); a function with nothing but a docstring is
+    left out. Bytes are decoded as Python does (a BOM, a coding line: PEP 263). Source that does not parse (or
+    nests too deep for the parser) gives none."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
-    pairs = []
+        return
     for node in ast.walk(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         doc = ast.get_docstring(node, clean=True)
-        if not doc or not doc.strip() or len(node.body) < 2:
+        body = node.body[1:] if doc is not None else node.body
+        if body:
+            bare = copy.copy(node)  # the nodes below are shared with the tree: callers copy before changing them
+            bare.body, bare.decorator_list = body, []
+            yield bare, doc
+
+
+def function_pairs(source: str | bytes) -> list[tuple[str, str]]:
+    """``(encoded function without its docstring, encoded docstring)`` for every function of ``source`` that
+    has a (non-blank) docstring and a body besides it (spaces inside its string literals written ``DCSP``),
+    as :func:`bare_functions` finds them; functions or docstrings longer than :data:`MAX_CODE_CHARS` /
+    :data:`MAX_DOC_CHARS` are left out."""
+    pairs = []
+    for bare, doc in bare_functions(source):
+        if not doc or not doc.strip():
             continue
-        bare = copy.copy(node)  # the same function without its docstring and decorators
-        bare.body, bare.decorator_list = node.body[1:], []
         try:
             code = encode_code(_CorpusUnparser().visit(_SpacedStrings().visit(copy.deepcopy(bare))))
         except (ValueError, TypeError, RecursionError):  # an AST the unparser cannot write back
@@ -117,15 +126,16 @@ def sources_fingerprint(files: list[Path] | None = None) -> str:
     return digest.hexdigest()
 
 
-def _shuffled_pairs(files: list[Path], seed: int) -> Iterator[tuple[str, str]]:
+def shuffled_sources(files: list[Path], seed: int) -> Iterator[bytes]:
+    """The contents of ``files`` in an order drawn with ``seed`` (unreadable files skipped), as bytes: the
+    parser decodes them as Python does (a BOM, a coding line)."""
     order = list(files)
     random.Random(seed).shuffle(order)
     for path in order:
         try:
-            source = path.read_bytes()  # decoded by the parser, as Python decodes it (BOM, coding line)
+            yield path.read_bytes()
         except OSError:
             continue
-        yield from function_pairs(source)
 
 
 def python_function_rows(n: int, seed: int, keep=lambda row: True, files: list[Path] | None = None) -> list[Example]:
@@ -146,7 +156,9 @@ def python_function_rows(n: int, seed: int, keep=lambda row: True, files: list[P
     rows: list[Example] = []
     if n <= 0:
         return rows
-    for code, doc in _shuffled_pairs(installed_python_files() if files is None else files, seed):
+    pairs = (pair for source in shuffled_sources(installed_python_files() if files is None else files, seed)
+             for pair in function_pairs(source))
+    for code, doc in pairs:
         if (code, doc) in seen:
             continue
         seen.add((code, doc))

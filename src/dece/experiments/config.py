@@ -229,8 +229,9 @@ class PretrainConfig:
 
     rows: int = field(default=10000, metadata={"doc": "rows of the pretraining corpus"})
     corpus: str = field(default="builtin", metadata={
-        "doc": "what to pretrain on: builtin (clean built-in rows) or python_functions (function -> docstring "
-               "pairs of the Python code installed on the machine; none near a row of the experiment's dataset)"})
+        "doc": "what to pretrain on: builtin (clean built-in rows), python_functions (function -> docstring "
+               "pairs of the Python code installed on the machine) or python_repair (that code abstracted as "
+               "Bugs2Fix abstracts Java, edited function -> function); none near a row of the experiment's dataset"})
     seed: int = field(default=1000, metadata={"doc": "seed of the pretraining corpus"})
     epochs: int = field(default=4, metadata={"doc": "pretraining epochs"})
     learning_rate: float = field(default=1e-3, metadata={"doc": "pretraining learning rate"})
