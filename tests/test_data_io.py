@@ -217,3 +217,23 @@ def test_an_unwritable_atomic_write_names_the_users_path():
         with atomic_write("/proc/dece-test.csv") as handle:
             handle.write("never")
     assert info.value.filename == "/proc/dece-test.csv" and ".tmp" not in str(info.value)
+
+
+def test_a_folder_left_by_a_killed_writer_is_removed_by_the_next_one(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from dece.data.io.common import atomic_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    left = tmp_path / f".base.{host}.{int(dead.stdout)}.abc.partial"  # a writer killed mid-save
+    running = tmp_path / f".base.{host}.{os.getpid()}.def.partial"  # a writer still at work (this process)
+    other_host = tmp_path / f".base.elsewhere.{int(dead.stdout)}.ghi.partial"  # a pid of another machine
+    for folder in (left, running, other_host):
+        folder.mkdir()
+    with atomic_dir(tmp_path / "base") as staging:
+        (staging / "weights").write_text("w")
+    assert (tmp_path / "base" / "weights").read_text() == "w"
+    assert not left.exists() and running.exists() and other_host.exists()

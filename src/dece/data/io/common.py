@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -113,14 +115,31 @@ def atomic_write(path: PathLike, binary: bool = False) -> Iterator[IO[Any]]:
             os.unlink(tmp)
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yields a fresh hidden folder beside ``final``; when the block ends normally it replaces
     ``final`` in one rename, so ``final`` is never seen half-written (a kill leaves the old one, or
-    none, plus a hidden ``.NAME.*.partial`` folder, ignored by readers). An error
-    in the block removes the temporary folder and propagates."""
+    none, plus a hidden ``.NAME.HOST.PID.*.partial`` folder, ignored by readers and removed by the next
+    ``atomic_dir`` of ``final`` on that host once process PID is gone). An error in the block removes the
+    temporary folder and propagates."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    prefix = f".{final.name}.{socket.gethostname()}."
+    for stale in final.parent.glob(f"{glob.escape(prefix)}*.partial"):  # what a killed writer left
+        pid = stale.name[len(prefix):].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f"{prefix}{os.getpid()}.", suffix=".partial"))
     try:
         yield tmp
         if final.exists():
