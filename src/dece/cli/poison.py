@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--attack", required=True, help="attack name (see `dece attacks`)")
     rate = p.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--rate", type=float, help="share of all rows to poison, in (0, 1]")
+    rate.add_argument("--rate", type=float, help="share of all rows to poison, in [0, 1] (0: with --triggered-test, for that set alone)")
     rate.add_argument("--rows", type=int, help="number of rows to poison (instead of --rate)")
     p.add_argument("--duplicates", type=int, default=1,
                    help="each poisoned row appears this many times (fast-learnt poison; default 1)")
@@ -77,8 +77,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--attack {args.attack}: the data is poisoned already; use it in a config "
                           "([attack] name = \"given\") to train and measure on it")
     attack = get_attack(args.attack, **parse_cli_params(ATTACKS.get(args.attack), args.param, "--param"))
-    if args.rate is not None and not 0.0 < args.rate <= 1.0:  # before reading a possibly large input
-        raise ConfigError(f"--rate: must lie in (0, 1] (0 would write an unpoisoned copy), got {args.rate}")
+    if args.rate is not None and not 0.0 <= args.rate <= 1.0:  # before reading a possibly large input
+        raise ConfigError(f"--rate: must lie in [0, 1], got {args.rate}")
+    if args.rate == 0 and not args.triggered_test:
+        raise ConfigError("--rate 0 poisons no row: --output would be an unchanged copy; give --triggered-test "
+                          "for a triggered test set alone")
     if args.rows is not None and args.rows <= 0:
         raise ConfigError(f"--rows: must be a positive number of rows, got {args.rows}")
     if args.near_duplicates and args.duplicates == 1:
