@@ -68,15 +68,19 @@ def test_the_badpre5_stage_names_the_same_cells_as_the_full_grid(monkeypatch):
     assert all(c.config == full[c.name] for c in stage)  # same config: the same fingerprints and folders
 
 
-@pytest.mark.parametrize("stage, cells", [("robustness-5pct.toml", 1), ("robustness-duplicates.toml", 1),
-                                          ("robustness-meaning.toml", 2)])
-def test_the_robustness_stages_are_cells_of_the_map(monkeypatch, stage, cells):
+@pytest.mark.parametrize("stage, in_map, cells", [("robustness-5pct.toml", 1, 1), ("robustness-duplicates.toml", 3, 6),
+                                                  ("robustness-meaning.toml", 2, 2)])
+def test_the_robustness_stages_are_cells_of_the_map(monkeypatch, stage, in_map, cells):
+    """A stage's CE/DeCE cells are the map's (with its seeds 1-3, as the map's comment runs them): the same
+    config, fingerprints and folders; its other arms (DeCE after a CE warm-up) add cells beside them."""
     monkeypatch.chdir(ROOT)
-    full = {c.name: c.config for c in expand_grid(read_config_data(ROOT / "configs" / "robustness-map.toml"))}
+    full = {c.name: c.config for c in expand_grid(read_config_data(ROOT / "configs" / "robustness-map.toml",
+                                                                   ["sweep.grid.seed=[1, 2, 3]"]))}
     part = expand_grid(read_config_data(ROOT / "configs" / stage))
-    assert len(part) == cells and all(c.name in full for c in part)
+    assert len(part) == cells and sum(c.name in full for c in part) == in_map
     # the same config but for how many arms run at once: the same fingerprints and folders
-    assert all(dataclasses.replace(c.config, jobs=full[c.name].jobs) == full[c.name] for c in part)
+    assert all(dataclasses.replace(c.config, jobs=full[c.name].jobs) == full[c.name] for c in part if c.name in full)
+    assert all(c.name.startswith("arms=poisoned-dece-warm3__") for c in part if c.name not in full)
 
 
 def test_the_gpu_configs_plan_offline_with_exact_parameter_counts(monkeypatch, tmp_path):
