@@ -43,17 +43,17 @@ def test_paper_lyra_grid_and_one_shared_base(monkeypatch):
     assert len({pretrain_key(c.config, digest) for c in cells}) == 1  # every seed fine-tunes the same base
 
 
-@pytest.mark.parametrize("name, kind, attack, base", [("paper-bugs2fix", "bugs2fix_small", "deadcode", None),
-                                                      ("paper-summarisation", "code_docstring_py", "deadcode_summary",
-                                                       "python_functions"),
-                                                      ("paper-defect", "devign", "deadcode_defect", None)])
-def test_the_other_paper_tasks_expand_to_ce_and_dece_over_three_seeds(monkeypatch, name, kind, attack, base):
+@pytest.mark.parametrize("name, folder, kind, attack, base", [
+    ("paper-bugs2fix", "paper-bugs2fix-repair", "bugs2fix_small", "deadcode", "python_repair"),
+    ("paper-summarisation", "paper-summarisation", "code_docstring_py", "deadcode_summary", "python_functions"),
+    ("paper-defect", "paper-defect", "devign", "deadcode_defect", None)])
+def test_the_other_paper_tasks_expand_to_ce_and_dece_over_three_seeds(monkeypatch, name, folder, kind, attack, base):
     monkeypatch.chdir(ROOT)
     cells = expand_grid(read_config_data(ROOT / "configs" / f"{name}.toml"))
     assert len(cells) == 2 * 3  # arm groups x seeds, at 5%
     assert [[a.name for a in c.config.arms] for c in cells[:1]] == [["poisoned-ce", "poisoned-dece", "poisoned-dece-warm3"]]
     assert {c.config.seed for c in cells} == {1, 2, 3} and {c.config.attack.rate for c in cells} == {0.05}
-    assert all(c.config.output_dir.startswith(f"runs/{name}/cells/") for c in cells)
+    assert all(c.config.output_dir.startswith(f"runs/{folder}/cells/") for c in cells)
     for c in cells:  # no Lyra key leaks through the include: the task's own data and attack, no built-in base
         d = c.config
         assert (d.dataset.kind, d.attack.name, d.dataset.train_split) == (kind, attack, "valid")
