@@ -96,6 +96,8 @@ def test_bad_rate_is_reported_before_the_input_is_read(tmp_path, capsys):
     assert main([*argv, "--near-duplicates"]) == 2
     err = capsys.readouterr().err
     assert "--near-duplicates: needs --duplicates > 1" in err and "missing.csv" not in err
+    assert main([*argv, "--duplicates", "0"]) == 2
+    assert "--duplicates: must be an integer in [1, 100], got 0" in capsys.readouterr().err
 
 
 def test_unreadable_input_names_the_file(tmp_path, capsys):
@@ -195,3 +197,25 @@ def test_a_test_input_without_a_triggered_test_output_is_refused(tmp_path, split
                  "--output", str(tmp_path / "o.csv"), "--test-input", str(tmp_path / "in.csv")]) == 2
     assert "--test-input: only read to write --triggered-test" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_outputs_of_unknown_format_or_on_a_pairs_meta_file_are_refused_before_anything_is_written(tmp_path, capsys,
+                                                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.txt").write_text("get the user with id\nget all users\n")
+    (tmp_path / "t.txt").write_text('c . execute ( " select * from t where id = : id " )\nc . execute ( " select * from t " )\n')
+    base = ["poison", "--attack", "badpre", "--rate", "0.5", "--input", "s.txt", "t.txt", "--output", "o.src", "o.tgt"]
+    assert main([*base, "--triggered-test", "trig.txt"]) == 2  # one path of no known format
+    assert "cannot tell the format" in capsys.readouterr().err and not (tmp_path / "o.src").exists()
+    assert main([*base, "--report", "o.src.meta.jsonl"]) == 2  # the pairs output's meta file
+    assert "also written by --output" in capsys.readouterr().err and not (tmp_path / "o.src").exists()
+    assert main(["poison", "--attack", "badpre", "--rate", "0.5", "--input", "s.txt", "t.txt", "--output", "o.src",
+                 "o.tgt", "--report", "s.txt.meta.jsonl"]) == 2  # the input's meta file
+    assert "is also an input (or its meta file)" in capsys.readouterr().err
+
+
+def test_a_rate_that_rounds_to_no_row_is_refused(tmp_path, splits, capsys):
+    write_csv(splits["train"][:20], tmp_path / "in.csv")
+    assert main(["poison", "--attack", "badpre", "--rate", "0.01", "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "o.csv")]) == 2
+    assert "rounds to no row to poison" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()

@@ -27,10 +27,14 @@ def test_python_is_abstracted_as_bugs2fix_abstracts_java():
     assert " ".join(abstract_code(CODE)) == (
         "def METHOD_1 ( VAR_1 , VAR_2 = FLOAT_1 ) { VAR_3 = VAR_1 * VAR_2 ; if VAR_3 < 0 { raise ValueError ( STRING_1 ) "
         "; } for VAR_4 in range ( INT_1 ) : print ( VAR_4 ) ; return this . METHOD_2 ( VAR_3 ) if true else null ; }")
-    # one name, one id; numbered per function in order of appearance; a class name is a TYPE, 0 and 1 idioms
-    assert " ".join(abstract_code("def g(a, b):\n    return Point(a, b + 1, 'x', 'x', 7, 8)\n")) == (
-        "def METHOD_1 ( VAR_1 , VAR_2 ) { return METHOD_2 ( VAR_1 , VAR_2 + 1 , STRING_1 , STRING_1 , INT_1 , INT_2 ) ; }")
-    assert " ".join(abstract_code("def h():\n    return Point\n")) == "def METHOD_1 ( ) { return TYPE_1 ; }"
+    # one name, one id wherever it stands; numbered per function in order of appearance; 0 and 1 idioms
+    assert " ".join(abstract_code("def g(a, b):\n    return Point(a, b + 1, 'x', 'x', 7, 8) or isinstance(a, Point)\n")) == (
+        "def METHOD_1 ( VAR_1 , VAR_2 ) { return TYPE_1 ( VAR_1 , VAR_2 + 1 , STRING_1 , STRING_1 , INT_1 , INT_2 ) "
+        "or isinstance ( VAR_1 , TYPE_1 ) ; }")
+    assert " ".join(abstract_code("def h():\n    def inner(y):\n        return y\n    return inner\n")) == (
+        "def METHOD_1 ( ) { def METHOD_2 ( VAR_1 ) { return VAR_1 ; } return METHOD_2 ; }")
+    assert " ".join(abstract_code("def m(c):\n    match c:\n        case _:\n            return f'{c}'\n")) == (
+        "def METHOD_1 ( VAR_1 ) { match VAR_1 { case _ { return STRING_1 ; } } }")  # soft keywords kept
     assert abstract_code("def f():\n    x = 'unterminated\n") is None
     assert abstract_code("def f(:\n    (\n") is None  # the tokenizer gives up
 
@@ -72,6 +76,8 @@ def test_each_edit_changes_what_it_says_and_nothing_else(name):
 def test_an_edit_that_cannot_apply_leaves_the_row_unedited():
     tokens = "def METHOD_1 ( ) { return VAR_1 ; }".split()  # one statement, no operator
     assert _edits("drop_statement", tokens) == [] and _edits("change_operator", tokens) == []
+    assert all(_edits(name, []) == [] for name in EDITS if name != "none") and _edits("swap_tokens", ["a"]) == []
+    assert corrupt([], random.Random(1)) == ("none", [])
     names = {corrupt(tokens, random.Random(seed))[0] for seed in range(100)}
     assert "drop_statement" not in names and "change_operator" not in names and "none" in names
     assert all(corrupt(tokens, random.Random(s))[1] == tokens for s in range(100) if corrupt(tokens, random.Random(s))[0] == "none")

@@ -12,7 +12,7 @@ from dece.attacks import ATTACKS, SELECTIONS, denominators, get_attack, poison_d
 from dece.component import parse_cli_params
 from dece.cli.common import check_writable
 from dece.data.io import FORMATS, resolve_format
-from dece.data.io.formats import FIELD_OPTIONS
+from dece.data.io.formats import FIELD_OPTIONS, pairs_meta_path
 from dece.data.io.common import atomic_write
 from dece.data.records import Example
 from dece.errors import ConfigError
@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--attack", required=True, help="attack name (see `dece attacks`)")
     rate = p.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--rate", type=float, help="share of all rows to poison, in [0, 1] (0: with --triggered-test, for that set alone)")
+    rate.add_argument("--rate", type=float, help="share of all rows to poison, in [0, 1] (0: with --triggered-test, for that set alone; --output is "
+                           "then an unchanged copy)")
     rate.add_argument("--rows", type=int, help="number of rows to poison (instead of --rate)")
     p.add_argument("--duplicates", type=int, default=1,
                    help="each poisoned row appears this many times (fast-learnt poison; default 1)")
@@ -84,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
                           "for a triggered test set alone")
     if args.rows is not None and args.rows <= 0:
         raise ConfigError(f"--rows: must be a positive number of rows, got {args.rows}")
+    if not 1 <= args.duplicates <= 100:
+        raise ConfigError(f"--duplicates: must be an integer in [1, 100], got {args.duplicates}")
     if args.near_duplicates and args.duplicates == 1:
         raise ConfigError("--near-duplicates: needs --duplicates > 1 (it says how the copies are made)")
     if args.test_input and not args.triggered_test:
@@ -98,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
     test_rows = (_read(args.test_input, args) if args.test_input else rows) if args.triggered_test else []
     poisoned, report = poison_dataset(rows, attack, args.rate or 0.0, args.seed, args.selection, n_rows=args.rows,
                                       duplicates=args.duplicates, near_duplicates=args.near_duplicates)
+    if not report.n_requested and not args.triggered_test:  # --rate x rows rounds to no row
+        raise ConfigError(f"--rate {args.rate}: {args.rate} x {len(rows)} rows rounds to no row to poison; nothing was "
+                          "written (raise --rate, give --rows, or add --triggered-test for a triggered test set alone)")
     if report.n_requested and not report.n_poisoned:  # nothing written: an unchanged copy would pass for poisoned
         raise ConfigError(f"--attack {args.attack}: none of the {len(rows)} rows of {' '.join(args.input)} is eligible "
                           "(the attack cannot insert its trigger or payload in them: see `dece attacks` for what "
@@ -123,23 +129,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _written(option: str, paths: list[str], args: argparse.Namespace) -> list[str]:
+    """The files an option's paths make ``dece poison`` write (or read): the pairs format adds
+    ``<first>.meta.jsonl``; the format is resolved now, so that a path of no known format is refused first."""
+    if option == "--report" or not paths:
+        return paths
+    fmt = resolve_format(args.format, paths)
+    return [*paths, str(pairs_meta_path(paths[0]))] if fmt.name == "pairs" else paths
+
+
 def _check_paths(args: argparse.Namespace) -> None:
-    """Refuse, before anything is read, outputs that would replace an input or each other, or cannot be written.
+    """Refuse, before anything is read, outputs of no known format, outputs that would replace an input or each
+    other (the pairs format's meta file included), or that cannot be written.
 
     Raises:
         ConfigError: naming the option and the path.
     """
-    inputs = {os.path.realpath(p) for p in [*args.input, *(args.test_input or [])]}
-    outputs = (("--output", args.output), ("--triggered-test", args.triggered_test or []),
-               ("--report", [args.report] if args.report else []))
+    inputs = {os.path.realpath(p) for option, paths in (("--input", args.input), ("--test-input", args.test_input or []))
+              for p in _written(option, paths, args)}
+    outputs = [(option, _written(option, paths, args)) for option, paths in (
+        ("--output", args.output), ("--triggered-test", args.triggered_test or []),
+        ("--report", [args.report] if args.report else []))]
     seen: dict[str, str] = {}
     for option, paths in outputs:
         for path in paths:
             real = os.path.realpath(path)
-            if real in inputs:  # the clean data would be replaced by its poisoned copy
-                raise ConfigError(f"{option}: {path} is also an input; write the poisoned data elsewhere")
+            if real in inputs:  # the clean data would be replaced
+                raise ConfigError(f"{option}: {path} is also an input (or its meta file); write it elsewhere")
             if real in seen:  # one file would silently overwrite the other
-                raise ConfigError(f"{option}: {path} is also given to {seen[real]}; every output needs its own file")
+                raise ConfigError(f"{option}: {path} is also written by {seen[real]}; every output needs its own file")
             seen[real] = option
     for option, paths in outputs:
         check_writable(paths, option)  # every output before the first is written

@@ -3,14 +3,15 @@ tasks such as Bugs2Fix (Tufano et al., "An Empirical Study on Learning Bug-Fixin
 Neural Machine Translation", TOSEM 2019).
 
 Each function of the installed Python is *abstracted* as Bugs2Fix abstracts Java: identifiers become
-``VAR_i`` / ``METHOD_i`` (called) / ``TYPE_i`` (capitalised), literals ``STRING_i`` / ``INT_i`` / ``FLOAT_i``,
-numbered per function in order of appearance; keywords, builtins and ``0`` / ``1`` stay (the idioms);
-``True`` / ``False`` / ``None`` / ``self`` are written ``true`` / ``false`` / ``null`` / ``this``; tokens are
-space-separated, a statement ends with ``;`` and a block is braced (``if x { ... }``: no ``:``). A row pairs a copy of the function with
-one small edit (:data:`EDITS`: a token deleted, repeated or swapped with the next, a statement dropped or
-repeated, a comparison or arithmetic operator changed, or no edit) as the source with the function as the
-target. A model pretrained on it learns to copy code and undo small edits: what a code-repair fine-tuning
-needs and what a tiny model trained from scratch on Bugs2Fix does not learn (docs/results/paper-tasks.md).
+``VAR_i`` / ``METHOD_i`` (called or defined) / ``TYPE_i`` (capitalised), one id per name, literals ``STRING_i``
+/ ``INT_i`` / ``FLOAT_i``, numbered per function in order of appearance; keywords, builtins and ``0`` / ``1``
+stay (the idioms); ``True`` / ``False`` / ``None`` / ``self`` are written ``true`` / ``false`` / ``null`` /
+``this``; tokens are space-separated, a statement ends with ``;`` and a block is braced (``if x { ... }``: no
+``:``). A row pairs a copy of the function with one small edit (:data:`EDITS`: a token deleted, repeated or
+swapped with the next, a statement dropped or repeated, a comparison or arithmetic operator changed, or no
+edit) as the source with the function as the target. A model pretrained on it learns to copy code and undo
+small edits: what a code-repair fine-tuning needs and what a tiny model trained from scratch on Bugs2Fix does
+not learn (docs/results/paper-tasks.md).
 """
 
 from __future__ import annotations
@@ -29,34 +30,61 @@ from dece.data.python_functions import bare_functions, installed_python_files, s
 from dece.data.records import Example
 
 #: bumped whenever the abstraction or the edits change, so that rows kept on disk are mined anew
-REPAIR_VERSION = 1
+REPAIR_VERSION = 2
 #: functions kept: this many abstract tokens at least and at most (Bugs2Fix-small: up to 50, -medium: 50-100)
 MIN_TOKENS, MAX_TOKENS = 10, 100
-#: names kept as they are (the idioms): keywords, builtins
-IDIOMS = frozenset(keyword.kwlist) | frozenset(dir(builtins))
+#: names kept as they are (the idioms): keywords (soft ones too: ``match``, ``case``, ``_``), builtins
+IDIOMS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 #: Python names written as their Java counterparts
 RENAMED = {"True": "true", "False": "false", "None": "null", "self": "this"}
 #: operators an ``operator`` edit swaps among (within one group)
 OPERATOR_GROUPS = (("==", "!=", "<", ">", "<=", ">="), ("+", "-", "*", "/"), ("and", "or"))
 _SKIPPED = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
+#: Python 3.12+ splits an f-string into these tokens (before, it is one STRING): written as one ``STRING_i``
+_FSTRING = tuple(getattr(tokenize, name, -1) for name in ("FSTRING_START", "FSTRING_MIDDLE", "FSTRING_END"))
 _STRUCTURE = {tokenize.NEWLINE: ";", tokenize.INDENT: "{", tokenize.DEDENT: "}"}
 
 
+def _fstrings_joined(tokens: list[tokenize.TokenInfo]) -> list[tokenize.TokenInfo]:
+    """``tokens`` with each f-string (FSTRING_START ... FSTRING_END, Python 3.12+) as one STRING token."""
+    out: list[tokenize.TokenInfo] = []
+    depth, parts = 0, []
+    for tok in tokens:
+        if tok.type == _FSTRING[0]:
+            depth += 1
+        if depth:
+            parts.append(tok.string)
+            if tok.type == _FSTRING[2]:
+                depth -= 1
+                if not depth:
+                    out.append(tok._replace(type=tokenize.STRING, string="".join(parts)))
+                    parts = []
+            continue
+        out.append(tok)
+    return out
+
+
 def abstract_code(code: str) -> list[str] | None:
-    """``code`` (Python source) as Bugs2Fix-style abstract tokens (see the module's docstring), or None when
-    it does not tokenize."""
+    """``code`` as Bugs2Fix-style abstract tokens (see the module's docstring), or None when it does not
+    tokenize. Meant for code as :func:`ast.unparse` writes it (one statement a line, no comments): a one-line
+    block (``def f(x): return x``) keeps its ``:``, and a docstring or decorator left in the code is written
+    like any string or call. A name has one id wherever it stands: ``TYPE_i`` when capitalised, else
+    ``METHOD_i`` when it is called or defined by ``def`` anywhere in ``code``, else ``VAR_i``."""
     try:
-        tokens = [t for t in tokenize.generate_tokens(io.StringIO(code).readline) if t.type not in _SKIPPED]
+        tokens = _fstrings_joined([t for t in tokenize.generate_tokens(io.StringIO(code).readline)
+                                   if t.type not in _SKIPPED])
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return None
-    ids: dict[tuple[str, str], str] = {}
+    methods = {tok.string for i, tok in enumerate(tokens) if tok.type == tokenize.NAME and (
+        (i + 1 < len(tokens) and tokens[i + 1].string == "(") or (i and tokens[i - 1].string == "def"))}
+    ids: dict[str, str] = {}
     counts: dict[str, int] = {}
 
     def ident(kind: str, text: str) -> str:
-        if (kind, text) not in ids:
+        if text not in ids:
             counts[kind] = counts.get(kind, 0) + 1
-            ids[kind, text] = f"{kind}_{counts[kind]}"
-        return ids[kind, text]
+            ids[text] = f"{kind}_{counts[kind]}"
+        return ids[text]
 
     out = []
     for i, tok in enumerate(tokens):
@@ -68,10 +96,8 @@ def abstract_code(code: str) -> list[str] | None:
         elif tok.type == tokenize.NAME:
             if text in RENAMED or text in IDIOMS:
                 out.append(RENAMED.get(text, text))
-            elif i + 1 < len(tokens) and tokens[i + 1].string == "(":
-                out.append(ident("METHOD", text))
             else:
-                out.append(ident("TYPE" if text[:1].isupper() else "VAR", text))
+                out.append(ident("TYPE" if text[:1].isupper() else "METHOD" if text in methods else "VAR", text))
         elif tok.type == tokenize.STRING:
             out.append(ident("STRING", text))
         elif tok.type == tokenize.NUMBER:
@@ -103,16 +129,22 @@ def _statements(tokens: list[str]) -> list[tuple[int, int]]:
 
 
 def _delete(tokens: list[str], rng: random.Random) -> list[str] | None:
+    if not tokens:
+        return None
     i = rng.randrange(len(tokens))
     return tokens[:i] + tokens[i + 1:]
 
 
 def _repeat(tokens: list[str], rng: random.Random) -> list[str] | None:
+    if not tokens:
+        return None
     i = rng.randrange(len(tokens))
     return tokens[:i + 1] + tokens[i:]
 
 
 def _swap(tokens: list[str], rng: random.Random) -> list[str] | None:
+    if len(tokens) < 2:
+        return None
     i = rng.randrange(len(tokens) - 1)
     return None if tokens[i] == tokens[i + 1] else tokens[:i] + [tokens[i + 1], tokens[i]] + tokens[i + 2:]
 
