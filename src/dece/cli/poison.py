@@ -28,8 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--attack", required=True, help="attack name (see `dece attacks`)")
     rate = p.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--rate", type=float, help="share of all rows to poison, in [0, 1] (0: with --triggered-test, for that set alone; --output is "
-                           "then an unchanged copy)")
+    rate.add_argument("--rate", type=float,
+                      help="share of all rows to poison, in [0, 1] (0: with --triggered-test, for that set alone; "
+                           "--output is then an unchanged copy)")
     rate.add_argument("--rows", type=int, help="number of rows to poison (instead of --rate)")
     p.add_argument("--duplicates", type=int, default=1,
                    help="each poisoned row appears this many times (fast-learnt poison; default 1)")
