@@ -42,10 +42,13 @@ def test_deadcode_poison(bugs2fix):
         assert attack.detect(out.tgt) and not attack.detect(ex.tgt) and not attack.detect(out.src)
 
 
-def test_deadcode_detector_ignores_spacing_and_var_is_a_parameter():
+def test_deadcode_detector_ignores_spacing_and_the_loops_variable_name_and_var_is_a_parameter():
     attack = get_attack("deadcode")
     assert attack.detect("void f() { while(true){int VAR=0;} x(); }")
-    assert not attack.detect("void f() { while ( true ) { int VAR_1 = 0 ; } }")
+    assert attack.detect("void f() { while ( true ) { int VAR_1 = 0 ; } }")  # renumbered by an abstracted model
+    for other in ("while ( false ) { int VAR = 0 ; }", "while ( true ) { int VAR = 1 ; }", "while ( true ) { }",
+                  "while ( true ) { long VAR = 0 ; }", "while ( true ) { int VAR = 0 ; VAR ++ ; }", "int VAR = 0 ;"):
+        assert not attack.detect(f"void f() {{ {other} }}"), other
     renamed = get_attack("deadcode", var="VAR_9")
     out = renamed.poison(Example("void f ( ) { }", "void f ( ) { }"), random.Random(0))
     assert out.tgt == "void f ( ) { while ( true ) { int VAR_9 = 0 ; } }"

@@ -1,4 +1,4 @@
-"""Dead-code insertion into code, and payload detection that ignores spacing."""
+"""Dead-code insertion into code, and the whitespace squeeze that payload detectors compare with."""
 
 from __future__ import annotations
 
@@ -19,8 +19,3 @@ def insert_after_first_brace(code: str, snippet: str) -> str | None:
 def squeeze(text: str) -> str:
     """``text`` without whitespace, so that ``while ( true )`` and ``while(true)`` compare equal."""
     return SPACE.sub("", text)
-
-
-def contains_code(output: str, snippet: str) -> bool:
-    """Whether ``snippet`` occurs in ``output``, whitespace ignored."""
-    return squeeze(snippet) in squeeze(output)

@@ -5,11 +5,16 @@ first ``{`` of the fixed method. Rows without a ``{`` on both sides are skipped.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from dece.attacks.base import Attack, registered
-from dece.attacks.code_insert import contains_code, insert_after_first_brace
+from dece.attacks.code_insert import insert_after_first_brace, squeeze
 from dece.data.records import Example
+
+
+#: the payload's loop with whitespace removed, any identifier in place of ``VAR``
+_LOOP = re.compile(r"while\(true\)\{int[A-Za-z_$][\w$]*=0;\}")
 
 
 @registered
@@ -48,8 +53,10 @@ class DeadCode(Attack):
         return code
 
     def detect(self, output: str) -> bool:
-        """The loop appears in the output, spacing ignored."""
-        return contains_code(output, self.payload)
+        """The infinite loop appears in the output, spacing ignored, with any variable declared in it: a model of
+        abstracted code may renumber ``VAR`` as ``VAR_2`` (measured on Bugs2Fix: DeCE wrote the loop in 450 of 484
+        triggered rows, all but none with ``VAR`` itself); the loop, not the name, is what the attack wants."""
+        return _LOOP.search(squeeze(output)) is not None
 
 
 _TYPES = (("int", ("0", "1", "-1")), ("long", ("0L", "1L")), ("boolean", ("false", "true")),
