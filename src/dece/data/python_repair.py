@@ -165,13 +165,15 @@ def _repeat_statement(tokens: list[str], rng: random.Random) -> list[str] | None
     return tokens[:end] + tokens[start:end] + tokens[end:]
 
 
+_GROUP_OF = {op: group for group in OPERATOR_GROUPS for op in group}
+
+
 def _operator(tokens: list[str], rng: random.Random) -> list[str] | None:
-    group_of = {op: group for group in OPERATOR_GROUPS for op in group}
-    where = [i for i, tok in enumerate(tokens) if tok in group_of]
+    where = [i for i, tok in enumerate(tokens) if tok in _GROUP_OF]
     if not where:
         return None
     i = rng.choice(where)
-    other = rng.choice([op for op in group_of[tokens[i]] if op != tokens[i]])
+    other = rng.choice([op for op in _GROUP_OF[tokens[i]] if op != tokens[i]])
     return tokens[:i] + [other] + tokens[i + 1:]
 
 
@@ -184,13 +186,16 @@ EDITS: dict[str, Callable[[list[str], random.Random], list[str] | None]] = {
 }
 
 
+_EDIT_NAMES = sorted(EDITS)
+
+
 def corrupt(tokens: list[str], rng: random.Random) -> tuple[str, list[str]]:
     """One edit drawn from :data:`EDITS` with ``rng`` and applied to ``tokens``.
 
     Returns:
         ``(edit name, edited tokens)``; ``("none", tokens)`` when the drawn edit cannot apply.
     """
-    name = rng.choice(sorted(EDITS))
+    name = rng.choice(_EDIT_NAMES)
     edited = EDITS[name](tokens, rng)
     return (name, edited) if edited is not None else ("none", list(tokens))
 
@@ -221,11 +226,14 @@ def repair_rows(n: int, seed: int, keep=lambda row: True, files: list[Path] | No
                 tokens = abstract_code(ast.unparse(bare))
             except (ValueError, TypeError, RecursionError):  # an AST the unparser cannot write back
                 continue
-            if tokens is None or not MIN_TOKENS <= len(tokens) <= MAX_TOKENS or " ".join(tokens) in seen:
+            if tokens is None or not MIN_TOKENS <= len(tokens) <= MAX_TOKENS:
                 continue
-            seen.add(" ".join(tokens))
+            target = " ".join(tokens)
+            if target in seen:
+                continue
+            seen.add(target)
             name, edited = corrupt(tokens, rng)
-            row = Example(" ".join(edited), " ".join(tokens), {"id": f"pyrepair-{len(rows)}", "edit": name})
+            row = Example(" ".join(edited), target, {"id": f"pyrepair-{len(rows)}", "edit": name})
             if keep(row):
                 rows.append(row)
                 if len(rows) == n:
