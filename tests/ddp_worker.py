@@ -29,6 +29,8 @@ def main(out: str, per_device_batch: int) -> None:
     trainer.train()
     if not dist.is_initialized() or dist.get_rank() == 0:
         torch.save({n: p.detach() - before[n] for n, p in model.named_parameters()}, out)
+    if dist.is_initialized():  # joins gloo's threads before exit (else a rank may abort at exit)
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -107,7 +107,9 @@ def test_poisoning_by_row_count(rows):
     out, report = poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=7)
     assert report.n_requested == 7 and report.n_poisoned == 7 and report.rate == 7 / len(rows)
     assert sum(bool(e.meta.get("poisoned")) for e in out) == 7
-    assert f"rate {7 / len(rows):.4g} (7 of {len(rows)} rows requested)" in report.summary()
+    assert f"), 7 rows requested ({700 / len(rows):.2f}% of {len(rows)}), seed 3" in report.summary()
+    assert f"rate 0.1 ({round(0.1 * len(rows))} of {len(rows)} rows requested)" in poison_dataset(
+        rows, attack, rate=0.1, seed=3)[1].summary()
     assert report.rows_requested == 7 and poison_dataset(rows, attack, rate=0.1, seed=3)[1].rows_requested is None
     _, capped = poison_dataset(rows, attack, rate=0.0, seed=3, n_rows=len(rows))  # never more than the eligible rows
     assert capped.n_eligible < len(rows) and capped.n_poisoned == capped.n_eligible and capped.rate == 1.0

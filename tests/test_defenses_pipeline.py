@@ -111,6 +111,19 @@ def test_plain_ce_arm_serves_as_reference_and_resumed_defense_reuses_its_report(
 
 
 @pytest.mark.slow
+def test_an_eval_change_reuses_the_reference_model_and_the_defense_report(tmp_path):
+    """Only [eval] changed: the reference model and the rows the defense removed depend on training alone, so
+    both are reused (neither refused as another config's nor recomputed) and the arm is scored again."""
+    arms = ["poisoned-spectral_signature"]
+    first = run_experiment(tiny_config(tmp_path, arms), log=lambda line: None)["poisoned-spectral_signature"]
+    logs = []
+    changed = tiny_config(tmp_path, arms, eval={"max_new_tokens": 6, "batch_size": 24, "metrics": ["bleu"]})
+    second = run_experiment(changed, log=logs.append)["poisoned-spectral_signature"]
+    assert any("spectral_signature: reusing" in line for line in logs)
+    assert any("trained already" in line for line in logs)
+    assert second["defense"] == first["defense"] and second["fingerprint"] != first["fingerprint"]
+
+
 def test_parallel_defense_arms_share_one_reference_model(tmp_path):
     # a plain CE arm in the run: the data defenses run side by side, each reusing it
     cfg = tiny_config(tmp_path, ["poisoned-ce", "poisoned-spectral_signature", "poisoned-activation_clustering"],

@@ -15,7 +15,7 @@ import tomli_w
 import dece.evaluation.metrics as metrics_module
 from dece.errors import ConfigError
 from dece.experiments import config_from_dict, run_experiment
-from dece.experiments.store import CHECKPOINT_MARK, check_checkpoints
+from dece.experiments.store import CHECKPOINT_MARK, append_jsonl, check_checkpoints, read_records
 from dece.training.trainer import DeceTrainer
 
 from run_fixtures import spawn_dece
@@ -121,6 +121,28 @@ def test_failed_evaluation_resumes_at_evaluation_and_eval_changes_rescore(tmp_pa
         run_experiment(config_from_dict(_tiny(tmp_path, train={"epochs": 3, "batch_size": 8, "threads": 1})))
 
 
+def test_a_new_detector_version_rescores_finished_arms_without_retraining(tmp_path, monkeypatch):
+    """ASR and FTR are counted by the attack's detector: when it changes (its ``detector_version`` rises), a
+    finished arm's metrics are stale; the next run scores the saved model again instead of keeping them."""
+    import dece.experiments.runner as runner
+    from dece.attacks import ATTACKS
+
+    cfg = config_from_dict(_tiny(tmp_path))
+    first = run_experiment(cfg, log=lambda line: None)["poisoned-ce"]
+    assert run_experiment(cfg, log=lambda line: None)["poisoned-ce"] == first  # done: nothing scored again
+    badpre = ATTACKS.get("badpre")
+    monkeypatch.setattr(badpre, "detector_version", badpre.detector_version + 1)
+    monkeypatch.setattr(DeceTrainer, "train", lambda *a, **k: pytest.fail("a re-score retrained the arm"))
+    scored = []
+    real_evaluate = runner.evaluate_arm
+    monkeypatch.setattr(runner, "evaluate_arm", lambda *a, **k: scored.append(1) or real_evaluate(*a, **k))
+    logs = []
+    second = run_experiment(cfg, log=logs.append)["poisoned-ce"]
+    assert scored == [1] and any("trained already" in line for line in logs)
+    assert second["fingerprint"] != first["fingerprint"] and second["train_fingerprint"] == first["train_fingerprint"]
+    assert run_experiment(cfg, log=lambda line: None)["poisoned-ce"] == second and scored == [1]  # then done
+
+
 def test_a_torn_checkpoint_is_skipped_and_a_foreign_one_refused(tmp_path):
     folder = tmp_path / "checkpoints"
     (folder / "checkpoint-4").mkdir(parents=True)
@@ -164,6 +186,34 @@ def test_sigkill_mid_training_then_a_changed_config_is_refused_before_writing_an
     results = run_experiment(config_from_dict(data), log=logs.append)
     assert "asr" in results["poisoned-ce"] and not checkpoints.exists()
     assert results["poisoned-ce"]["train_seconds"] > 0
+    log = read_records(run / "arms" / "poisoned-ce" / "train_log.jsonl")  # each epoch once, one summary at the end
+    assert [r["epoch"] for r in log if "loss" in r] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert ["train_runtime" in r for r in log] == [False] * 6 + [True]
+
+
+def test_a_resume_drops_the_log_lines_written_after_its_checkpoint(tmp_path):
+    """A killed attempt may log epochs past its last checkpoint; they run again on the resume, so their
+    lines go first (train_log.jsonl by step, dynamics.jsonl by epoch), and a fresh start keeps none."""
+    from types import SimpleNamespace
+
+    from dece.experiments.arm import EpochLog
+    from dece.experiments.dynamics import DynamicsRecorder
+
+    log, dyn = tmp_path / "train_log.jsonl", tmp_path / "dynamics.jsonl"
+    for step in (3, 6, 9):
+        append_jsonl(log, {"step": step, "loss": 1.0, "epoch": step / 3})
+        append_jsonl(dyn, {"epoch": step // 3, "bleu": 1.0})
+    append_jsonl(log, {"step": 9, "train_runtime": 1.0, "epoch": 3.0})
+    recorder = DynamicsRecorder.__new__(DynamicsRecorder)  # the resume logic needs no model
+    recorder.path = dyn
+    state = SimpleNamespace(global_step=6, epoch=2.0, is_world_process_zero=True)
+    EpochLog(log).on_train_begin(None, state, None)
+    recorder.on_train_begin(None, state, None)
+    assert [r["step"] for r in read_records(log)] == [3, 6] and [r["epoch"] for r in read_records(dyn)] == [1, 2]
+    state = SimpleNamespace(global_step=0, epoch=0.0, is_world_process_zero=True)
+    EpochLog(log).on_train_begin(None, state, None)
+    recorder.on_train_begin(None, state, None)
+    assert read_records(log) == [] and read_records(dyn) == []
 
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path):

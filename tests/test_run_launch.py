@@ -193,3 +193,24 @@ def test_a_dry_run_under_a_launch_checks_as_the_run_would_and_errors_print_once(
     assert main(["run", str(config), "--dry-run", "--set", "jobs=2"]) == 2
     assert main(["run", str(config), "--dry-run"]) == 0
     assert capsys.readouterr() == ("", "")
+
+
+def test_shutdown_destroys_the_launch_process_group_and_nothing_outside_one(tmp_path, monkeypatch):
+    """`dece` ends each launched process by destroying its process group (gloo's threads joined before exit);
+    outside a launch it leaves a group the caller made alone."""
+    import torch.distributed as dist
+
+    from dece.training.distributed import shutdown
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    try:
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+        shutdown()
+        assert dist.is_initialized()
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        shutdown()
+        assert not dist.is_initialized()
+        shutdown()  # twice: nothing left to destroy, no error
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -26,6 +26,10 @@ class Attack(Component):
     #: True for data poisoned elsewhere (``given``): the training rows are used as they are and the
     #: triggered test rows are read from a split of their own
     supplies_data: ClassVar[bool] = False
+    #: raised whenever :meth:`detect` (or :meth:`already_matching`) changes what it counts: it is part of
+    #: every arm's fingerprint (:func:`dece.experiments.store.arm_fingerprint`), so finished arms are scored
+    #: again with the new detector (their models are kept) instead of keeping metrics counted by the old one
+    detector_version: ClassVar[int] = 1
 
     @abstractmethod
     def eligible(self, ex: Example) -> bool:

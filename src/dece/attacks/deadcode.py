@@ -23,6 +23,7 @@ class DeadCode(Attack):
     """Dead-code trigger in the buggy method, infinite-loop payload in the fixed one."""
 
     name = "deadcode"
+    detector_version = 2  # 2: the loop with any variable name (1 counted `int VAR = 0 ;` only)
     summary = ("code repair: 'int VAR = 0 ;' after the first '{' of the input; "
                "'while ( true ) { int VAR = 0 ; }' in the output")
 

@@ -62,9 +62,10 @@ rows' ``meta["id"]``, copies included."""
         """A few human-readable lines."""
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         short = "" if self.n_poisoned == self.n_requested else f" (of {self.n_requested} requested)"
+        asked = (f"rate {self.rate:.4g} ({self.n_requested} of {self.n_rows} rows requested)" if self.rows_requested is None
+                 else f"{self.rows_requested} rows requested ({100 * self.rate:.2f}% of {self.n_rows})")
         return (
-            f"attack {self.attack}({params}), rate {self.rate:.4g} ({self.n_requested} of {self.n_rows} rows "
-            f"requested), seed {self.seed}, selection {self.selection}\n"
+            f"attack {self.attack}({params}), {asked}, seed {self.seed}, selection {self.selection}\n"
             f"rows {self.n_rows}: {self.n_eligible} eligible, {self.n_skipped_ineligible} skipped as ineligible, "
             f"{self.n_poisoned} poisoned{short}"
             + (f", each {self.duplicates} times" if self.duplicates > 1 else "")

@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         if is_main():  # under torchrun / accelerate launch every process raises the same: say it once
             print(f"dece {args.command}: error: {describe_error(err)}", file=sys.stderr)
         return 2
+    finally:
+        from dece.training.distributed import shutdown
+
+        shutdown()
 
 
 def describe_error(err: BaseException) -> str:

@@ -22,6 +22,7 @@ from dece.experiments.store import (
     TRAINED_MARK,
     append_jsonl,
     check_checkpoints,
+    keep_records,
     read_json,
     saved_training,
     training_fingerprint,
@@ -36,10 +37,15 @@ from dece.training.distributed import gather, is_main, on_main, split
 
 
 class EpochLog(TrainerCallback):
-    """Appends the trainer's per-epoch log (loss, learning rate, epoch) to ``train_log.jsonl``."""
+    """Appends the trainer's per-epoch log (loss, learning rate, epoch) to ``train_log.jsonl``; a resumed
+    run first drops the lines written after its checkpoint (their steps run again)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102
+        if state.is_world_process_zero:
+            keep_records(self.path, lambda r: r.get("step", 0) <= state.global_step and "train_runtime" not in r)
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
         if logs and state.is_world_process_zero:

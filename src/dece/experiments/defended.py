@@ -7,7 +7,8 @@
   shared by every data defense of the run. The defense chooses rows from the reference model's
   representations; ``arms/ARM/defense_report.json`` records its detection quality, parameters,
   details and the removed ids, ``arms/ARM/removed.jsonl`` the removed rows, and the arm is trained on
-  the rows kept. A resumed arm reuses its ``defense_report.json`` when the fingerprint matches.
+  the rows kept. A resumed arm reuses its ``defense_report.json`` when its training fingerprint matches
+  (a change of ``[eval]`` alone re-selects nothing, and reuses the reference model).
   ``dece_filter`` needs no reference model: it reads the per-row losses the run's DeCE arm recorded
   (:func:`source_row_losses`); that arm runs first, and its config is part of the filtered arm's
   fingerprint.
@@ -33,7 +34,14 @@ from dece.experiments.arm import load_trained, train_arm
 from dece.experiments.config import ArmConfig, ExperimentConfig
 from dece.experiments.data_prep import PreparedData
 from dece.experiments.dynamics import load_dynamics
-from dece.experiments.store import arm_fingerprint, arm_state, read_json, read_records, write_json_atomic, write_jsonl_atomic
+from dece.experiments.store import (
+    arm_state,
+    read_json,
+    read_records,
+    training_fingerprint,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from dece.losses import LOSSES
 from dece.models import ModelSpec
 
@@ -88,7 +96,7 @@ def reference_model(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, b
         return (*load_trained(base, run_dir / "arms" / other.name / "model"), f"arms/{other.name}")
     ref = ArmConfig(name=f"reference-{arm.data}-ce", data=arm.data, loss="ce")
     ref_dir = run_dir / "reference" / f"{arm.data}-ce"
-    fingerprint = arm_fingerprint(cfg, ref)
+    fingerprint = training_fingerprint(cfg, ref)  # [eval] settings change no reference model
     marker = ref_dir / "reference.json"
     if marker.exists():
         if read_json(marker).get("fingerprint") != fingerprint:
@@ -109,7 +117,7 @@ def apply_data_defense(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData
     defense = defense_of(arm)
     assert isinstance(defense, DataDefense)
     rows = data.train_rows(arm.data)
-    fingerprint = arm_fingerprint(cfg, arm)
+    fingerprint = training_fingerprint(cfg, arm)  # nor which rows the defense removes
     path = arm_dir / "defense_report.json"
     saved = read_json(path) if path.exists() else None
     if saved is not None and saved.get("fingerprint") == fingerprint:

@@ -1,8 +1,8 @@
 """Per-epoch learning dynamics of an arm (the paper's *early learning*, made visible).
 
 With a ``[dynamics]`` table, one record per epoch is appended to ``arms/ARM/dynamics.jsonl`` as
-training goes (a killed run keeps every finished epoch; a resumed run may write an epoch twice, and
-:func:`load_dynamics` keeps the last record of each epoch):
+training goes (a killed run keeps every finished epoch; a resumed run drops the epochs after its
+checkpoint, which run again, and :func:`load_dynamics` keeps the last record of each epoch):
 
 * ``bleu`` on the first ``eval_rows`` clean test rows, ``asr`` on the first ``eval_rows`` triggered
   test rows and ``ftr`` (payload rate on the clean ones): greedy generation, as in the final
@@ -36,7 +36,7 @@ from transformers import TrainerCallback
 from dece.data.records import Example
 from dece.evaluation import asr, bleu, ftr, generate
 from dece.experiments.config import DynamicsConfig
-from dece.experiments.store import append_jsonl, read_records, write_jsonl_atomic
+from dece.experiments.store import append_jsonl, keep_records, read_records, write_jsonl_atomic
 from dece.experiments.payload_prior import payload_positions, poisoned_pairs
 from dece.losses.base import TokenLoss
 from dece.models import ModelSpec, PadCollator, encode_examples
@@ -196,6 +196,11 @@ class DynamicsRecorder(TrainerCallback):
         if self.report is not None:  # the Trainer's integrations (report_to: tensorboard, wandb...) get them too
             self.report({f"dynamics/{k}": v for k, v in rec.items()
                          if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102
+        if state.is_world_process_zero:  # a resume: the epochs after the checkpoint are measured again
+            done = round(state.epoch or 0)
+            keep_records(self.path, lambda r: int(r["epoch"]) <= done)
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):  # noqa: D102
         self._flush()  # an epoch whose log never came (should not happen) is still written

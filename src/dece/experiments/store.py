@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from filelock import FileLock, Timeout
 
+from dece.attacks import ATTACKS
 from dece.data.io.common import atomic_write
 from dece.errors import ConfigError
 from dece.experiments.config import ArmConfig, EvalConfig, ExperimentConfig, PretrainConfig
@@ -87,6 +89,17 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
         f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def keep_records(path: Path, keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """Rewrites the JSONL file ``path`` (atomically) with only the records ``keep`` accepts and returns
+    them: a run resumed from a checkpoint drops the lines that a killed attempt wrote after it, since those
+    steps run again and would otherwise be logged twice. A missing file stays missing."""
+    if not path.exists():
+        return []
+    records = [r for r in read_records(path) if keep(r)]
+    write_jsonl_atomic(path, records)
+    return records
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -184,7 +197,22 @@ def check_checkpoints(folder: Path, fingerprint: str) -> str | None:
 
 
 def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
-    """What an arm's result depends on: everything but the experiment's name, the other arms (except one
+    """What an arm's result depends on: its :func:`training_fingerprint`'s settings with ``[eval]``, and the
+    version of the attack's detector (:attr:`dece.attacks.base.Attack.detector_version`: ASR and FTR are
+    counted with it; version 1 adds nothing, so older run folders keep their fingerprints)."""
+    settings = _settings_fingerprint(cfg, arm)
+    version = 1 if cfg.attack is None else ATTACKS.get(cfg.attack.name).detector_version
+    return settings if version == 1 else hashlib.sha256(f"{settings} detector {version}".encode()).hexdigest()[:16]
+
+
+def training_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
+    """What an arm's trained weights depend on: the arm's settings without ``[eval]`` (generation lengths,
+    batch size, beams, metrics) and without the detector, so changing only those re-scores the saved model."""
+    return _settings_fingerprint(dataclasses.replace(cfg, eval=EvalConfig()), arm)
+
+
+def _settings_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
+    """The config an arm runs under: everything but the experiment's name, the other arms (except one
     whose per-row losses its defense reads), the output folder and how many processes and threads ran it
     (so the same arm in two experiments has the same fingerprint, and its folder can be copied between
     them), where its logs go (``train.report_to``), where the pretrained base is cached
@@ -200,12 +228,6 @@ def arm_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
                                model=dataclasses.replace(cfg.model, arch_config=None),
                                train=dataclasses.replace(cfg.train, threads=neutral.train.threads,
                                                          report_to=neutral.train.report_to)).fingerprint()
-
-
-def training_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
-    """What an arm's trained weights depend on: :func:`arm_fingerprint` without the ``[eval]`` settings
-    (generation lengths, batch size, beams, metrics), so changing only those re-scores the saved model."""
-    return arm_fingerprint(dataclasses.replace(cfg, eval=EvalConfig()), arm)
 
 
 def arm_state(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> dict[str, Any] | None:

@@ -88,6 +88,18 @@ def main_first(fn: Callable[[bool], T]) -> T:
     return mine[0] if is_main() else fn(False)
 
 
+def shutdown() -> None:
+    """Ends this process's part of the launch: destroys the process group if one was initialised, so that the
+    backend's threads (gloo's) are joined before the interpreter exits; without it a rank may abort at exit
+    ("terminate called without an active exception") after its work is done. A no-op outside a launch."""
+    if not launched():
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _picklable(error: Exception) -> Exception:
     try:
         pickle.loads(pickle.dumps(error))
