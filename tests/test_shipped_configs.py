@@ -43,15 +43,21 @@ def test_paper_lyra_grid_and_one_shared_base(monkeypatch):
     assert len({pretrain_key(c.config, digest) for c in cells}) == 1  # every seed fine-tunes the same base
 
 
-@pytest.mark.parametrize("name, folder, kind, attack, base", [
-    ("paper-bugs2fix", "paper-bugs2fix-repair", "bugs2fix_small", "deadcode", "python_repair"),
-    ("paper-summarisation", "paper-summarisation", "code_docstring_py", "deadcode_summary", "python_functions"),
-    ("paper-defect", "paper-defect", "devign", "deadcode_defect", None)])
-def test_the_other_paper_tasks_expand_to_ce_and_dece_over_three_seeds(monkeypatch, name, folder, kind, attack, base):
+CE_DECE_WARM, CLEAN, WARM = ["poisoned-ce", "poisoned-dece", "poisoned-dece-warm3"], ["clean-ce"], ["poisoned-dece-warm3"]
+
+
+@pytest.mark.parametrize("name, folder, kind, attack, base, groups", [
+    ("paper-bugs2fix", "paper-bugs2fix-repair", "bugs2fix_small", "deadcode", "python_repair",
+     [["poisoned-ce", "poisoned-dece"], CLEAN, WARM]),  # CE vs DeCE over the seeds first, then the controls
+    ("paper-summarisation", "paper-summarisation", "code_docstring_py", "deadcode_summary", "python_functions",
+     [CE_DECE_WARM, CLEAN]),
+    ("paper-defect", "paper-defect", "devign", "deadcode_defect", None, [CE_DECE_WARM, CLEAN])])
+def test_the_other_paper_tasks_expand_to_ce_and_dece_over_three_seeds(monkeypatch, name, folder, kind, attack, base,
+                                                                      groups):
     monkeypatch.chdir(ROOT)
     cells = expand_grid(read_config_data(ROOT / "configs" / f"{name}.toml"))
-    assert len(cells) == 2 * 3  # arm groups x seeds, at 5%
-    assert [[a.name for a in c.config.arms] for c in cells[:1]] == [["poisoned-ce", "poisoned-dece", "poisoned-dece-warm3"]]
+    assert len(cells) == len(groups) * 3  # arm groups x seeds, at 5%
+    assert [[a.name for a in c.config.arms] for c in cells[::3]] == groups
     assert {c.config.seed for c in cells} == {1, 2, 3} and {c.config.attack.rate for c in cells} == {0.05}
     assert all(c.config.output_dir.startswith(f"runs/{folder}/cells/") for c in cells)
     for c in cells:  # no Lyra key leaks through the include: the task's own data and attack, no built-in base
