@@ -1,7 +1,8 @@
 """The run directory: every file is written atomically (temp file + rename), so a run killed at any
 point leaves either the old file or the new one, never half of one.
 
-    RUN_DIR/.lock, .lock.owner          held by the one process writing the folder (and its pid)
+    RUN_DIR/.lock, .lock.owner          held by the one process writing the folder (and its pid); kept after
+                                        the run: deleting an opened lock file would let two writers in
     RUN_DIR/config.toml                 resolved experiment config
     RUN_DIR/data/                       poisoned train set, triggered test set, poisoning report
     RUN_DIR/arms/ARM/config.toml        the arm's resolved config
