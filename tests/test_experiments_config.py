@@ -138,6 +138,9 @@ def test_include_builtin_default_and_errors(tmp_path):
     cfg = load_config(tmp_path / "x.toml")
     default = load_config(default_config_path())
     assert cfg.name == "mine" and cfg.attack.rate == 0.05 and cfg.attack.name == default.attack.name
+    assert (default.name, default.output_dir, cfg.output_dir) == ("demo", "runs/demo", "runs/mine")  # not the demo's folder
+    assert config_from_dict({**BASE, "name": "x", "output_dir": "out/{name}-2"}).output_dir == "out/x-2"
+    assert config_from_dict({k: v for k, v in BASE.items() if k not in ("name", "output_dir")}).output_dir == "runs/experiment"
     assert cfg.model == default.model and cfg.train == default.train
     assert dump_config(cfg) != dump_config(default)
     (tmp_path / "y.toml").write_text('include = "builtin:nope"\n')

@@ -1,8 +1,8 @@
 """The experiment config: one TOML file, validated at load time, every error naming its key.
 
-    name = "builtin-badpre"
+    name = "demo"
     seed = 42
-    output_dir = "runs/builtin-badpre"
+    output_dir = "runs/{name}"                             # the default: runs/demo
     arms = ["clean-ce", "poisoned-ce", "poisoned-dece"]   # shorthand "<data>-<loss>", or [[arms]] tables
     jobs = 1                                               # arms trained at once (one process each)
 
@@ -440,7 +440,9 @@ class ExperimentConfig:
     name: str = field(default="experiment", metadata={"doc": "the experiment's name (tables, reports)"})
     seed: int = field(default=42,
         metadata={"doc": "seed of model initialisation (without pretrain.init_seed) and of the training order"})
-    output_dir: str = field(default="runs/experiment", metadata={"doc": "the run folder (not empty: never the working directory)"})
+    output_dir: str = field(default="runs/{name}", metadata={
+        "doc": "the run folder (not empty: never the working directory); `{name}` stands for the config's `name`, so a "
+               "config that includes another and sets its own `name` gets its own folder"})
     dataset: DatasetConfig = field(default_factory=DatasetConfig, metadata={"doc": "[dataset]: what to load"})
     attack: AttackConfig | None = field(default_factory=AttackConfig,
         metadata={"doc": "[attack]: how to poison (`attack = false`: none)"})
@@ -644,6 +646,7 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
             contradict each other; the message names the key.
     """
     data = dict(data)
+    data["output_dir"] = run_folder(data)
     for section in ("attack", "pretrain", "dynamics"):
         if data.get(section) is False:  # `attack = false` / `pretrain = false` turn a section off
             data.pop(section)
@@ -652,6 +655,13 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
         cfg = dataclasses.replace(cfg, attack=None)
     cfg.validate()
     return cfg
+
+
+def run_folder(data: Mapping[str, Any]) -> Any:
+    """The run folder of the config mapping ``data``: its ``output_dir`` (default ``runs/{name}``) with
+    ``{name}`` replaced by its ``name``. A value of the wrong type is returned as it is (validation names it)."""
+    folder, name = data.get("output_dir", ExperimentConfig.output_dir), data.get("name", ExperimentConfig.name)
+    return folder.replace("{name}", name) if isinstance(folder, str) and isinstance(name, str) else folder
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -43,7 +43,7 @@ import tomli_w
 from filelock import FileLock
 
 from dece.errors import ConfigError, DataError
-from dece.experiments.config import ExperimentConfig, config_from_dict, flatten_grid, read_config_data
+from dece.experiments.config import ExperimentConfig, config_from_dict, flatten_grid, read_config_data, run_folder
 from dece.experiments.store import (
     RunLockedError, append_jsonl, arm_state, read_json, run_lock, write_json_atomic, write_text_atomic,
 )
@@ -181,7 +181,7 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
 
 def sweep_dir(data: Mapping[str, Any]) -> Path:
     """The folder of the sweep of config mapping ``data`` (its ``output_dir``; cells go under ``cells/``)."""
-    return Path(data.get("output_dir", ExperimentConfig.output_dir))
+    return Path(run_folder(data))
 
 
 def has_sweep(path: str | Path, overrides: list[str] = ()) -> bool:
