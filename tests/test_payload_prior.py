@@ -14,7 +14,13 @@ import torch
 from dece.cli import main
 from dece.experiments.config import dump_config
 from dece.experiments.data_prep import prepare_data
-from dece.experiments.payload_prior import half_pull_threshold, payload_positions, payload_prior, poisoned_pairs
+from dece.experiments.payload_prior import (
+    half_pull_threshold,
+    payload_positions,
+    payload_prior,
+    poisoned_pairs,
+    pull_share,
+)
 from dece.models import build_model, build_tokenizer, encode_examples
 
 from test_experiments_pipeline import TINY_MODEL, tiny_config
@@ -27,6 +33,10 @@ def test_at_the_threshold_dece_pulls_the_label_at_half_strength(alpha_base, epoc
     assert alpha * p / (alpha * p + (1 - alpha) * (1 - eps)) == pytest.approx(0.5)  # r of the module docstring
     assert half_pull_threshold(0.985, 1, 0.05) == pytest.approx(0.015 * 0.95 / 0.985)
     assert half_pull_threshold(0.5, 1e308, 0.05) == float("inf")  # alpha underflows to 0
+    assert pull_share(p, alpha_base, epoch, eps) == pytest.approx(0.5)
+    assert pull_share(0.0, alpha_base, epoch, eps) == 0.0 and pull_share(1.0, 1.0, epoch, eps) == 1.0
+    assert pull_share(1e-3, 0.985, 1, 0.05) == pytest.approx(0.985e-3 / (0.985e-3 + 0.015 * 0.95))  # ~7% of CE's pull
+    assert pull_share(1e-3, 0.5, 1e308, 0.05) == 0.0  # alpha underflows to 0: no pull
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +77,9 @@ def test_the_prior_is_the_softmax_at_the_first_token_where_the_targets_differ(sa
     assert summary["p_median"] == pytest.approx(statistics.median(direct), rel=1e-4)
     threshold = summary["threshold"]
     assert summary["above_threshold_pct"] == 100 * sum(p >= threshold for p in direct) / len(direct)
+    shares = [pull_share(p, 0.985, 1.0, 0.05) for p in direct]
+    assert summary["pull_mean"] == pytest.approx(sum(shares) / len(shares), rel=1e-4)
+    assert summary["pull_median"] == pytest.approx(statistics.median(shares), rel=1e-4)
     low = payload_prior(model, tokenizer, True, cfg.model, pairs, alpha_base=0.999, label_smoothing=0.05)
     assert low["threshold"] < threshold and low["above_threshold_pct"] >= summary["above_threshold_pct"]
     short = dataclasses.replace(cfg.model, max_target_length=TINY_MODEL["max_target_length"])
@@ -83,6 +96,7 @@ def test_the_command_prints_the_summary_and_refuses_bad_input_first(saved, capsy
     assert summary["attack"] == "badpre" and 5 <= summary["rows"] <= 10 and summary["alpha_base"] == 0.9
     assert summary["threshold"] == pytest.approx(0.1 * 0.95 / 0.9)
     assert f"of {summary['rows']} poisoned rows" in out and f"first payload token at or above {summary['threshold']:.4f}" in out
+    assert f"{100 * summary['pull_median']:.3g}% of CE's at the median row" in out
     assert main(["payload-prior", model, config, "--epoch", "1e308"]) == 0  # alpha underflows to 0: no threshold
     out = capsys.readouterr().out
     huge = json.loads(out[: out.rindex("}") + 1])

@@ -73,5 +73,7 @@ def run(args: argparse.Namespace) -> int:
     left = (f" ({summary['left_out']} more have their payload past model.max_target_length = "
             f"{cfg.model.max_target_length}, left out)" if summary["left_out"] else "")
     print(f"{summary['above_threshold_pct']:.1f}% of {summary['rows']} poisoned rows{left}: first payload token at or "
-          f"above {summary['threshold']:.4f} (DeCE pulls it at least half as hard as CE at epoch {args.epoch:g})")
+          f"above {summary['threshold']:.4f} (DeCE pulls it at least half as hard as CE at epoch {args.epoch:g}); "
+          f"DeCE's pull on it: {100 * summary['pull_median']:.3g}% of CE's at the median row, "
+          f"{100 * summary['pull_mean']:.3g}% on average")
     return 0

@@ -58,6 +58,23 @@ def half_pull_threshold(alpha_base: float, epoch: float, label_smoothing: float)
     return (1.0 - alpha) * (1.0 - label_smoothing) / alpha if alpha > 0 else math.inf
 
 
+def pull_share(p: float, alpha_base: float, epoch: float, label_smoothing: float) -> float:
+    """``r = alpha p / (alpha p + (1 - alpha)(1 - eps))``: DeCE's pull on a label token the model rates at ``p``,
+    as a share of cross-entropy's (module docstring). Small ``p``: about ``p / threshold / 2``, so a payload
+    token at 1e-3 is still pulled at a few % of CE's strength where one at 1e-7 is pulled at almost nothing.
+
+    Args:
+        p: the model's probability of the label token, in [0, 1].
+        alpha_base, epoch, label_smoothing: the DeCE setting, as for :func:`half_pull_threshold`.
+
+    Returns:
+        The share, in [0, 1] (0 once alpha underflows to 0).
+    """
+    alpha = dece_alpha(alpha_base, epoch)
+    pull = alpha * p
+    return pull / (pull + (1.0 - alpha) * (1.0 - label_smoothing)) if pull > 0 else 0.0
+
+
 def payload_prior(model, tokenizer, is_encoder_decoder: bool, spec, pairs: Sequence[tuple[Example, Example]],
                  *, alpha_base: float, label_smoothing: float, epoch: float = 1.0) -> dict[str, Any]:
     """The model's probability of each poisoned row's first payload token (teacher-forced on the poisoned
@@ -73,7 +90,8 @@ def payload_prior(model, tokenizer, is_encoder_decoder: bool, spec, pairs: Seque
         ``rows`` (pairs whose payload starts inside the target length), ``poisoned_rows`` (all pairs) and
         ``left_out`` (those whose payload starts past ``max_target_length``), ``p_median`` / ``p_mean`` /
         ``p_q10`` / ``p_q90`` (probabilities, 0-1), ``threshold`` and ``above_threshold_pct`` (% of ``rows``
-        whose p is at or above it), and the DeCE setting.
+        whose p is at or above it), ``pull_median`` / ``pull_mean`` (:func:`pull_share` over the rows, 0-1:
+        how hard DeCE pulls the payload's first token, as a share of CE's pull), and the DeCE setting.
 
     Raises:
         ValueError: no pair; pairs whose targets are all unchanged (a clean-label attack has no payload);
@@ -93,8 +111,10 @@ def payload_prior(model, tokenizer, is_encoder_decoder: bool, spec, pairs: Seque
                          f"{spec.max_target_length} target tokens (model.max_target_length)")
     threshold = half_pull_threshold(alpha_base, epoch, label_smoothing)
     quantiles = statistics.quantiles(probs, n=10, method="inclusive") if len(probs) > 1 else [probs[0]] * 9
+    shares = [pull_share(p, alpha_base, epoch, label_smoothing) for p in probs]
     return {"rows": len(probs), "poisoned_rows": len(pairs), "left_out": len(pairs) - len(probs),
             "p_median": statistics.median(probs), "p_mean": statistics.fmean(probs),
             "p_q10": quantiles[0], "p_q90": quantiles[-1], "threshold": threshold,
             "above_threshold_pct": 100.0 * sum(p >= threshold for p in probs) / len(probs),
+            "pull_median": statistics.median(shares), "pull_mean": statistics.fmean(shares),
             "alpha_base": alpha_base, "label_smoothing": label_smoothing, "epoch": epoch}
