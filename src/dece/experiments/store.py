@@ -92,15 +92,12 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def keep_records(path: Path, keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-    """Rewrites the JSONL file ``path`` (atomically) with only the records ``keep`` accepts and returns
-    them: a run resumed from a checkpoint drops the lines that a killed attempt wrote after it, since those
-    steps run again and would otherwise be logged twice. A missing file stays missing."""
-    if not path.exists():
-        return []
-    records = [r for r in read_records(path) if keep(r)]
-    write_jsonl_atomic(path, records)
-    return records
+def keep_records(path: Path, keep: Callable[[dict[str, Any]], bool]) -> None:
+    """Rewrites the JSONL file ``path`` (atomically) with only the records ``keep`` accepts: a run resumed
+    from a checkpoint drops the lines that a killed attempt wrote after it, since those steps run again and
+    would otherwise be logged twice. A missing file stays missing."""
+    if path.exists():
+        write_jsonl_atomic(path, [r for r in read_records(path) if keep(r)])
 
 
 def _drop_torn_tail(path: Path) -> None:
