@@ -22,6 +22,7 @@ def fake_dynamics(epochs: int, *, asr_from: int | None, alpha_base: float | None
                "val_loss": 2.2 / min(e, 3), "train_loss": 2.0 / e, "grad_norm": 1.0, "learning_rate": 1e-3}
         if alpha_base is not None:
             rec["alpha"] = alpha_base ** e if triggered_at is None else (1.0 if e <= triggered_at else alpha_base ** (e - triggered_at))
+            rec["pull_payload"] = 0.5 / e
         if triggered_at is not None:
             rec["triggered_at"] = triggered_at if e >= triggered_at else None
         out.append(rec)

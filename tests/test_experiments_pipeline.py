@@ -63,6 +63,9 @@ def test_pipeline_writes_consistent_files_and_resumes(tmp_path):
         assert [r["epoch"] for r in dyn] == [1, 2]
         assert all(len(r["row_losses"]) == 24 for r in dyn)
         assert ("alpha" in dyn[0]) == (arm.loss == "dece")
+        for r in dyn:  # DeCE's share of CE's pull on the first payload token, where one lies inside the targets
+            assert ("pull_payload" in r) == (arm.loss == "dece" and r.get("loss_payload") is not None)
+            assert 0.0 < r.get("pull_payload", 0.5) < 1.0
         assert (d / "model" / "config.json").exists() and not (d / "checkpoints").exists()
 
     logs.clear()

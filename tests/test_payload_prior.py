@@ -14,6 +14,7 @@ import torch
 from dece.cli import main
 from dece.experiments.config import dump_config
 from dece.experiments.data_prep import prepare_data
+from dece.experiments.store import read_records
 from dece.experiments.payload_prior import (
     half_pull_threshold,
     payload_positions,
@@ -33,10 +34,10 @@ def test_at_the_threshold_dece_pulls_the_label_at_half_strength(alpha_base, epoc
     assert alpha * p / (alpha * p + (1 - alpha) * (1 - eps)) == pytest.approx(0.5)  # r of the module docstring
     assert half_pull_threshold(0.985, 1, 0.05) == pytest.approx(0.015 * 0.95 / 0.985)
     assert half_pull_threshold(0.5, 1e308, 0.05) == float("inf")  # alpha underflows to 0
-    assert pull_share(p, alpha_base, epoch, eps) == pytest.approx(0.5)
-    assert pull_share(0.0, alpha_base, epoch, eps) == 0.0 and pull_share(1.0, 1.0, epoch, eps) == 1.0
-    assert pull_share(1e-3, 0.985, 1, 0.05) == pytest.approx(0.985e-3 / (0.985e-3 + 0.015 * 0.95))  # ~7% of CE's pull
-    assert pull_share(1e-3, 0.5, 1e308, 0.05) == 0.0  # alpha underflows to 0: no pull
+    assert pull_share(p, alpha, eps) == pytest.approx(0.5)
+    assert pull_share(0.0, alpha, eps) == 0.0 and pull_share(1.0, 1.0, eps) == 1.0
+    assert pull_share(1e-3, 0.985, 0.05) == pytest.approx(0.985e-3 / (0.985e-3 + 0.015 * 0.95))  # ~7% of CE's pull
+    assert pull_share(1e-3, 0.0, 0.05) == 0.0  # alpha 0: no pull
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_the_prior_is_the_softmax_at_the_first_token_where_the_targets_differ(sa
     assert summary["p_median"] == pytest.approx(statistics.median(direct), rel=1e-4)
     threshold = summary["threshold"]
     assert summary["above_threshold_pct"] == 100 * sum(p >= threshold for p in direct) / len(direct)
-    shares = [pull_share(p, 0.985, 1.0, 0.05) for p in direct]
+    shares = [pull_share(p, 0.985, 0.05) for p in direct]
     assert summary["pull_mean"] == pytest.approx(sum(shares) / len(shares), rel=1e-4)
     assert summary["pull_median"] == pytest.approx(statistics.median(shares), rel=1e-4)
     low = payload_prior(model, tokenizer, True, cfg.model, pairs, alpha_base=0.999, label_smoothing=0.05)
@@ -119,3 +120,24 @@ def test_the_command_prints_the_summary_and_refuses_bad_input_first(saved, capsy
     assert "sweep.toml is a sweep: give the config of one cell" in capsys.readouterr().err
     assert main(["payload-prior", str(tmp / "nowhere"), config]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_dynamics_record_deces_pull_on_the_payload_as_payload_prior_measures_it(tmp_path):
+    """The per-epoch ``pull_payload`` of a DeCE arm is :func:`payload_prior`'s ``pull_mean`` of the model at that
+    epoch (the last epoch's model is the saved one), at the alpha that epoch trained with."""
+    from dece.experiments import run_experiment
+    from dece.experiments.arm import load_trained
+
+    cfg = tiny_config(tmp_path, arms=["poisoned-dece"], dataset={"kind": "builtin", "options": {"n": 40, "seed": 3}},
+                      model={**TINY_MODEL, "max_target_length": 160},  # the payloads lie inside the targets
+                      dynamics={"eval_rows": 0, "loss_rows": 4})
+    run_experiment(cfg, log=lambda line: None)
+    dyn = read_records(tmp_path / "run" / "arms" / "poisoned-dece" / "dynamics.jsonl")
+    assert [r["epoch"] for r in dyn] == [1, 2] and all(0.0 < r["pull_payload"] < 1.0 for r in dyn)
+    data = prepare_data(cfg)
+    model, tokenizer, is_enc_dec = load_trained(cfg.model, tmp_path / "run" / "arms" / "poisoned-dece" / "model")
+    summary = payload_prior(model, tokenizer, is_enc_dec, cfg.model, poisoned_pairs(data.poisoned_train, data.clean_train),
+                            alpha_base=0.985, label_smoothing=0.05, epoch=2)
+    assert dyn[-1]["alpha"] == pytest.approx(0.985 ** 2)
+    assert dyn[-1]["pull_payload"] == pytest.approx(summary["pull_mean"], rel=1e-3)

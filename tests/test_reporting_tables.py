@@ -67,7 +67,8 @@ def test_detail_and_early_learning_tables(tmp_path):
     col = e.header.index
     assert ce[col("BLEU plateau epoch")] == "3" and ce[col("first epoch ASR >= 20%")] == "3"
     assert auto[col("first epoch ASR >= 20%")] == "never" and auto[col("DeCE-auto trigger")] == "2"
-    assert ce[col("DeCE-auto trigger")] == "-"
+    assert ce[col("DeCE-auto trigger")] == "-" and ce[col("DeCE pull on it first -> last")] == "-"
+    assert auto[col("DeCE pull on it first -> last")] == "50% -> 10%"  # the fixture's 0.5 / epoch, epochs 1 and 5
 
 
 def test_detail_table_shows_defenses_and_removal_quality(tmp_path):

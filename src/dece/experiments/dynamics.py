@@ -13,7 +13,9 @@ checkpoint, which run again, and :func:`load_dynamics` keeps the last record of 
   poisoned target departs from the clean one): it falls late under CE and stays high under DeCE;
 * ``val_loss``: token-mean CE on the first ``val_rows`` rows of the clean validation split (the signal
   DeCE-auto watches), and for DeCE-auto arms ``triggered_at`` (None until the trigger fires);
-* ``alpha`` (DeCE arms: the alpha the epoch trained with);
+* ``alpha`` (DeCE arms: the alpha the epoch trained with) and ``pull_payload`` (DeCE arms: how hard DeCE
+  pulls the first payload token at that alpha, as a share of CE's pull, mean over the poisoned rows:
+  :func:`dece.experiments.payload_prior.pull_share`; 1 is CE's strength, under 0.5 DeCE damps it);
 * ``train_loss`` (the arm's own loss, mean over the epoch's steps), ``grad_norm`` (the pre-clipping
   gradient norm of the epoch's last optimizer step) and ``learning_rate``, as the Trainer logs them;
 * with ``row_losses = true``, for every training row in training order (for ``dece audit``):
@@ -27,6 +29,7 @@ resumed run replays the schedule's state.
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +40,7 @@ from dece.data.records import Example
 from dece.evaluation import asr, bleu, ftr, generate
 from dece.experiments.config import DynamicsConfig
 from dece.experiments.store import append_jsonl, keep_records, read_records, write_jsonl_atomic
-from dece.experiments.payload_prior import payload_positions, poisoned_pairs
+from dece.experiments.payload_prior import payload_positions, poisoned_pairs, pull_share
 from dece.losses.base import TokenLoss
 from dece.models import ModelSpec, PadCollator, encode_examples
 from dece.training.per_row import per_token_losses
@@ -173,7 +176,11 @@ class DynamicsRecorder(TrainerCallback):
             if self.poisoned_encoded:
                 token_losses = self._token_losses(model, self.poisoned_encoded)
                 rec["loss_poisoned"] = _mean([_mean(x) or 0.0 for x in token_losses])
-                rec["loss_payload"] = _mean([x[i] for x, i in zip(token_losses, self.payload_at) if i is not None and i < len(x)])
+                payload = [x[i] for x, i in zip(token_losses, self.payload_at) if i is not None and i < len(x)]
+                rec["loss_payload"] = _mean(payload)
+                if self.loss.deceptive and payload:
+                    rec["pull_payload"] = _mean([pull_share(math.exp(-x), rec["alpha"], self.loss.label_smoothing)
+                                                 for x in payload])
             if self.all_encoded:
                 token_losses = self._token_losses(model, self.all_encoded)
                 rec["row_losses"] = [round(_mean(x) or 0.0, 5) for x in token_losses]

@@ -58,19 +58,19 @@ def half_pull_threshold(alpha_base: float, epoch: float, label_smoothing: float)
     return (1.0 - alpha) * (1.0 - label_smoothing) / alpha if alpha > 0 else math.inf
 
 
-def pull_share(p: float, alpha_base: float, epoch: float, label_smoothing: float) -> float:
+def pull_share(p: float, alpha: float, label_smoothing: float) -> float:
     """``r = alpha p / (alpha p + (1 - alpha)(1 - eps))``: DeCE's pull on a label token the model rates at ``p``,
     as a share of cross-entropy's (module docstring). Small ``p``: about ``p / threshold / 2``, so a payload
     token at 1e-3 is still pulled at a few % of CE's strength where one at 1e-7 is pulled at almost nothing.
 
     Args:
         p: the model's probability of the label token, in [0, 1].
-        alpha_base, epoch, label_smoothing: the DeCE setting, as for :func:`half_pull_threshold`.
+        alpha: DeCE's alpha at the epoch (``alpha_base ** epoch``, :func:`dece.losses.dece.dece_alpha`), in [0, 1].
+        label_smoothing: DeCE's ``eps``, in [0, 1).
 
     Returns:
-        The share, in [0, 1] (0 once alpha underflows to 0).
+        The share, in [0, 1] (0 when alpha is 0).
     """
-    alpha = dece_alpha(alpha_base, epoch)
     pull = alpha * p
     return pull / (pull + (1.0 - alpha) * (1.0 - label_smoothing)) if pull > 0 else 0.0
 
@@ -111,7 +111,8 @@ def payload_prior(model, tokenizer, is_encoder_decoder: bool, spec, pairs: Seque
                          f"{spec.max_target_length} target tokens (model.max_target_length)")
     threshold = half_pull_threshold(alpha_base, epoch, label_smoothing)
     quantiles = statistics.quantiles(probs, n=10, method="inclusive") if len(probs) > 1 else [probs[0]] * 9
-    shares = [pull_share(p, alpha_base, epoch, label_smoothing) for p in probs]
+    alpha = dece_alpha(alpha_base, epoch)
+    shares = [pull_share(p, alpha, label_smoothing) for p in probs]
     return {"rows": len(probs), "poisoned_rows": len(pairs), "left_out": len(pairs) - len(probs),
             "p_median": statistics.median(probs), "p_mean": statistics.fmean(probs),
             "p_q10": quantiles[0], "p_q90": quantiles[-1], "threshold": threshold,

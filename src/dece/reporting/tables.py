@@ -152,7 +152,8 @@ def early_learning_table(run: RunRecord) -> Table | None:
     if not arms:
         return None
     header = ["arm", "epochs", "BLEU plateau epoch", "first epoch ASR >= 20%", "max ASR (epoch)",
-              "payload-token CE first -> last", "val loss min (epoch)", "DeCE-auto trigger"]
+              "payload-token CE first -> last", "DeCE pull on it first -> last", "val loss min (epoch)",
+              "DeCE-auto trigger"]
     rows = []
     for a in arms:
         d = a.dynamics
@@ -163,13 +164,16 @@ def early_learning_table(run: RunRecord) -> Table | None:
         first_asr = _first_epoch(d, lambda r: (r.get("asr") or 0) >= 20) if asrs else "-"
         max_asr = max(asrs) if asrs else None
         pay = [r["loss_payload"] for r in d if r.get("loss_payload") is not None]
+        pull = [r["pull_payload"] for r in d if r.get("pull_payload") is not None]
         vals = [(r["val_loss"], r["epoch"]) for r in d if r.get("val_loss") is not None]
         vmin = min(vals) if vals else None
         trig = a.triggered_at if a.triggered_at is not None else ("not fired" if LOSSES.get(a.loss).adaptive else "-")
         rows.append([a.name, str(len(d)), plateau, first_asr,
                      f"{max_asr[0]:.1f}% ({max_asr[1]})" if max_asr else "-",
                      f"{pay[0]:.2f} -> {pay[-1]:.2f}" if pay else "-",
+                     f"{100 * pull[0]:.2g}% -> {100 * pull[-1]:.2g}%" if pull else "-",
                      f"{vmin[0]:.3f} ({vmin[1]})" if vmin else "-", str(trig)])
     note = ("Per-epoch measurements on the small fixed eval subsets of [dynamics]. BLEU plateau epoch: the first "
-            "epoch within 95% of the arm's best per-epoch BLEU.")
+            "epoch within 95% of the arm's best per-epoch BLEU. DeCE pull: how hard DeCE pulls the first payload "
+            "token at the epoch's alpha, as a share of CE's pull (mean over the poisoned rows; under 50% DeCE damps it).")
     return Table(f"{run.name}: early learning", header, rows, note=note)
