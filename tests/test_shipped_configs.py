@@ -48,7 +48,7 @@ CE_DECE_WARM, CLEAN, WARM = ["poisoned-ce", "poisoned-dece", "poisoned-dece-warm
 
 @pytest.mark.parametrize("name, folder, kind, attack, base, groups", [
     ("paper-bugs2fix", "paper-bugs2fix-repair", "bugs2fix_small", "deadcode", "python_repair",
-     [["poisoned-ce", "poisoned-dece"], CLEAN, WARM]),  # CE vs DeCE over the seeds first, then the controls
+     [["poisoned-ce", "poisoned-dece"], CLEAN, WARM, ["poisoned-dece-0.95", "poisoned-dece-0.9"]]),  # CE vs DeCE first
     ("paper-summarisation", "paper-summarisation", "code_docstring_py", "deadcode_summary", "python_functions",
      [CE_DECE_WARM, CLEAN]),
     ("paper-defect", "paper-defect", "devign", "deadcode_defect", None, [CE_DECE_WARM, CLEAN])])
