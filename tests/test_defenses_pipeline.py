@@ -114,14 +114,20 @@ def test_plain_ce_arm_serves_as_reference_and_resumed_defense_reuses_its_report(
 def test_an_eval_change_reuses_the_reference_model_and_the_defense_report(tmp_path):
     """Only [eval] changed: the reference model and the rows the defense removed depend on training alone, so
     both are reused (neither refused as another config's nor recomputed) and the arm is scored again."""
-    arms = ["poisoned-spectral_signature"]
-    first = run_experiment(tiny_config(tmp_path, arms), log=lambda line: None)["poisoned-spectral_signature"]
+    arms = ["poisoned-ce", "poisoned-spectral_signature", "poisoned-onion"]  # onion: poisoned-ce's model
+    first = run_experiment(tiny_config(tmp_path, arms), log=lambda line: None)
     logs = []
     changed = tiny_config(tmp_path, arms, eval={"max_new_tokens": 6, "batch_size": 24, "metrics": ["bleu"]})
-    second = run_experiment(changed, log=logs.append)["poisoned-spectral_signature"]
+    second = run_experiment(changed, log=logs.append)
     assert any("spectral_signature: reusing" in line for line in logs)
-    assert any("trained already" in line for line in logs)
-    assert second["defense"] == first["defense"] and second["fingerprint"] != first["fingerprint"]
+    assert sum("trained already" in line for line in logs) == 2  # poisoned-ce, and the defended arm
+    assert any("[poisoned-onion] the model of arm poisoned-ce" in line for line in logs)
+    def untimed(report):
+        return {k: v for k, v in (report or {}).items() if k != "seconds"}
+
+    for arm in arms:
+        assert untimed(second[arm].get("defense")) == untimed(first[arm].get("defense"))
+        assert second[arm]["fingerprint"] != first[arm]["fingerprint"]
 
 
 def test_parallel_defense_arms_share_one_reference_model(tmp_path):

@@ -121,17 +121,24 @@ def test_failed_evaluation_resumes_at_evaluation_and_eval_changes_rescore(tmp_pa
         run_experiment(config_from_dict(_tiny(tmp_path, train={"epochs": 3, "batch_size": 8, "threads": 1})))
 
 
-def test_a_new_detector_version_rescores_finished_arms_without_retraining(tmp_path, monkeypatch):
+def test_a_new_detector_version_rescores_finished_arms_without_retraining(tmp_path, monkeypatch, capsys):
     """ASR and FTR are counted by the attack's detector: when it changes (its ``detector_version`` rises), a
-    finished arm's metrics are stale; the next run scores the saved model again instead of keeping them."""
+    finished arm's metrics are stale; the next run scores the saved model again instead of keeping them (and
+    the dry run says so)."""
     import dece.experiments.runner as runner
     from dece.attacks import ATTACKS
+    from dece.cli import main
 
+    path = tmp_path / "exp.toml"
+    path.write_text(tomli_w.dumps(_tiny(tmp_path)))
     cfg = config_from_dict(_tiny(tmp_path))
     first = run_experiment(cfg, log=lambda line: None)["poisoned-ce"]
     assert run_experiment(cfg, log=lambda line: None)["poisoned-ce"] == first  # done: nothing scored again
     badpre = ATTACKS.get("badpre")
     monkeypatch.setattr(badpre, "detector_version", badpre.detector_version + 1)
+    assert main(["run", str(path), "--dry-run"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "poisoned-ce: train with ce (scored again with its saved model; fingerprint" in line
     monkeypatch.setattr(DeceTrainer, "train", lambda *a, **k: pytest.fail("a re-score retrained the arm"))
     scored = []
     real_evaluate = runner.evaluate_arm

@@ -18,7 +18,7 @@ from dece.errors import ConfigError, DataError
 from dece.experiments.config import ExperimentConfig, read_config_data
 from dece.experiments.data_prep import PreparedData, prepare_data
 from dece.experiments.plan import ArmPlan, optimizer_steps, plan_experiment
-from dece.experiments.store import arm_state
+from dece.experiments.store import arm_state, saved_training
 from dece.experiments.runner import check_backends, check_launch
 from dece.experiments.sweep import expand_grid, has_sweep
 from dece.training.distributed import is_main, launched, world_size
@@ -63,12 +63,24 @@ def describe_plan(cfg: ExperimentConfig) -> str:
                    "run)" if cfg.pretrain else "from scratch"))]
     lines += _model_lines(cfg)
     for plan in plan_experiment(cfg):
-        state = arm_state(cfg, plan.arm, run_dir)
-        status = "done" if state is not None else ("resumes" if plan.folder.exists() else "to run")
-        steps = _training_steps(cfg, plan, data.train_rows(plan.arm.data)) if plan.trains else ""
+        status = _status(cfg, plan, run_dir)
+        steps = _training_steps(cfg, plan, data.train_rows(plan.arm.data)) if plan.trains and status != RESCORE else ""
         reads = f"; reads {', '.join(plan.reads)}" if plan.reads else ""
         lines.append(f"  [{plan.stage}] {plan.name}: {plan.how}{steps}{reads} ({status}; fingerprint {plan.fingerprint})")
     return "\n".join(lines)
+
+
+RESCORE = "scored again with its saved model"
+
+
+def _status(cfg: ExperimentConfig, plan: ArmPlan, run_dir: Path) -> str:
+    """Whether the arm is done, only evaluated again (its model is saved, or borrowed from another arm, and at
+    most ``[eval]`` or the detector changed), resumes from what its folder holds, or runs from nothing."""
+    if arm_state(cfg, plan.arm, run_dir) is not None:
+        return "done"
+    if (plan.folder / "metrics.json").exists() or saved_training(plan.folder, plan.train_fingerprint) is not None:
+        return RESCORE  # arm_state raised on metrics of another training config
+    return "resumes" if plan.folder.exists() else "to run"
 
 
 def _training_steps(cfg: ExperimentConfig, plan: ArmPlan, rows: list[Example]) -> str:

@@ -244,12 +244,13 @@ def arm_state(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> dict[str,
         metrics = read_json(path)
         if metrics.get("fingerprint") == full:
             return metrics
-        if metrics.get("train_fingerprint") != training or saved_training(arm_dir, training) is None:
+        borrowed = (metrics.get("defense") or {}).get("model")  # an input defense in front of another arm's model
+        if metrics.get("train_fingerprint") != training or (saved_training(arm_dir, training) is None and not borrowed):
             raise ConfigError(
                 f"{arm_dir} holds results of a different config (fingerprint {metrics.get('fingerprint')} != "
                 f"{full}); choose another output_dir or delete the arm's folder"
             )
-        return None  # only [eval] changed: the saved model is scored again
+        return None  # only [eval] changed: the saved (or borrowed) model is scored again
     mark = arm_dir / "model" / TRAINED_MARK
     if mark.exists() and saved_training(arm_dir, training) is None:
         raise ConfigError(f"{arm_dir / 'model'} was trained under a different config; choose another output_dir "
