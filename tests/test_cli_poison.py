@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
 import pytest
 
 from dece.attacks.sql_payload import find_sql
@@ -73,6 +75,8 @@ def test_poison_pairs_keeps_meta_beside_them(tmp_path):
          "row 1, field 'code': missing; the row has: src, tgt, meta"),
         (["--attack", "badpre", "--rate", "0.1", "--tgt-field", "code", "--format", "classification"], "has no field names"),
         (["--attack", "badpre", "--rows", "21"], "has only 20; nothing was written"),
+        (["--attack", "badpre", "--rate", "0.1", "--seed", "-1"], "--seed: must be an integer from 0 to 4294967295"),
+        (["--attack", "badpre", "--rate", "0.1", "--seed", str(2**32)], "--seed: must be an integer from 0"),
     ],
 )
 def test_errors_exit_2_with_a_message(tmp_path, splits, capsys, extra, message):
@@ -219,3 +223,15 @@ def test_a_rate_that_rounds_to_no_row_is_refused(tmp_path, splits, capsys):
     assert main(["poison", "--attack", "badpre", "--rate", "0.01", "--input", str(tmp_path / "in.csv"),
                  "--output", str(tmp_path / "o.csv")]) == 2
     assert "rounds to no row to poison" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no file can be created")
+@pytest.mark.parametrize("option", ["--triggered-test", "--report"])
+def test_an_output_in_a_folder_that_refuses_files_is_refused_before_any_is_written(tmp_path, splits, capsys, option):
+    """Permission bits say nothing to root: the check creates a file there for real (/proc refuses it)."""
+    write_csv(splits["train"][:20], tmp_path / "in.csv")
+    extra = {"--triggered-test": [option, "/proc/nope/t.csv"], "--report": [option, "/proc/nope/r.json"]}[option]
+    assert main(["poison", "--attack", "badpre", "--rate", "0.1", "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "o.csv"), *extra]) == 2
+    assert f"{option}: /proc/nope cannot be written" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()

@@ -50,6 +50,18 @@ def test_bad_parameters_name_the_parameter(name, params, match):
         get_defense(name, **params)
 
 
+SEEDED = sorted(name for name in DEFENSES if "seed" in {f.name for f in dataclasses.fields(DEFENSES.get(name))})
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_every_seed_parameter_takes_what_numpy_and_torch_take(name):
+    assert len(SEEDED) >= 3  # activation_clustering, bki, near_dedup at least
+    for bad in (-1, 2**32):
+        with pytest.raises(ConfigError, match=rf"defense '{name}', parameter 'seed': must be an integer from 0 to 4294967295"):
+            get_defense(name, seed=bad)
+    assert get_defense(name, seed=2**32 - 1).seed == 2**32 - 1
+
+
 def test_unknown_defense_lists_the_valid_ones():
     with pytest.raises(UnknownNameError, match="unknown defense 'onoin'; valid names: activation_clustering, bki"):
         get_defense("onoin")

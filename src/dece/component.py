@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Mapping, TypeVar
 
 from dece.errors import ConfigError
 from dece.registry import Registry
+from dece.seeds import SEED_RANGE, is_seed
 
 C = TypeVar("C", bound="Component")
 
@@ -36,6 +37,8 @@ class Component(ABC):
     summary: ClassVar[str]  # one line for the listing commands
 
     def __post_init__(self) -> None:
+        if "seed" in {f.name for f in dataclasses.fields(self)} and not is_seed(self.seed):  # type: ignore[arg-type, attr-defined]
+            raise self.fail("seed", f"must be {SEED_RANGE}")
         self.check()
 
     def check(self) -> None:

@@ -10,6 +10,7 @@ from dece.attacks.base import Attack
 from dece.data.records import Example
 from dece.errors import ConfigError
 from dece.registry import Registry
+from dece.seeds import SEED_RANGE, is_seed
 
 Selector = Callable[[list[int], int, random.Random], list[int]]
 SELECTIONS: Registry[Selector] = Registry("selection")
@@ -77,8 +78,8 @@ rows' ``meta["id"]``, copies included."""
 def _check_rate_seed(rate: float, seed: int) -> None:
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
         raise ConfigError(f"rate: must be a number in [0, 1], got {rate!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed: must be an integer, got {seed!r}")
+    if not is_seed(seed):
+        raise ConfigError(f"seed: must be {SEED_RANGE}, got {seed!r}")
 
 
 def poison_dataset(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -40,9 +41,19 @@ def check_writable_dir(folder: str | Path, option: str) -> None:
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
+    if not existing.is_dir() or not _can_create_in(existing):
         raise ConfigError(f"{option}: {folder} cannot be written ({existing} is read-only or not a folder); "
                           "choose another folder")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder``, tried for real (a temporary file, removed at once):
+    permission bits say nothing to root, and /proc or /sys refuse files whatever they say."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:

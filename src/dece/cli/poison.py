@@ -16,6 +16,7 @@ from dece.data.io.formats import FIELD_OPTIONS, pairs_meta_path
 from dece.data.io.common import atomic_write
 from dece.data.records import Example
 from dece.errors import ConfigError
+from dece.seeds import SEED_RANGE, is_seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
                           "for a triggered test set alone")
     if args.rows is not None and args.rows <= 0:
         raise ConfigError(f"--rows: must be a positive number of rows, got {args.rows}")
+    if not is_seed(args.seed):
+        raise ConfigError(f"--seed: must be {SEED_RANGE}, got {args.seed}")
     if not 1 <= args.duplicates <= 100:
         raise ConfigError(f"--duplicates: must be an integer in [1, 100], got {args.duplicates}")
     if args.near_duplicates and args.duplicates == 1:

@@ -74,8 +74,6 @@ class NearDedup(DataDefense):
             raise self.fail("shingle", "must be a positive number of words")
         if self.num_perm < 16:
             raise self.fail("num_perm", "must be at least 16")
-        if not 0 <= self.seed < 2 ** 32:
-            raise self.fail("seed", "must lie in [0, 2**32)")
 
     def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
         """The near-duplicate rows, each scored with its exact Jaccard similarity to the kept row it repeats;

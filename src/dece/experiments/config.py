@@ -38,6 +38,7 @@ import tomli_w
 
 from dece.errors import ConfigError
 from dece.models.spec import LoraSpec, ModelSpec
+from dece.seeds import SEED_RANGE, is_seed
 
 DATA_CHOICES = ("clean", "poisoned")
 #: ModelSpec fields that only size a tiny model built from scratch (an ``hf:`` checkpoint has its own)
@@ -53,14 +54,6 @@ def _check(cond: bool, key: str, message: str) -> None:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
-
-
-#: what every seed must be: numpy's and torch's seeding (``transformers.set_seed``) take 0 .. 2**32 - 1
-SEED_RANGE = f"an integer from 0 to {2**32 - 1}"
-
-
-def _is_seed(v: Any) -> bool:
-    return _is_int(v) and 0 <= v < 2**32
 
 
 def _is_number(v: Any) -> bool:
@@ -172,7 +165,7 @@ class AttackConfig:
         except ConfigError as err:
             raise ConfigError(f"{key}.params: {err}") from None
         _check(_is_number(self.rate) and 0 < self.rate <= 1, f"{key}.rate", f"must lie in (0, 1], got {self.rate!r}")
-        _check(_is_seed(self.seed), f"{key}.seed", f"must be {SEED_RANGE}, got {self.seed!r}")
+        _check(is_seed(self.seed), f"{key}.seed", f"must be {SEED_RANGE}, got {self.seed!r}")
         _check(self.rows is None or (_is_int(self.rows) and self.rows > 0), f"{key}.rows",
                f"must be a positive integer (a number of rows), got {self.rows!r}")
         _check(_is_int(self.duplicates) and 1 <= self.duplicates <= 100, f"{key}.duplicates",
@@ -258,9 +251,9 @@ class PretrainConfig:
             _check(_is_int(v) and v > 0, f"{key}.{name}", f"must be a positive integer, got {v!r}")
         _check(isinstance(self.corpus, str) and self.corpus in PRETRAINING_CORPORA, f"{key}.corpus",
                f"unknown pretraining corpus {self.corpus!r}; valid: {', '.join(PRETRAINING_CORPORA)}")
-        _check(self.init_seed is None or _is_seed(self.init_seed), f"{key}.init_seed",
+        _check(self.init_seed is None or is_seed(self.init_seed), f"{key}.init_seed",
                f"must be {SEED_RANGE}, got {self.init_seed!r}")
-        _check(_is_seed(self.seed), f"{key}.seed", f"must be {SEED_RANGE}, got {self.seed!r}")
+        _check(is_seed(self.seed), f"{key}.seed", f"must be {SEED_RANGE}, got {self.seed!r}")
         _check(isinstance(self.cache_dir, str) and self.cache_dir != "", f"{key}.cache_dir",
                f"must be a folder path (a string), got {self.cache_dir!r}")
         _check(_is_number(self.learning_rate) and self.learning_rate > 0, f"{key}.learning_rate", "must be > 0")
@@ -486,7 +479,11 @@ class ExperimentConfig:
                f"{arm.defense} reads per-row losses: set [dynamics] row_losses = true")
 
     def validate(self) -> None:
-        _check(_is_seed(self.seed), "seed", f"must be {SEED_RANGE}, got {self.seed!r}")
+        _check(isinstance(self.name, str) and self.name.strip() == self.name and self.name not in ("", ".", "..")
+               and not any(c in self.name for c in "/\\"), "name",
+               f"must be a non-empty string without slashes or surrounding spaces (it names the run folder "
+               f"runs/{{name}} by default), got {self.name!r}")
+        _check(is_seed(self.seed), "seed", f"must be {SEED_RANGE}, got {self.seed!r}")
         _check(_is_int(self.jobs) and self.jobs > 0, "jobs", f"must be a positive integer, got {self.jobs!r}")
         _check(len(self.arms) > 0, "arms", "at least one arm is needed")
         names = [a.name for a in self.arms]
