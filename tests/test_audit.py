@@ -96,6 +96,9 @@ def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     assert main(["audit", str(run), "--arm", "poisoned-ce", "--score", "rank"]) == 2  # rank reads max
     assert "row_losses = true" in capsys.readouterr().err
     assert main(["audit", str(run), "--arm", "poisoned-ce", "--score", "rank", "--stat", "mean"]) == 0
+    (tmp_path / "empty").mkdir()
+    assert main(["audit", str(tmp_path / "empty")]) == 2
+    assert "is not a run folder of `dece run` (no config.toml)" in capsys.readouterr().err
 
 
 def test_auto_score_follows_the_arms_loss(tmp_path):

@@ -9,6 +9,7 @@ from dece.experiments.config import (
     config_from_dict,
     dump_config,
     load_config,
+    read_config_data,
 )
 
 BASE = {"attack": {"name": "badpre"}, "arms": ["clean-ce", "poisoned-dece"]}
@@ -132,6 +133,24 @@ def test_an_including_grid_replaces_the_included_one_whole(tmp_path):
         (tmp_path / "bad.toml").write_text(f'include = "base.toml"\n[sweep]\ngrid = {grid}\n')
         with pytest.raises(ConfigError, match="sweep.grid: must be a table"):
             read_config_data(tmp_path / "bad.toml")
+
+
+def test_a_layer_that_names_another_dataset_or_attack_drops_the_inherited_parameters(tmp_path):
+    """The built-in's dataset options (seed, n) mean nothing to a jsonl dataset, nor BadPre's params to
+    another attack: an including file or a --set that switches the component starts from its defaults."""
+    (tmp_path / "own.toml").write_text('include = "builtin:default"\n[dataset]\nkind = "jsonl"\n'
+                                       'options = { path = "d/{split}.jsonl" }\n')
+    assert read_config_data(tmp_path / "own.toml")["dataset"]["options"] == {"path": "d/{split}.jsonl"}
+    (tmp_path / "kind.toml").write_text('include = "builtin:default"\n[dataset]\nkind = "lyra"\n')
+    assert "options" not in read_config_data(tmp_path / "kind.toml")["dataset"]
+    (tmp_path / "same.toml").write_text('include = "builtin:default"\n[dataset]\nkind = "builtin"\n')
+    assert read_config_data(tmp_path / "same.toml")["dataset"]["options"] == {"seed": 7, "n": 1500}  # same kind: kept
+    (tmp_path / "p.toml").write_text('include = "builtin:default"\n[attack]\nparams = { word = "cf" }\n')
+    assert read_config_data(tmp_path / "p.toml", ["attack.name=\"ripple\""])["attack"] == {
+        "name": "ripple", "rate": 0.15, "seed": 1}
+    assert read_config_data(tmp_path / "p.toml", ["attack.name=\"badpre\""])["attack"]["params"] == {"word": "cf"}
+    assert read_config_data(tmp_path / "p.toml", ["attack.name=\"ripple\"", "attack.params={count=2}"])[
+        "attack"]["params"] == {"count": 2}
 
 
 def test_include_builtin_default_and_errors(tmp_path):

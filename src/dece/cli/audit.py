@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dece.cli.common import check_writable_dir
 from dece.defenses.row_scores import SCORES
 from dece.reporting.audit import AUTO, STATISTICS, audit_arm, auditable_arms, metrics_table
 from dece.errors import ConfigError
@@ -32,10 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
+    if not (run_dir / "config.toml").exists():
+        cells = " (a sweep folder: audit one of its cells/<cell> folders)" if (run_dir / "sweep.json").exists() else ""
+        raise ConfigError(f"{run_dir} is not a run folder of `dece run` (no config.toml){cells}")
     arms = args.arm or auditable_arms(run_dir)
     if not arms:
         raise ConfigError(f"{run_dir}: no arm has per-row losses; run with [dynamics] row_losses = true")
     out = Path(args.out) if args.out else run_dir / "audit"
+    check_writable_dir(out, "--out")
     summary = []
     for arm in arms:
         result = audit_arm(run_dir, arm, score=args.score, statistic=args.stat, epochs=args.epochs)

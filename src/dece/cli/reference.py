@@ -33,7 +33,7 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
             name += f" {action.metavar or action.dest.upper()}"
         default = "" if action.default in (None, argparse.SUPPRESS, False) or not action.option_strings \
             else f"`{action.default}`"
-        rows.append(f"| {_cell(name)} | {_cell(default)} | {_cell(action.help or '')} |")
+        rows.append(f"| {_cell(name)} | {_cell(default)} | {_cell((action.help or '').replace('%%', '%'))} |")
     return rows
 
 

@@ -438,7 +438,7 @@ class ExperimentConfig:
                "config that includes another and sets its own `name` gets its own folder"})
     dataset: DatasetConfig = field(default_factory=DatasetConfig, metadata={"doc": "[dataset]: what to load"})
     attack: AttackConfig | None = field(default_factory=AttackConfig,
-        metadata={"doc": "[attack]: how to poison (`attack = false`: none)"})
+        metadata={"doc": "[attack]: how to poison (no [attack] table, or `attack = false`: none)"})
     model: ModelSpec = field(default_factory=ModelSpec,
         metadata={"doc": "[model]: a tiny architecture or `hf:<checkpoint>`"})
     pretrain: PretrainConfig | None = field(default=None,
@@ -683,12 +683,34 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {text!r}: {part!r} is not a table")
+        params = OWNED_PARAMETERS.get(tuple(path))  # e.g. --set dataset.kind=lyra: the built-in's options go
+        if params is not None and node.get(path[-1]) != value:
+            node.pop(params, None)
         node[path[-1]] = value
     return out
 
 
 #: ``include = "builtin:NAME"`` names a config shipped in :mod:`dece.configs` (``builtin:default``)
 BUILTIN_PREFIX = "builtin:"
+
+
+#: (table, the key naming a registered component) -> the table of that component's parameters: parameters of
+#: one dataset kind or attack mean nothing to another, so a layer (an including file, a ``--set``) that names
+#: another component drops the parameters it inherited
+OWNED_PARAMETERS = {("dataset", "kind"): "options", ("attack", "name"): "params"}
+
+
+def _drop_foreign_parameters(merged: dict[str, Any], base: Mapping[str, Any], top: Mapping[str, Any]) -> None:
+    """In ``merged`` (``top`` laid over ``base``): where ``top`` names another component than ``base`` did, keep
+    only the parameters ``top`` gives it (:data:`OWNED_PARAMETERS`)."""
+    for (table, key), params in OWNED_PARAMETERS.items():
+        mine, theirs = top.get(table), base.get(table)
+        if not (isinstance(mine, Mapping) and isinstance(theirs, Mapping) and key in mine):
+            continue
+        if mine[key] != theirs.get(key) and isinstance(merged.get(table), dict):
+            merged[table].pop(params, None)
+            if params in mine:  # its own parameters, not merged into the other component's
+                merged[table][params] = mine[params]
 
 
 def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -758,6 +780,7 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     included = _include_path(data.pop("include"), path)
     base = _read_toml(included, (*seen, path.resolve()))
     merged = deep_merge(base, data)
+    _drop_foreign_parameters(merged, base, data)
     sweep = data.get("sweep")
     if isinstance(sweep, Mapping) and "grid" in sweep:  # replaced whole: an axis kept from the included grid
         own = flatten_grid(sweep["grid"])                # would multiply the cells unseen
@@ -837,7 +860,11 @@ def reference_markdown() -> str:
     out = ["# Configuration reference", "",
            "Generated from the config schema (`dece reference --write docs`); a test checks that it is",
            "current. Every key can be overridden with `--set table.key=value` (a TOML literal), and a file can start",
-           "from another one with `include = \"builtin:default\"` or `include = \"path.toml\"`.", ""]
+           "from another one with `include = \"builtin:default\"` or `include = \"path.toml\"`: the file's tables merge",
+           "key by key into the included ones, while `--set table={...}` replaces a table whole. A file or `--set`",
+           "that names another dataset `kind` or attack `name` than the included config drops the inherited",
+           "`options` / `params` (they belong to the other one). A config without an `[attack]` table has no attack;",
+           "the `[attack]` defaults below apply to the keys a table leaves out.", ""]
     for table, cls in REFERENCE_TABLES:
         cls = cls or ExperimentConfig
         out += [f"## {'top level' if not table else '[' + table + ']'}", ""]
