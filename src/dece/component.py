@@ -37,8 +37,8 @@ class Component(ABC):
     summary: ClassVar[str]  # one line for the listing commands
 
     def __post_init__(self) -> None:
-        if "seed" in {f.name for f in dataclasses.fields(self)} and not is_seed(self.seed):  # type: ignore[arg-type, attr-defined]
-            raise self.fail("seed", f"must be {SEED_RANGE}")
+        if any(f.name == "seed" for f in dataclasses.fields(self)) and not is_seed(getattr(self, "seed")):  # type: ignore[arg-type]
+            raise self.fail("seed", f"must be {SEED_RANGE}")  # one rule for every seeded component
         self.check()
 
     def check(self) -> None:
