@@ -1,6 +1,6 @@
 """Layers point down only: a module imports (at the top or inside a function) nothing from a higher layer.
 
-    errors, registry, lazy, component < losses < data < attacks < models < training < defenses < evaluation < experiments
+    errors, registry, lazy, seeds, component < losses < data < attacks < models < training < defenses < evaluation < experiments
     < reporting < cli
 """
 
@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 
-LAYERS = ["errors", "registry", "lazy", "component", "losses", "configs", "data", "attacks", "models", "training", "defenses",
+LAYERS = ["errors", "registry", "lazy", "seeds", "component", "losses", "configs", "data", "attacks", "models", "training", "defenses",
           "evaluation", "experiments", "reporting", "cli"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 SRC = Path(__file__).parents[1] / "src" / "dece"
