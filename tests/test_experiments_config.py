@@ -151,6 +151,13 @@ def test_a_layer_that_names_another_dataset_or_attack_drops_the_inherited_parame
     assert read_config_data(tmp_path / "p.toml", ["attack.name=\"badpre\""])["attack"]["params"] == {"word": "cf"}
     assert read_config_data(tmp_path / "p.toml", ["attack.name=\"ripple\"", "attack.params={count=2}"])[
         "attack"]["params"] == {"count": 2}
+    # an earlier --set of the options stays; restating the default component keeps what it inherited
+    assert read_config_data(tmp_path / "p.toml", ['dataset.options.path="d/{split}.jsonl"', 'dataset.kind="jsonl"'])[
+        "dataset"]["options"] == {"path": "d/{split}.jsonl"}
+    (tmp_path / "a.toml").write_text('[dataset]\noptions = { n = 100 }\n[attack]\nparams = { word = "zzz" }\n')
+    (tmp_path / "b.toml").write_text('include = "a.toml"\n[dataset]\nkind = "builtin"\n[attack]\nname = "badpre"\n')
+    restated = read_config_data(tmp_path / "b.toml", ['attack.name="badpre"'])
+    assert restated["dataset"]["options"] == {"n": 100} and restated["attack"]["params"] == {"word": "zzz"}
 
 
 def test_include_builtin_default_and_errors(tmp_path):

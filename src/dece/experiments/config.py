@@ -676,16 +676,22 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """A copy of ``data`` with each ``key.path=value`` set (intermediate tables are created)."""
     out = json.loads(json.dumps(data))
+    given: set[tuple[str, ...]] = set()  # what the overrides themselves set: never dropped by a later one
     for text in overrides:
         path, value = parse_override(text)
+        given.add(tuple(path))
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {text!r}: {part!r} is not a table")
         params = OWNED_PARAMETERS.get(tuple(path))  # e.g. --set dataset.kind=lyra: the built-in's options go
-        if params is not None and node.get(path[-1]) != value:
-            node.pop(params, None)
+        if params is not None and node.get(path[-1], _component_default(*path)) != value \
+                and (path[0], params) not in given:  # a whole table an earlier --set gave stays
+            inherited = node.pop(params, None)
+            mine = {g[2] for g in given if len(g) > 2 and g[:2] == (path[0], params)}
+            if mine and isinstance(inherited, dict):  # keys an earlier --set gave stay
+                node[params] = {k: v for k, v in inherited.items() if k in mine}
         node[path[-1]] = value
     return out
 
@@ -707,10 +713,15 @@ def _drop_foreign_parameters(merged: dict[str, Any], base: Mapping[str, Any], to
         mine, theirs = top.get(table), base.get(table)
         if not (isinstance(mine, Mapping) and isinstance(theirs, Mapping) and key in mine):
             continue
-        if mine[key] != theirs.get(key) and isinstance(merged.get(table), dict):
+        if mine[key] != theirs.get(key, _component_default(table, key)) and isinstance(merged.get(table), dict):
             merged[table].pop(params, None)
             if params in mine:  # its own parameters, not merged into the other component's
                 merged[table][params] = mine[params]
+
+
+def _component_default(table: str, key: str) -> Any:
+    """The component a table names when it leaves ``key`` out (``builtin`` data, the ``badpre`` attack)."""
+    return getattr({"dataset": DatasetConfig, "attack": AttackConfig}[table], key)
 
 
 def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
