@@ -874,7 +874,8 @@ def reference_markdown() -> str:
            "from another one with `include = \"builtin:default\"` or `include = \"path.toml\"`: the file's tables merge",
            "key by key into the included ones, while `--set table={...}` replaces a table whole. A file or `--set`",
            "that names another dataset `kind` or attack `name` than the included config drops the inherited",
-           "`options` / `params` (they belong to the other one). A config without an `[attack]` table has no attack;",
+           "`options` / `params` (they belong to the other one; a sweep grid over them does not, yet). A config",
+           "without an `[attack]` table has no attack;",
            "the `[attack]` defaults below apply to the keys a table leaves out.", ""]
     for table, cls in REFERENCE_TABLES:
         cls = cls or ExperimentConfig
