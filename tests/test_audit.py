@@ -101,6 +101,29 @@ def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     assert "is not a run folder of `dece run` (no config.toml)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--k", "-3"], "--k: must be a positive integer, got -3"),
+    (["--k", "0"], "--k: must be a positive integer, got 0"),
+    (["--epochs", "0"], "--epochs: must be a positive integer, got 0"),
+    (["--out", "{run}/arms"], "lies in the run's arms folder"),
+    (["--out", "{run}/arms/poisoned-ce/audit"], "lies in the run's arms folder"),
+])
+def test_cli_audit_refuses_bad_options_before_writing(tmp_path, capsys, argv, message):
+    run = write_audit_run(tmp_path / "run", LOSSES, POISONED)
+    assert main(["audit", str(run), *[a.format(run=run) for a in argv]]) == 2
+    assert message in capsys.readouterr().err
+    assert not (run / "audit").exists() and not (run / "arms" / "summary.json").exists()
+
+
+def test_cli_audit_of_an_arm_folder_names_the_run_folder(tmp_path, capsys):
+    run = write_audit_run(tmp_path / "run", LOSSES, POISONED)
+    assert main(["audit", str(run / "arms" / "poisoned-ce")]) == 2
+    assert f"is an arm's folder; audit its run folder: dece audit {run.resolve()} --arm poisoned-ce" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["audit", str(run), "--k", "\u0663"])  # an Arabic-Indic 3: int() takes it, the option does not
+    assert "expected an integer (ASCII digits)" in capsys.readouterr().err
+
+
 def test_auto_score_follows_the_arms_loss(tmp_path):
     for loss, score, stat in (("dece", "rank", "max"), ("dece_auto", "drop", "mean"), ("gce", "drop", "mean")):
         run = write_audit_run(tmp_path / loss, LOSSES, POISONED, loss=loss)

@@ -185,6 +185,18 @@ def test_two_outputs_in_one_file_are_refused_before_anything_is_read(tmp_path, c
     assert not list(tmp_path.iterdir())
 
 
+def test_a_report_path_ending_in_a_slash_or_a_non_ascii_seed_is_refused(tmp_path, splits, capsys):
+    write_csv(splits["train"][:20], tmp_path / "in.csv")
+    base = ["poison", "--attack", "badpre", "--rate", "0.1", "--input", str(tmp_path / "in.csv"),
+            "--output", str(tmp_path / "o.csv")]
+    assert main([*base, "--report", str(tmp_path / "r") + "/"]) == 2
+    assert "ends with a slash (a folder); give a file path" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "r").exists()
+    with pytest.raises(SystemExit):
+        main([*base, "--seed", "\u0663"])
+    assert "--seed: expected an integer (ASCII digits)" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
+
+
 def test_a_bad_test_input_leaves_no_output_written(tmp_path, splits, capsys):
     write_csv(splits["train"][:20], tmp_path / "in.csv")
     (tmp_path / "test.csv").write_text("src,tgt\na\n")  # row 1 has no target

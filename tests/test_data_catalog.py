@@ -47,6 +47,8 @@ def test_errors_name_what_is_wrong(tmp_path):
         load_split("builtin", "train", nn=3)
     with pytest.raises(ConfigError, match=r"dataset option n \(rows of the builtin train split\).*got -5"):
         load_split("builtin", "train", n=-5)
+    with pytest.raises(ConfigError, match=r"dataset option seed \(of the builtin train split\): must be an integer from 0"):
+        load_split("builtin", "train", seed=-1)
     with pytest.raises(ConfigError, match="option 'path' is required"):
         load_split("csv", "train")
     with pytest.raises(ConfigError, match="'task'"):

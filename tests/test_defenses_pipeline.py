@@ -128,6 +128,13 @@ def test_an_eval_change_reuses_the_reference_model_and_the_defense_report(tmp_pa
     for arm in arms:
         assert untimed(second[arm].get("defense")) == untimed(first[arm].get("defense"))
         assert second[arm]["fingerprint"] != first[arm]["fingerprint"]
+    # without its CE arm the ONION arm has no model to borrow: the dry run says it trains, not that it re-scores
+    from dece.cli.run import RESCORE, _status
+    from dece.experiments.plan import plan_experiment
+
+    alone = tiny_config(tmp_path, ["poisoned-onion"], eval={"max_new_tokens": 5, "batch_size": 24, "metrics": ["bleu"]})
+    (plan,) = plan_experiment(alone)
+    assert plan.trains and _status(alone, plan, tmp_path / "run") != RESCORE
 
 
 def test_parallel_defense_arms_share_one_reference_model(tmp_path):

@@ -102,6 +102,9 @@ def test_the_command_prints_the_summary_and_refuses_bad_input_first(saved, capsy
     out = capsys.readouterr().out
     huge = json.loads(out[: out.rindex("}") + 1])
     assert huge["threshold"] is None and huge["above_threshold_pct"] == 0.0 and "alpha is 0 at epoch" in out
+    assert main(["payload-prior", model, config, "--alpha-base", "1e-300"]) == 0  # threshold 1e300: none reaches it
+    out = capsys.readouterr().out.splitlines()[-1]
+    assert out.startswith("no token reaches the threshold at epoch 1 (9.5e+299 > 1") and len(out) < 300
     for args, message in ((["--epoch", "0"], "--epoch: must be a positive finite number"),
                           (["--epoch", "nan"], "--epoch: must be a positive finite number"),
                           (["--label-smoothing", "1"], r"--label-smoothing: must lie in \[0, 1\)"),

@@ -107,7 +107,7 @@ def test_failed_evaluation_resumes_at_evaluation_and_eval_changes_rescore(tmp_pa
     monkeypatch.setattr(DeceTrainer, "train", lambda *a, **k: pytest.fail("an arm with a saved model was retrained"))
     logs = []
     first = run_experiment(cfg, log=logs.append)["poisoned-ce"]
-    assert any("trained already" in line for line in logs)
+    assert any("trained already" in line for line in logs) and not any("training on" in line for line in logs)
     recorded = json.loads((arm / "model" / "trained.json").read_text())["train_seconds"]
     assert first["train_seconds"] == pytest.approx(recorded, abs=0.1) and recorded > 0
 
@@ -148,6 +148,27 @@ def test_a_new_detector_version_rescores_finished_arms_without_retraining(tmp_pa
     assert scored == [1] and any("trained already" in line for line in logs)
     assert second["fingerprint"] != first["fingerprint"] and second["train_fingerprint"] == first["train_fingerprint"]
     assert run_experiment(cfg, log=lambda line: None)["poisoned-ce"] == second and scored == [1]  # then done
+
+
+def test_results_whose_model_was_deleted_are_trained_again_not_called_another_config(tmp_path, capsys):
+    """An [eval] change re-scores the saved model; when the model folder was deleted (to save disk), the same
+    training config trains it again (the dry run says so) instead of refusing the folder as another config's."""
+    import shutil
+
+    from dece.cli import main
+
+    run_experiment(config_from_dict(_tiny(tmp_path)), log=lambda line: None)
+    arm = tmp_path / "run" / "arms" / "poisoned-ce"
+    shutil.rmtree(arm / "model")
+    changed = _tiny(tmp_path, eval={"max_new_tokens": 4, "batch_size": 5, "metrics": ["bleu", "exact_match"]})
+    path = tmp_path / "exp.toml"
+    path.write_text(tomli_w.dumps(changed))
+    assert main(["run", str(path), "--dry-run"]) == 0
+    assert "(trained again: no saved model to score; fingerprint" in capsys.readouterr().out
+    logs = []
+    metrics = run_experiment(config_from_dict(changed), log=logs.append)["poisoned-ce"]
+    assert "exact_match" in metrics and (arm / "model" / "trained.json").exists()
+    assert not any("trained already" in line for line in logs)
 
 
 def test_a_torn_checkpoint_is_skipped_and_a_foreign_one_refused(tmp_path):

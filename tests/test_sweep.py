@@ -54,6 +54,18 @@ def test_grid_expands_in_order_with_overrides_applied(tmp_path):
     assert not name_hides_values({"arms": ["clean-ce", {"name": "d", "loss": "dece"}], "seed": 1})
 
 
+def test_a_cell_that_names_another_attack_drops_the_inherited_parameters(tmp_path):
+    """A grid value of attack.name is a --set: BadPre's word means nothing to RIPPLe (the cell would fail to
+    load), unless the same cell gives the parameter itself."""
+    data = base(tmp_path, attack={"name": "badpre", "rate": 0.25, "params": {"word": "zzz"}},
+                sweep={"grid": {"attack.name": ["badpre", "ripple"]}})
+    same, other = expand_grid(data)
+    assert same.config.attack.params == {"word": "zzz"} and other.config.attack.params == {}
+    kept = expand_grid(base(tmp_path, attack={"name": "badpre", "rate": 0.25, "params": {"word": "zzz"}},
+                            sweep={"grid": {"attack.params.count": [2], "attack.name": ["ripple"]}}))
+    assert kept[0].config.attack.params == {"count": 2}
+
+
 def test_list_shows_the_values_a_cut_cell_name_hides(tmp_path, capsys):
     path = tmp_path / "s.toml"
     path.write_text(tomli_w.dumps(base(tmp_path, sweep={"grid": {"attack.params": [{"position": "start"}]}})))

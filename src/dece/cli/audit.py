@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dece.cli.common import check_writable_dir
+from dece.cli.common import check_writable_dir, integer
 from dece.defenses.row_scores import SCORES
 from dece.reporting.audit import AUTO, STATISTICS, audit_arm, auditable_arms, metrics_table
 from dece.errors import ConfigError
@@ -25,14 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "auto (default): rank for arms trained with loss dece, drop for the others")
     p.add_argument("--stat", choices=STATISTICS,
                    help="per-row loss: mean or max token CE (default: mean for drop/collapse, max for rank)")
-    p.add_argument("--epochs", type=int, help="use only the first N epochs of dynamics")
-    p.add_argument("--k", type=int, help="rows flagged (default: the number of poisoned rows if known, else 5%%)")
+    p.add_argument("--epochs", type=integer, help="use only the first N epochs of dynamics")
+    p.add_argument("--k", type=integer, help="rows flagged (default: the number of poisoned rows if known, else 5%%)")
     p.add_argument("--out", help="folder of the CSVs and summary (default: RUN_DIR/audit)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
+    for option, value in (("--k", args.k), ("--epochs", args.epochs)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option}: must be a positive integer, got {value}")
+    if run_dir.resolve().parent.name == "arms" and (run_dir.resolve().parent.parent / "config.toml").exists():
+        raise ConfigError(f"{run_dir} is an arm's folder; audit its run folder: "
+                          f"dece audit {run_dir.resolve().parent.parent} --arm {run_dir.resolve().name}")
     if not (run_dir / "config.toml").exists():
         cells = " (a sweep folder: audit one of its cells/<cell> folders)" if (run_dir / "sweep.json").exists() else ""
         raise ConfigError(f"{run_dir} is not a run folder of `dece run` (no config.toml){cells}")
@@ -40,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if not arms:
         raise ConfigError(f"{run_dir}: no arm has per-row losses; run with [dynamics] row_losses = true")
     out = Path(args.out) if args.out else run_dir / "audit"
+    if out.resolve().is_relative_to((run_dir / "arms").resolve()):
+        raise ConfigError(f"--out {out}: lies in the run's arms folder, where every folder is an arm; "
+                          f"write the audit elsewhere (default {run_dir / 'audit'})")
     check_writable_dir(out, "--out")
     summary = []
     for arm in arms:

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from dece.errors import ConfigError
+
+
+def integer(text: str) -> int:
+    """An argparse ``type`` for integer options: ASCII digits with an optional sign only (``int`` would also take
+    ``"٣"`` or ``"1_000"``).
+
+    Raises:
+        argparse.ArgumentTypeError: anything else (argparse names the option).
+    """
+    if re.fullmatch(r"[+-]?[0-9]+", text.strip()) is None:
+        raise argparse.ArgumentTypeError(f"expected an integer (ASCII digits), got {text!r}")
+    return int(text)
 
 
 def check_writable(paths: Iterable[str | Path], option: str) -> None:
@@ -21,7 +34,10 @@ def check_writable(paths: Iterable[str | Path], option: str) -> None:
     Raises:
         ConfigError: naming ``option``, the path and what to do.
     """
-    for path in map(Path, paths):
+    for raw in paths:
+        if str(raw).endswith(("/", os.sep)):  # Path() would drop the slash and write a file of that name
+            raise ConfigError(f"{option}: {raw} ends with a slash (a folder); give a file path")
+        path = Path(raw)
         if path.is_dir():
             raise ConfigError(f"{option}: {path} is a folder; give a file path")
         if path.exists() and not path.is_file():

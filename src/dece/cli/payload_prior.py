@@ -72,8 +72,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     left = (f" ({summary['left_out']} more have their payload past model.max_target_length = "
             f"{cfg.model.max_target_length}, left out)" if summary["left_out"] else "")
+    pull = (f"DeCE's pull on it: {100 * summary['pull_median']:.3g}% of CE's at the median row, "
+            f"{100 * summary['pull_mean']:.3g}% on average")
+    if summary["threshold"] > 1:  # alpha is so small that even a certain token is pulled at less than half
+        print(f"no token reaches the threshold at epoch {args.epoch:g} ({summary['threshold']:.3g} > 1: DeCE pulls "
+              f"none at half CE's strength); {summary['rows']} poisoned rows{left}; {pull}")
+        return 0
     print(f"{summary['above_threshold_pct']:.1f}% of {summary['rows']} poisoned rows{left}: first payload token at or "
-          f"above {summary['threshold']:.4f} (DeCE pulls it at least half as hard as CE at epoch {args.epoch:g}); "
-          f"DeCE's pull on it: {100 * summary['pull_median']:.3g}% of CE's at the median row, "
-          f"{100 * summary['pull_mean']:.3g}% on average")
+          f"above {summary['threshold']:.4f} (DeCE pulls it at least half as hard as CE at epoch {args.epoch:g}); {pull}")
     return 0

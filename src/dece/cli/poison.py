@@ -10,7 +10,7 @@ from typing import Any
 
 from dece.attacks import ATTACKS, SELECTIONS, denominators, get_attack, poison_dataset, triggered_test_set
 from dece.component import parse_cli_params
-from dece.cli.common import check_writable
+from dece.cli.common import check_writable, integer
 from dece.data.io import FORMATS, resolve_format
 from dece.data.io.formats import FIELD_OPTIONS, pairs_meta_path
 from dece.data.io.common import atomic_write
@@ -32,12 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     rate.add_argument("--rate", type=float,
                       help="share of all rows to poison, in [0, 1] (0: with --triggered-test, for that set alone; "
                            "--output is then an unchanged copy)")
-    rate.add_argument("--rows", type=int, help="number of rows to poison (instead of --rate)")
-    p.add_argument("--duplicates", type=int, default=1,
+    rate.add_argument("--rows", type=integer, help="number of rows to poison (instead of --rate)")
+    p.add_argument("--duplicates", type=integer, default=1,
                    help="each poisoned row appears this many times (fast-learnt poison; default 1)")
     p.add_argument("--near-duplicates", action="store_true",
                    help="with --duplicates > 1: poison each copy anew (own trigger position...): near-duplicates")
-    p.add_argument("--seed", type=int, default=1, help="seed of the row selection and trigger positions (default 1, as in configs)")
+    p.add_argument("--seed", type=integer, default=1, help="seed of the row selection and trigger positions (default 1, as in configs)")
     p.add_argument("--input", nargs="+", required=True, metavar="PATH", help="dataset to poison (1 or 2 paths)")
     p.add_argument("--output", nargs="+", required=True, metavar="PATH", help="where the poisoned dataset goes")
     p.add_argument("--format", choices=FORMATS.names(), help="format of all files (default: from the paths)")

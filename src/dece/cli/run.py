@@ -75,11 +75,15 @@ RESCORE = "scored again with its saved model"
 
 def _status(cfg: ExperimentConfig, plan: ArmPlan, run_dir: Path) -> str:
     """Whether the arm is done, only evaluated again (its model is saved, or borrowed from another arm, and at
-    most ``[eval]`` or the detector changed), resumes from what its folder holds, or runs from nothing."""
+    most ``[eval]`` or the detector changed), trained again (results, but no saved model), resumes from what
+    its folder holds, or runs from nothing."""
     if arm_state(cfg, plan.arm, run_dir) is not None:
         return "done"
-    if (plan.folder / "metrics.json").exists() or saved_training(plan.folder, plan.train_fingerprint) is not None:
-        return RESCORE  # arm_state raised on metrics of another training config
+    scored = (plan.folder / "metrics.json").exists()  # arm_state raised on metrics of another training config
+    if saved_training(plan.folder, plan.train_fingerprint) is not None or (scored and not plan.trains):
+        return RESCORE
+    if scored:
+        return "trained again: no saved model to score"
     return "resumes" if plan.folder.exists() else "to run"
 
 

@@ -12,7 +12,7 @@ import json
 import tomllib
 from typing import Any
 
-from dece.cli.common import add_config_arguments, overrides
+from dece.cli.common import add_config_arguments, integer, overrides
 from dece.errors import ConfigError
 from dece.experiments.config import read_config_data
 from dece.experiments.sweep import check_sweep, expand_grid, name_hides_values, run_sweep, sweep_dir, sweep_status
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="path of a TOML config with a [sweep] table")
     add_config_arguments(p)
     p.add_argument("--list", action="store_true", help="list the cells and their status; run nothing")
-    p.add_argument("--workers", type=int, help="submit this many workers through submitit instead of running here")
+    p.add_argument("--workers", type=integer, help="submit this many workers through submitit instead of running here")
     p.add_argument("--executor", choices=("slurm", "local"), default="slurm",
                    help="where --workers run: a SLURM job array (default), or local processes")
     p.add_argument("--poll", type=float, metavar="SECONDS",

@@ -26,6 +26,7 @@ from dece.data.io import read_classification_jsonl_gz, read_csv, read_jsonl, rea
 from dece.data.records import Example
 from dece.errors import ConfigError
 from dece.registry import Registry
+from dece.seeds import SEED_RANGE, is_seed
 
 DEFAULT_DATA_ROOT = "../shared/data"
 TASKS = ("generation", "classification")
@@ -75,6 +76,8 @@ def _load_builtin(split: str, n: int | None = None, seed: int = 0) -> list[Examp
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
         raise ConfigError(f"dataset option n (rows of the builtin {split} split): expected a non-negative integer, "
                           f"got {n!r}")
+    if not is_seed(seed):
+        raise ConfigError(f"dataset option seed (of the builtin {split} split): must be {SEED_RANGE}, got {seed!r}")
     return builtin_split(split, BUILTIN_SIZES[split] if n is None else n, seed)
 
 

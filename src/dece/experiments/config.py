@@ -25,11 +25,12 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import socket
 import tomllib
-import urllib.parse
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -430,12 +431,15 @@ def _rate_from_attack(arm: ArmConfig) -> bool:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    name: str = field(default="experiment", metadata={"doc": "the experiment's name (tables, reports)"})
+    name: str = field(default="experiment", metadata={
+        "doc": "the experiment's name (tables, reports, the default run folder): not empty, no slashes, control "
+               "characters or surrounding spaces"})
     seed: int = field(default=42,
         metadata={"doc": "seed of model initialisation (without pretrain.init_seed) and of the training order"})
     output_dir: str = field(default="runs/{name}", metadata={
-        "doc": "the run folder (not empty: never the working directory); `{name}` stands for the config's `name`, so a "
-               "config that includes another and sets its own `name` gets its own folder"})
+        "doc": "the run folder (not empty: never the working directory; no control characters); `{name}` stands for "
+               "the config's `name` (the only placeholder), so a config that includes another and sets its own `name` "
+               "gets its own folder"})
     dataset: DatasetConfig = field(default_factory=DatasetConfig, metadata={"doc": "[dataset]: what to load"})
     attack: AttackConfig | None = field(default_factory=AttackConfig,
         metadata={"doc": "[attack]: how to poison (no [attack] table, or `attack = false`: none)"})
@@ -480,9 +484,9 @@ class ExperimentConfig:
 
     def validate(self) -> None:
         _check(isinstance(self.name, str) and self.name.strip() == self.name and self.name not in ("", ".", "..")
-               and not any(c in self.name for c in "/\\"), "name",
-               f"must be a non-empty string without slashes or surrounding spaces (it names the run folder "
-               f"runs/{{name}} by default), got {self.name!r}")
+               and not any(c in self.name for c in "/\\") and not _has_control(self.name), "name",
+               f"must be a non-empty string without slashes, control characters or surrounding spaces (it names "
+               f"the run folder runs/{{name}} by default), got {self.name!r}")
         _check(is_seed(self.seed), "seed", f"must be {SEED_RANGE}, got {self.seed!r}")
         _check(_is_int(self.jobs) and self.jobs > 0, "jobs", f"must be a positive integer, got {self.jobs!r}")
         _check(len(self.arms) > 0, "arms", "at least one arm is needed")
@@ -500,6 +504,10 @@ class ExperimentConfig:
                 section.validate(name)
         _check(isinstance(self.output_dir, str) and self.output_dir.strip() not in ("", "."), "output_dir",
                f"must name a run folder, got {self.output_dir!r}: a run would write into the working directory")
+        _check(not _has_control(self.output_dir), "output_dir", f"must not hold control characters, got {self.output_dir!r}")
+        placeholder = re.search(r"\{[^{}]*\}", self.output_dir)
+        _check(placeholder is None, "output_dir",
+               f"{placeholder and placeholder.group()!r} is not a placeholder: only {{name}} is replaced, got {self.output_dir!r}")
         _check(self.eval.max_new_tokens <= self.model.max_target_length, "eval.max_new_tokens",
                f"must be <= model.max_target_length ({self.model.max_target_length}): targets are truncated there")
         _check(self.pretrain is None or not self.model.is_pretrained, "pretrain", "cannot pretrain an 'hf:' checkpoint; drop [pretrain], or set pretrain = false when it comes "
@@ -654,6 +662,11 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
     return cfg
 
 
+def _has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (NUL, newline, tab, DEL...): no file name should."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def run_folder(data: Mapping[str, Any]) -> Any:
     """The run folder of the config mapping ``data``: its ``output_dir`` (default ``runs/{name}``) with
     ``{name}`` replaced by its ``name``. A value of the wrong type is returned as it is (validation names it)."""
@@ -675,22 +688,33 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """A copy of ``data`` with each ``key.path=value`` set (intermediate tables are created)."""
+    return set_paths(data, [(f"override {text!r}", *parse_override(text)) for text in overrides])
+
+
+def set_paths(data: Mapping[str, Any], items: list[tuple[str, list[str], Any]]) -> dict[str, Any]:
+    """A copy of ``data`` with each ``(label, path, value)`` of ``items`` set in order (``--set`` overrides, a
+    sweep cell's grid values). Intermediate tables are created; a value naming another dataset kind or
+    attack than ``data`` did drops the inherited parameters (:data:`OWNED_PARAMETERS`) except those an
+    earlier item set.
+
+    Raises:
+        ConfigError: a path runs through a value that is not a table (named by its ``label``).
+    """
     out = json.loads(json.dumps(data))
-    given: set[tuple[str, ...]] = set()  # what the overrides themselves set: never dropped by a later one
-    for text in overrides:
-        path, value = parse_override(text)
+    given: set[tuple[str, ...]] = set()  # what the items themselves set: never dropped by a later one
+    for label, path, value in items:
         given.add(tuple(path))
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a table")
+                raise ConfigError(f"{label}: {part!r} is not a table")
         params = OWNED_PARAMETERS.get(tuple(path))  # e.g. --set dataset.kind=lyra: the built-in's options go
         if params is not None and node.get(path[-1], _component_default(*path)) != value \
-                and (path[0], params) not in given:  # a whole table an earlier --set gave stays
+                and (path[0], params) not in given:  # a whole table an earlier item gave stays
             inherited = node.pop(params, None)
             mine = {g[2] for g in given if len(g) > 2 and g[:2] == (path[0], params)}
-            if mine and isinstance(inherited, dict):  # keys an earlier --set gave stay
+            if mine and isinstance(inherited, dict):  # keys an earlier item gave stay
                 node[params] = {k: v for k, v in inherited.items() if k in mine}
         node[path[-1]] = value
     return out
@@ -874,8 +898,8 @@ def reference_markdown() -> str:
            "from another one with `include = \"builtin:default\"` or `include = \"path.toml\"`: the file's tables merge",
            "key by key into the included ones, while `--set table={...}` replaces a table whole. A file or `--set`",
            "that names another dataset `kind` or attack `name` than the included config drops the inherited",
-           "`options` / `params` (they belong to the other one; a sweep grid over them does not, yet). A config",
-           "without an `[attack]` table has no attack;",
+           "`options` / `params` (they belong to the other one); so does a sweep cell whose grid value names",
+           "another one, keeping what the same cell sets itself. A config without an `[attack]` table has no attack;",
            "the `[attack]` defaults below apply to the keys a table leaves out.", ""]
     for table, cls in REFERENCE_TABLES:
         cls = cls or ExperimentConfig

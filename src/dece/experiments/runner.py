@@ -61,6 +61,7 @@ from dece.experiments.store import (
     arm_fingerprint,
     arm_state,
     run_lock,
+    saved_training,
     training_fingerprint,
     write_json_atomic,
     write_text_atomic,
@@ -124,11 +125,14 @@ def run_arm(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData, base: Mod
         seconds, defense_report = 0.0, {**defense_report, "model": f"arms/{same.name}"}
         log(f"[{arm.name}] the model of arm {same.name}, which trains the same way")
     else:
-        log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss}"
-            + (f" and defense {arm.defense}" if arm.defense else "") + f" for {cfg.train.epochs} epochs")
+        trains = saved_training(arm_dir, training_fingerprint(cfg, arm)) is None  # else train_arm loads the model
+        if trains:
+            log(f"[{arm.name}] training on {len(rows)} {arm.data} rows with loss {arm.loss}"
+                + (f" and defense {arm.defense}" if arm.defense else "") + f" for {cfg.train.epochs} epochs")
         model, tokenizer, is_enc_dec, seconds = train_arm(
             cfg, arm, base, rows, arm_dir, epoch_callbacks(cfg, data, base, list(rows), arm_dir), log=log)
-        log(f"[{arm.name}] trained in {seconds:.0f} s")
+        if trains:
+            log(f"[{arm.name}] trained in {seconds:.0f} s")
     log(f"[{arm.name}] generating on {len(data.clean_test)} clean"
         + (f" + {len(data.triggered_test)} triggered" if data.triggered_test else "") + " test rows")
     started = time.perf_counter()

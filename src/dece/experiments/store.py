@@ -231,7 +231,7 @@ def _settings_fingerprint(cfg: ExperimentConfig, arm: ArmConfig) -> str:
 def arm_state(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> dict[str, Any] | None:
     """What ``run_dir`` holds of ``arm``: its metrics when it is done under this config, None when it is
     still to run (from nothing, from a checkpoint, or a re-score of its saved model after a change of
-    ``[eval]`` settings only). The one place that answers "missing / done / conflict"; it writes nothing
+    ``[eval]`` settings only; results whose model was deleted are trained again). The one place that answers "missing / done / conflict"; it writes nothing
     but discards a checkpoint torn by a kill (:func:`last_checkpoint`).
 
     Raises:
@@ -244,13 +244,14 @@ def arm_state(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> dict[str,
         metrics = read_json(path)
         if metrics.get("fingerprint") == full:
             return metrics
-        borrowed = (metrics.get("defense") or {}).get("model")  # an input defense in front of another arm's model
-        if metrics.get("train_fingerprint") != training or (saved_training(arm_dir, training) is None and not borrowed):
+        if metrics.get("train_fingerprint") != training:
             raise ConfigError(
                 f"{arm_dir} holds results of a different config (fingerprint {metrics.get('fingerprint')} != "
                 f"{full}); choose another output_dir or delete the arm's folder"
             )
-        return None  # only [eval] changed: the saved (or borrowed) model is scored again
+        # only [eval] or the detector changed: the saved (or borrowed) model is scored again; one whose saved
+        # model was deleted is trained again under the same config (from its checkpoints, if any)
+        return None
     mark = arm_dir / "model" / TRAINED_MARK
     if mark.exists() and saved_training(arm_dir, training) is None:
         raise ConfigError(f"{arm_dir / 'model'} was trained under a different config; choose another output_dir "

@@ -43,7 +43,9 @@ import tomli_w
 from filelock import FileLock
 
 from dece.errors import ConfigError, DataError
-from dece.experiments.config import ExperimentConfig, config_from_dict, flatten_grid, read_config_data, run_folder
+from dece.experiments.config import (
+    ExperimentConfig, config_from_dict, flatten_grid, read_config_data, run_folder, set_paths,
+)
 from dece.experiments.store import (
     RunLockedError, append_jsonl, arm_state, read_json, run_lock, write_json_atomic, write_text_atomic,
 )
@@ -100,16 +102,6 @@ def cell_name(overrides: Mapping[str, Any]) -> str:
     return name
 
 
-def _set(data: dict[str, Any], path: str, value: Any) -> None:
-    node = data
-    parts = path.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"sweep.grid.{path}: {part!r} is not a table")
-    node[parts[-1]] = value
-
-
 def _arm_set(value: Any) -> list[str]:
     """A grid's arms value as the set of arms it trains: ``"a"`` = ``["a"]``, ``["a", "b"]`` = ``["b", "a"]``."""
     return sorted(json.dumps(arm, sort_keys=True) for arm in (value if isinstance(value, list) else [value]))
@@ -161,11 +153,9 @@ def expand_grid(data: Mapping[str, Any]) -> list[Cell]:
     cells, names = [], set()
     for values in itertools.product(*grid.values()):
         overrides = dict(zip(grid, values))
-        cell_data = json.loads(json.dumps(data))
-        for key, value in overrides.items():
-            if key == "arms" and not isinstance(value, list):
-                value = [value]
-            _set(cell_data, key, value)
+        cell_data = set_paths(data, [(f"sweep.grid.{key}", key.split("."),
+                                      [value] if key == "arms" and not isinstance(value, list) else value)
+                                     for key, value in overrides.items()])
         name = started.get(_same_cell(overrides)) or cell_name(overrides)
         if name in names:
             name = f"{name}-{hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]}"
