@@ -139,3 +139,22 @@ def test_tokenizer_arguments_are_checked(tokenizer, tmp_path):
         build_model(tiny_spec("t5-tiny"))
     with pytest.raises(ConfigError, match="tokenizer"):
         build_model(ModelSpec(name=f"hf:{tmp_path}"), tokenizer)
+
+
+@pytest.mark.parametrize("name", ["t5-tiny", "gpt2-tiny"])
+def test_per_token_losses_batched_by_length_come_back_in_order(tokenizer, name):
+    """The per-row pass (row_losses, the audit) batches rows by length; each row's token losses must equal
+    those of the row alone, in the order given."""
+    from dece.training.per_row import per_token_losses
+
+    torch.manual_seed(0)
+    spec = tiny_spec(name)
+    model, tok, is_enc_dec = build_model(spec, tokenizer)
+    examples = [Example(e.src * (1 + i % 3), e.tgt[: 10 + 7 * i]) for i, e in enumerate(EXAMPLES)]
+    rows = list(encode_examples(examples, tok, spec, is_enc_dec))
+    collate = PadCollator(tok.pad_token_id)
+    batched = per_token_losses(model, rows, collate, is_encoder_decoder=is_enc_dec, batch_size=4)
+    alone = [per_token_losses(model, [row], collate, is_encoder_decoder=is_enc_dec)[0] for row in rows]
+    assert [len(x) for x in batched] == [len(x) for x in alone] and len(set(map(len, alone))) > 2
+    for got, want in zip(batched, alone):
+        assert got == pytest.approx(want, abs=1e-4)
