@@ -1,6 +1,7 @@
 """Every tiny architecture builds, trains (finite loss) and generates; hf: checkpoints load offline;
 LoRA leaves only adapters trainable; bf16 weights."""
 
+import copy
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # conftest sets it too: hf: names here are local paths, never the hub
@@ -124,7 +125,7 @@ def test_bfloat16(name, tokenizer):
 
 def test_decoder_only_checkpoint_without_sep_or_pad_gets_them(tokenizer, tmp_path):
     spec = tiny_spec("gpt2-tiny")
-    model, tok, _ = build_model(spec, tokenizer)
+    model, tok, _ = build_model(spec, copy.deepcopy(tokenizer))  # the module's tokenizer stays as built
     model.save_pretrained(tmp_path)
     tok.pad_token, tok.sep_token = None, None
     tok.save_pretrained(tmp_path)

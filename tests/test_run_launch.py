@@ -87,15 +87,16 @@ def _same_run(a: Path, b: Path) -> None:
     base_b, = [p for p in (b.parent / f"cache-{b.name}").glob("t5-tiny-*") if p.is_dir()]
     assert base_a.name == base_b.name  # the same pretraining key
     # Adam turns the float-order noise of a near-zero gradient into a step of up to ~lr: the arms' weights
-    # agree to a fraction of the learning rate (observed: 1e-6 to 8e-4 at lr 1e-2), the
-    # base's (one epoch) to float precision; a doubled global batch moves them by 8e-2 (CE) and 1e-1 (DeCE)
-    atol = {"base": 1e-5, **{arm: 0.25 * CONFIG["train"]["learning_rate"] for arm in ARMS}}
+    # agree to within the learning rate (observed at lr 1e-2: 1e-6 to 8e-4, and 4.4e-3 on one weight of 2048
+    # on 2026-12-01, machine loaded), the base's (one epoch) to float precision; a doubled global batch moves
+    # them by 8e-2 (CE) and 1e-1 (DeCE), 8x this bound
+    atol = {"base": 1e-5, **{arm: CONFIG["train"]["learning_rate"] for arm in ARMS}}
     for key, x, y in [("base", base_a / "model.safetensors", base_b / "model.safetensors")] + [
             (arm, a / "arms" / arm / "model" / "model.safetensors", b / "arms" / arm / "model" / "model.safetensors")
             for arm in ARMS]:
         wa, wb = load_file(x), load_file(y)
         for name in wa:
-            torch.testing.assert_close(wb[name], wa[name], rtol=0, atol=atol[key], msg=f"{y}: {name}")
+            torch.testing.assert_close(wb[name], wa[name], rtol=0, atol=atol[key], msg=lambda m: f"{y}: {name}\n{m}")
     for arm in ARMS:
         ma = json.loads((a / "arms" / arm / "metrics.json").read_text())
         mb = json.loads((b / "arms" / arm / "metrics.json").read_text())
