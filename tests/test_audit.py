@@ -68,6 +68,8 @@ def test_audit_arm_metrics_and_csv(tmp_path):
     m = result.metrics()
     assert m["n_poisoned"] == 2 and m["ap"] == 1.0
     assert [(a["k"], a["precision"], a["recall"]) for a in m["at_k"]] == [(1, 1.0, 0.5), (2, 1.0, 1.0), (4, 0.5, 1.0)]
+    n = len(LOSSES[0])  # a k above the row count flags every row: precision of the whole arm, not of k
+    assert result.metrics([n + 1000])["at_k"] == [{"k": n, "precision": 2 / n, "recall": 1.0}]
     rows = read_csv_rows(result.write_csv(tmp_path / "flagged.csv"))
     assert [(r["rank"], r["row_index"], r["id"], r["poisoned"]) for r in rows] == [("1", "5", "train-5", "1"), ("2", "4", "train-4", "1")]
     assert rows[0]["src"] == "src 5" and rows[0]["tgt"] == "tgt 5"

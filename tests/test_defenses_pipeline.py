@@ -4,6 +4,7 @@ an input defense rewrites the test inputs (predictions keep src and add defended
 gets the removal columns; finished arms are skipped and resumed defenses reuse their report."""
 
 import json
+import shutil
 
 import pytest
 
@@ -135,6 +136,22 @@ def test_an_eval_change_reuses_the_reference_model_and_the_defense_report(tmp_pa
     alone = tiny_config(tmp_path, ["poisoned-onion"], eval={"max_new_tokens": 5, "batch_size": 24, "metrics": ["bleu"]})
     (plan,) = plan_experiment(alone)
     assert plan.trains and _status(alone, plan, tmp_path / "run") != RESCORE
+    # poisoned-ce is done but its model was deleted: arms that would borrow it train a CE model instead, and the
+    # dry run says so (not "reads poisoned-ce"), with the steps
+    from dece.cli.run import describe_plan
+
+    shutil.rmtree(tmp_path / "run" / "arms" / "poisoned-ce" / "model")
+    more = tiny_config(tmp_path, arms + ["poisoned-paraphrase", "poisoned-bki"],
+                       eval={"max_new_tokens": 6, "batch_size": 24, "metrics": ["bleu"]})
+    lines = {line.split(":")[0].split("] ")[-1]: line for line in describe_plan(more).splitlines() if "] " in line}
+    for arm, where in [("poisoned-paraphrase", "its own CE model"), ("poisoned-bki", "reference/")]:
+        assert "poisoned-ce's model was deleted" in lines[arm] and where in lines[arm], lines[arm]
+        assert "optimizer steps" in lines[arm] and "reads poisoned-ce" not in lines[arm]
+    assert "(done;" in lines["poisoned-onion"] and "reads poisoned-ce" in lines["poisoned-onion"]
+    logs.clear()
+    run_experiment(more, log=logs.append)  # and the run does what the plan said
+    assert any(line.startswith("[poisoned-paraphrase] training on") for line in logs)
+    assert any(line.startswith("[poisoned-bki] training the reference model") for line in logs)
 
 
 def test_parallel_defense_arms_share_one_reference_model(tmp_path):

@@ -120,3 +120,20 @@ def test_new_config_fields_keep_the_cached_bases(monkeypatch):
     lyra = expand_grid(read_config_data(ROOT / "configs" / "paper-lyra.toml"))[0].config
     for cfg, key in ((default, "03487e335c39eed1"), (lyra, "d658b244343518e3")):
         assert pretrain_key(cfg, _digest(cfg.pretrain.rows, cfg.pretrain.seed)) == key
+
+
+def test_the_bugs2fix_filter_cells_share_the_paper_cells_data_and_base(monkeypatch):
+    """DeCE 0.95 + the audit's filter on Bugs2Fix: three seeds in paper-bugs2fix's folder, on the very data,
+    attack, base and training recipe of paper-bugs2fix's cells; only the per-row losses are recorded on top."""
+    monkeypatch.chdir(ROOT)
+    paper = {c.config.seed: c.config for c in expand_grid(read_config_data(ROOT / "configs" / "paper-bugs2fix.toml"))}
+    cells = expand_grid(read_config_data(ROOT / "configs" / "robustness-bugs2fix-filter.toml"))
+    assert sorted(c.config.seed for c in cells) == [1, 2, 3]
+    for c in cells:
+        d, p = c.config, paper[c.config.seed]
+        assert d.output_dir.startswith("runs/paper-bugs2fix-repair/cells/") and d.dynamics.row_losses
+        assert (d.dataset, d.attack, d.pretrain, d.train, d.eval) == (p.dataset, p.attack, p.pretrain, p.train, p.eval)
+        dece, filtered = d.arms
+        assert (dece.loss, dece.loss_params, dece.defense) == ("dece", {"alpha_base": 0.95}, None)
+        assert (filtered.loss, filtered.defense) == ("ce", "dece_filter")
+        assert d.source_arm(filtered).name == dece.name

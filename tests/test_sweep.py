@@ -153,9 +153,13 @@ def test_cli_run_expands_a_sweep_and_list_reports_status(tmp_path, capsys):
     copies = [i for i, r in enumerate(train) if "#dup" in r["meta"]["id"]]
     assert copies and all(record["row_losses"][i] == record["row_losses"][i - 1] for i in copies)
     capsys.readouterr()
-    # the base config changed in place: refused before anything runs
+    # the base config changed in place: refused before anything runs; --list still lists, naming the conflict
     assert main(["sweep", str(path), "--set", "train.epochs=2"]) == 2
     assert "holds results of a different config" in capsys.readouterr().err
+    assert main(["sweep", str(path), "--set", "train.epochs=2", "--list"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert "2 hold results of another config" in out[0]
+    assert all(line.startswith("CONFLICT  seed=") and "holds results of a different config" in line for line in out[1:])
 
 
 def _started(sweep: Path) -> list[dict]:

@@ -64,10 +64,27 @@ def describe_plan(cfg: ExperimentConfig) -> str:
     lines += _model_lines(cfg)
     for plan in plan_experiment(cfg):
         status = _status(cfg, plan, run_dir)
-        steps = _training_steps(cfg, plan, data.train_rows(plan.arm.data)) if plan.trains and status != RESCORE else ""
-        reads = f"; reads {', '.join(plan.reads)}" if plan.reads else ""
-        lines.append(f"  [{plan.stage}] {plan.name}: {plan.how}{steps}{reads} ({status}; fingerprint {plan.fingerprint})")
+        how, reads, trains = plan.how, f"; reads {', '.join(plan.reads)}" if plan.reads else "", plan.trains
+        gone = _deleted_ce_model(cfg, plan, run_dir)
+        if gone is not None and status != "done":  # the runner cannot borrow it: it trains a CE model instead
+            trains = True
+            how = (f"remove rows chosen on the run's reference CE model (reference/: trained once if missing, "
+                   f"shared) ({plan.defense.name}), then train with {plan.arm.loss}"
+                   if isinstance(plan.defense, DataDefense) else f"train its own CE model, generate behind {plan.defense.name},")
+            reads = f"; {gone}'s model was deleted (to retrain {gone} once and share it: delete arms/{gone}/metrics.json)"
+        steps = _training_steps(cfg, plan, data.train_rows(plan.arm.data)) if trains and status != RESCORE else ""
+        lines.append(f"  [{plan.stage}] {plan.name}: {how}{steps}{reads} ({status}; fingerprint {plan.fingerprint})")
     return "\n".join(lines)
+
+
+def _deleted_ce_model(cfg: ExperimentConfig, plan: ArmPlan, run_dir: Path) -> str | None:
+    """The plain CE arm whose model ``plan`` borrows (an input defense's model, a data defense's reference), when
+    that arm is done, so it will not train again, but its saved model was deleted; else None."""
+    if not plan.reads or cfg.source_arm(plan.arm) is not None:  # a row-loss source keeps its results, not a model
+        return None
+    other = next(a for a in cfg.arms if a.name == plan.reads[0])
+    done = arm_state(cfg, other, run_dir) is not None
+    return other.name if done and not (run_dir / "arms" / other.name / "model").is_dir() else None
 
 
 RESCORE = "scored again with its saved model"

@@ -1,7 +1,7 @@
 """`dece sweep CONFIG.toml [--set key.path=value ...] [--list]`: run every cell of the config's
 [sweep] grid into one store (RUN_DIR/cells/<cell>/), skipping finished cells; a killed sweep resumes
 where it stopped. `dece run` on a config with a [sweep] table does the same. --list prints the cells
-and whether each is done, without running anything. --workers N shares the grid out between N jobs
+and whether each is done (exit status 1 if one holds another config's results), without running anything. --workers N shares the grid out between N jobs
 submitted through submitit (--executor slurm: a job array; local: processes here); see
 dece.experiments.sweep and dece.experiments.cluster."""
 
@@ -15,7 +15,7 @@ from typing import Any
 from dece.cli.common import add_config_arguments, integer, overrides
 from dece.errors import ConfigError
 from dece.experiments.config import read_config_data
-from dece.experiments.sweep import check_sweep, expand_grid, name_hides_values, run_sweep, sweep_dir, sweep_status
+from dece.experiments.sweep import cell_done, check_sweep, expand_grid, name_hides_values, run_sweep, sweep_dir
 from dece.reporting.markdown import write_results_markdown
 
 
@@ -54,12 +54,19 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         grid = expand_grid(data)
         check_sweep(grid)
-        cells = sweep_status(grid)
-        print(f"{sum(s['done'] for s in cells)} of {len(cells)} cells done; each is a folder of {grid[0].dir.parent}")
-        for s in cells:
-            shown = f"  {json.dumps(s['overrides'])}" if name_hides_values(s["overrides"]) else ""
-            print(f"{'done   ' if s['done'] else 'pending'}  {s['name']}{shown}")
-        return 0
+        lines, done, conflicts = [], 0, 0
+        for cell in grid:  # read-only: a cell whose folder holds another config's results is listed, not fatal
+            shown = f"  {json.dumps(cell.overrides)}" if name_hides_values(cell.overrides) else ""
+            try:
+                state = "done   " if cell_done(cell) else "pending"
+            except ConfigError as err:
+                state, shown, conflicts = "CONFLICT", f"{shown}: {err}", conflicts + 1
+            done += state == "done   "
+            lines.append(f"{state}  {cell.name}{shown}")
+        print(f"{done} of {len(grid)} cells done; each is a folder of {grid[0].dir.parent}"
+              + (f"; {conflicts} hold results of another config (a run refuses to start)" if conflicts else ""))
+        print("\n".join(lines))
+        return 1 if conflicts else 0
     if getattr(args, "workers", None) is not None:
         return _submit(data, args)
     if getattr(args, "param", None):

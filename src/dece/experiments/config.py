@@ -899,8 +899,9 @@ def reference_markdown() -> str:
            "key by key into the included ones, while `--set table={...}` replaces a table whole. A file or `--set`",
            "that names another dataset `kind` or attack `name` than the included config drops the inherited",
            "`options` / `params` (they belong to the other one); so does a sweep cell whose grid value names",
-           "another one, keeping what the same cell sets itself. A config without an `[attack]` table has no attack;",
-           "the `[attack]` defaults below apply to the keys a table leaves out.", ""]
+           "another one, keeping what the same cell sets itself (a `--set` value is part of the base config, so",
+           "such a cell drops it too: give per-attack parameters in the grid cell). A config without an `[attack]`",
+           "table has no attack; the `[attack]` defaults below apply to the keys a table leaves out.", ""]
     for table, cls in REFERENCE_TABLES:
         cls = cls or ExperimentConfig
         out += [f"## {'top level' if not table else '[' + table + ']'}", ""]

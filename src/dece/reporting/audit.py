@@ -75,7 +75,8 @@ class AuditResult:
         return len(pos) if pos else max(1, round(0.05 * len(self.rows)))
 
     def metrics(self, ks: Sequence[int] | None = None) -> dict[str, Any]:
-        """``n_rows``, ``n_poisoned``, ``ap`` and ``{"k", "precision", "recall"}`` per k (labels known)."""
+        """``n_rows``, ``n_poisoned``, ``ap`` and ``{"k", "precision", "recall"}`` per k (labels known); a k above
+        the number of rows is that number (every row flagged)."""
         pos = self.positives
         out: dict[str, Any] = {"arm": self.arm, "score": self.score, "statistic": self.statistic,
                                "epochs": len(self.epochs), "n_rows": len(self.rows)}
@@ -87,6 +88,7 @@ class AuditResult:
         if ks is None:
             m = len(pos)
             ks = sorted({max(1, m // 2), max(1, m), max(1, 2 * m)})
+        ks = sorted({min(k, len(self.rows)) for k in ks})
         out["ap"] = average_precision(self.order, pos)
         out["at_k"] = [dict(zip(("k", "precision", "recall"), (k, *precision_recall_at_k(self.order, pos, k)))) for k in ks]
         return out
