@@ -30,6 +30,7 @@ import socket
 import tomllib
 import types
 import typing
+import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -432,7 +433,7 @@ def _rate_from_attack(arm: ArmConfig) -> bool:
 @dataclass(frozen=True)
 class ExperimentConfig:
     name: str = field(default="experiment", metadata={
-        "doc": "the experiment's name (tables, reports, the default run folder): not empty, no slashes, control "
+        "doc": "the experiment's name (tables, reports, the default run folder): not empty, no slashes, braces, control "
                "characters or surrounding spaces"})
     seed: int = field(default=42,
         metadata={"doc": "seed of model initialisation (without pretrain.init_seed) and of the training order"})
@@ -484,8 +485,8 @@ class ExperimentConfig:
 
     def validate(self) -> None:
         _check(isinstance(self.name, str) and self.name.strip() == self.name and self.name not in ("", ".", "..")
-               and not any(c in self.name for c in "/\\") and not _has_control(self.name), "name",
-               f"must be a non-empty string without slashes, control characters or surrounding spaces (it names "
+               and not any(c in self.name for c in "/\\{}") and not _has_control(self.name), "name",
+               f"must be a non-empty string without slashes, braces, control characters or surrounding spaces (it names "
                f"the run folder runs/{{name}} by default), got {self.name!r}")
         _check(is_seed(self.seed), "seed", f"must be {SEED_RANGE}, got {self.seed!r}")
         _check(_is_int(self.jobs) and self.jobs > 0, "jobs", f"must be a positive integer, got {self.jobs!r}")
@@ -663,8 +664,9 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
 
 
 def _has_control(text: str) -> bool:
-    """Whether ``text`` holds a control character (NUL, newline, tab, DEL...): no file name should."""
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+    """Whether ``text`` holds a control, format or line-separator character (NUL, newline, tab, DEL, U+0085,
+    zero-width space U+200B, U+2028...): no file name should."""
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text)
 
 
 def run_folder(data: Mapping[str, Any]) -> Any:
