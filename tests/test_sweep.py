@@ -198,10 +198,11 @@ def test_local_submitit_workers_share_a_sweep_and_run_each_cell_once(tmp_path, c
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "s.toml"
     path.write_text(tomli_w.dumps(base(tmp_path, sweep={"grid": {"seed": [1, 2]}})))
-    assert main(["sweep", str(path), "--workers", "2", "--executor", "local", "--param", "timeout_min=10",
+    assert main(["sweep", str(path), "--workers", "5", "--executor", "local", "--param", "timeout_min=10",
                  "--poll", "1"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("submitted 2 worker(s) (local)") and (tmp_path / "sweep" / "submitit").is_dir()
+    out = capsys.readouterr().out  # no more workers than cells
+    assert out.startswith("--workers 5: 2 cells, so 2 worker(s)\nsubmitted 2 worker(s) (local)")
+    assert (tmp_path / "sweep" / "submitit").is_dir()
     started = _started(tmp_path / "sweep")
     assert sorted(e["cell"] for e in started) == ["seed=1", "seed=2"]  # no cell twice
     assert (tmp_path / "sweep" / "results.md").exists()

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="path of a TOML config with a [sweep] table")
     add_config_arguments(p)
     p.add_argument("--list", action="store_true", help="list the cells and their status; run nothing")
-    p.add_argument("--workers", type=integer, help="submit this many workers through submitit instead of running here")
+    p.add_argument("--workers", type=integer, help="submit this many workers (at most one per cell) through submitit instead of running here")
     p.add_argument("--executor", choices=("slurm", "local"), default="slurm",
                    help="where --workers run: a SLURM job array (default), or local processes")
     p.add_argument("--poll", type=float, metavar="SECONDS",
@@ -91,11 +91,17 @@ def _param(pair: str) -> tuple[str, Any]:
 def _submit(data: dict[str, Any], args: argparse.Namespace) -> int:
     from dece.experiments.cluster import submit_sweep
 
-    check_sweep(expand_grid(data))  # a bad grid or config is refused here, not in every job
+    if args.workers < 1:  # before the grid is expanded (seconds on a large grid)
+        raise ConfigError(f"--workers: a positive number of jobs, got {args.workers}")
     poll = 30.0 if args.poll is None else args.poll
     if not 0 < poll < float("inf"):
         raise ConfigError(f"--poll: must be a positive number of seconds, got {args.poll}")
-    jobs = submit_sweep(data, args.workers, args.executor, dict(map(_param, args.param)), wait=poll)
+    cells = expand_grid(data)
+    check_sweep(cells)  # a bad grid or config is refused here, not in every job
+    workers = min(args.workers, len(cells))  # a worker beyond one per cell would find nothing to do
+    if workers < args.workers:
+        print(f"--workers {args.workers}: {len(cells)} cells, so {workers} worker(s)")
+    jobs = submit_sweep(data, workers, args.executor, dict(map(_param, args.param)), wait=poll)
     print(f"submitted {len(jobs)} worker(s) ({args.executor}): {' '.join(str(j.job_id) for j in jobs)}; "
           f"logs under {sweep_dir(data) / 'submitit'}; progress: dece sweep {args.config} --list")
     if args.executor != "local":
