@@ -247,3 +247,21 @@ def test_an_output_in_a_folder_that_refuses_files_is_refused_before_any_is_writt
                  "--output", str(tmp_path / "o.csv"), *extra]) == 2
     assert f"{option}: /proc/nope cannot be written" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_an_hf_folder_output_with_a_slash_then_again_in_place(tmp_path, splits, capsys):
+    """--format hf writes a datasets folder: a path with a trailing slash is a folder, and an existing one is
+    written again; a file of that name is refused before anything is read."""
+    from dece.data.io import FORMATS
+
+    FORMATS.get("hf").write(splits["train"], [str(tmp_path / "clean")])
+    argv = ["poison", "--attack", "badpre", "--rate", "0.1", "--format", "hf", "--input", str(tmp_path / "clean")]
+    assert main(argv + ["--output", f"{tmp_path / 'out'}/"]) == 0
+    first = FORMATS.get("hf").read([str(tmp_path / "out")])
+    assert sum(bool(ex.meta.get("poisoned")) for ex in first) == 20 and len(first) == len(splits["train"])
+    assert main(argv + ["--output", str(tmp_path / "out")]) == 0  # the folder exists: written again, same rows
+    assert FORMATS.get("hf").read([str(tmp_path / "out")]) == first
+    (tmp_path / "file").write_text("x")
+    capsys.readouterr()
+    assert main(argv + ["--output", str(tmp_path / "file")]) == 2
+    assert "is a file; this format writes a folder" in capsys.readouterr().err

@@ -47,6 +47,20 @@ def check_writable(paths: Iterable[str | Path], option: str) -> None:
             raise ConfigError(f"{option}: {path} is read-only; choose another path")
 
 
+def check_writable_folders(paths: Iterable[str | Path], option: str) -> None:
+    """Refuse, before anything is read or written, an output *folder* (``--format hf``) that cannot be written:
+    an existing file or special file of that name, or a parent that refuses files. A trailing slash is fine.
+
+    Raises:
+        ConfigError: naming ``option``, the path and what to do.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{option}: {path} is a file; this format writes a folder: give a folder path")
+        check_writable_dir(Path(os.path.realpath(path)), option)
+
+
 def check_writable_dir(folder: str | Path, option: str) -> None:
     """Refuse an output folder that cannot be created or written (the nearest existing parent decides).
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from dece.attacks import ATTACKS, SELECTIONS, denominators, get_attack, poison_dataset, triggered_test_set
 from dece.component import parse_cli_params
-from dece.cli.common import check_writable, integer
+from dece.cli.common import check_writable, check_writable_folders, integer
 from dece.data.io import FORMATS, resolve_format
-from dece.data.io.formats import FIELD_OPTIONS, pairs_meta_path
+from dece.data.io.formats import FIELD_OPTIONS, FOLDER_FORMATS, pairs_meta_path
 from dece.data.io.common import atomic_write
 from dece.data.records import Example
 from dece.errors import ConfigError
@@ -163,5 +163,8 @@ def _check_paths(args: argparse.Namespace) -> None:
             if real in seen:  # one file would silently overwrite the other
                 raise ConfigError(f"{option}: {path} is also written by {seen[real]}; every output needs its own file")
             seen[real] = option
-    for option, paths in outputs:
-        check_writable(paths, option)  # every output before the first is written
+    for option, paths in outputs:  # every output before the first is written
+        if option != "--report" and paths and resolve_format(args.format, paths).name in FOLDER_FORMATS:
+            check_writable_folders(paths, option)
+        else:
+            check_writable(paths, option)

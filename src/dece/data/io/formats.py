@@ -31,6 +31,7 @@ class Format:
 
 
 FORMATS: Registry[Format] = Registry("format")
+FOLDER_FORMATS = ("hf",)  # formats whose one path is a folder (datasets' save_to_disk), not a file
 
 
 def pairs_meta_path(src_path: PathLike) -> Path:
