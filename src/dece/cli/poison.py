@@ -164,7 +164,7 @@ def _check_paths(args: argparse.Namespace) -> None:
                 raise ConfigError(f"{option}: {path} is also written by {seen[real]}; every output needs its own file")
             seen[real] = option
     for option, paths in outputs:  # every output before the first is written
-        if option != "--report" and paths and resolve_format(args.format, paths).name in FOLDER_FORMATS:
+        if option != "--report" and args.format in FOLDER_FORMATS:  # a folder format is never guessed from a path
             check_writable_folders(paths, option)
         else:
             check_writable(paths, option)
