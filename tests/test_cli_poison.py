@@ -195,6 +195,12 @@ def test_a_report_path_ending_in_a_slash_or_a_non_ascii_seed_is_refused(tmp_path
     with pytest.raises(SystemExit):
         main([*base, "--seed", "\u0663"])
     assert "--seed: expected an integer (ASCII digits)" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
+    for rate in ("\u0660.\u0661", "1_0e-1", "0x1"):  # float() takes the first two
+        with pytest.raises(SystemExit):
+            main([*base[:3], "--rate", rate, *base[5:]])
+        assert "--rate: expected a number (ASCII digits)" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+    assert main([*base[:3], "--rate", "1e-1", *base[5:]]) == 0 and (tmp_path / "o.csv").exists()
 
 
 def test_a_bad_test_input_leaves_no_output_written(tmp_path, splits, capsys):

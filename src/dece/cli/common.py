@@ -24,6 +24,18 @@ def integer(text: str) -> int:
     return int(text)
 
 
+def number(text: str) -> float:
+    """An argparse ``type`` for real-valued options: an ASCII decimal or exponent literal, ``inf`` / ``nan``
+    included (each option checks its range); ``float`` would also take ``"٠.١"`` or ``"1_0e-1"``.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else (argparse names the option).
+    """
+    if re.fullmatch(r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|inf|infinity|nan)", text.strip(), re.I) is None:
+        raise argparse.ArgumentTypeError(f"expected a number (ASCII digits), got {text!r}")
+    return float(text)
+
+
 def check_writable(paths: Iterable[str | Path], option: str) -> None:
     """Refuse, before anything is read or written, an output path that cannot be written: its folder
     (or the nearest existing parent, when the writer would create it) is read-only, or the path is a

@@ -15,7 +15,7 @@ import json
 import math
 from pathlib import Path
 
-from dece.cli.common import add_config_arguments, overrides
+from dece.cli.common import add_config_arguments, number, overrides
 from dece.cli.demo import default_config_path
 from dece.errors import ConfigError
 from dece.experiments import load_config
@@ -31,11 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                              "token, against DeCE's threshold", description=__doc__)
     p.add_argument("model", help="saved model folder (an arm's arms/ARM/model, a cached base) or hf:NAME")
     p.add_argument("config", nargs="?", help="experiment TOML whose data and attack to use (default: built-in)")
-    p.add_argument("--alpha-base", type=float, default=DEFAULT_ALPHA_BASE,
+    p.add_argument("--alpha-base", type=number, default=DEFAULT_ALPHA_BASE,
                    help=f"DeCE's decay base (default {DEFAULT_ALPHA_BASE})")
-    p.add_argument("--label-smoothing", type=float, default=DEFAULT_LABEL_SMOOTHING,
+    p.add_argument("--label-smoothing", type=number, default=DEFAULT_LABEL_SMOOTHING,
                    help=f"DeCE's eps (default {DEFAULT_LABEL_SMOOTHING})")
-    p.add_argument("--epoch", type=float, default=1.0, help="the epoch whose alpha sets the threshold (default 1)")
+    p.add_argument("--epoch", type=number, default=1.0, help="the epoch whose alpha sets the threshold (default 1)")
     add_config_arguments(p)
     p.set_defaults(func=run)
 

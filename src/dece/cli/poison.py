@@ -10,7 +10,7 @@ from typing import Any
 
 from dece.attacks import ATTACKS, SELECTIONS, denominators, get_attack, poison_dataset, triggered_test_set
 from dece.component import parse_cli_params
-from dece.cli.common import check_writable, check_writable_folders, integer
+from dece.cli.common import check_writable, check_writable_folders, integer, number
 from dece.data.io import FORMATS, resolve_format
 from dece.data.io.formats import FIELD_OPTIONS, FOLDER_FORMATS, pairs_meta_path
 from dece.data.io.common import atomic_write
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--attack", required=True, help="attack name (see `dece attacks`)")
     rate = p.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--rate", type=float,
+    rate.add_argument("--rate", type=number,
                       help="share of all rows to poison, in [0, 1] (0: with --triggered-test, for that set alone; "
                            "--output is then an unchanged copy)")
     rate.add_argument("--rows", type=integer, help="number of rows to poison (instead of --rate)")

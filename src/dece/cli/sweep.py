@@ -12,7 +12,7 @@ import json
 import tomllib
 from typing import Any
 
-from dece.cli.common import add_config_arguments, integer, overrides
+from dece.cli.common import add_config_arguments, integer, number, overrides
 from dece.errors import ConfigError
 from dece.experiments.config import read_config_data
 from dece.experiments.sweep import cell_done, check_sweep, expand_grid, name_hides_values, run_sweep, sweep_dir
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=integer, help="submit this many workers (at most one per cell) through submitit instead of running here")
     p.add_argument("--executor", choices=("slurm", "local"), default="slurm",
                    help="where --workers run: a SLURM job array (default), or local processes")
-    p.add_argument("--poll", type=float, metavar="SECONDS",
+    p.add_argument("--poll", type=number, metavar="SECONDS",
                    help="with --workers: how often a worker looks again at cells other workers hold (default 30)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a submitit parameter, e.g. timeout_min=600, slurm_partition=gpu, gpus_per_node=1 (repeatable)")
