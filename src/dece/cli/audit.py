@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     for option, value in (("--k", args.k), ("--epochs", args.epochs)):
         if value is not None and value < 1:
             raise ConfigError(f"{option}: must be a positive integer, got {value}")
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such folder")
     if run_dir.resolve().parent.name == "arms" and (run_dir.resolve().parent.parent / "config.toml").exists():
         raise ConfigError(f"{run_dir} is an arm's folder; audit its run folder: "
                           f"dece audit {run_dir.resolve().parent.parent} --arm {run_dir.resolve().name}")
