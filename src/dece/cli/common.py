@@ -31,7 +31,8 @@ def number(text: str) -> float:
     Raises:
         argparse.ArgumentTypeError: anything else (argparse names the option).
     """
-    if re.fullmatch(r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|inf|infinity|nan)", text.strip(), re.I) is None:
+    literal = r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|inf|infinity|nan)"
+    if re.fullmatch(literal, text.strip(), re.IGNORECASE) is None:
         raise argparse.ArgumentTypeError(f"expected a number (ASCII digits), got {text!r}")
     return float(text)
 

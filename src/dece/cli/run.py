@@ -68,10 +68,12 @@ def describe_plan(cfg: ExperimentConfig) -> str:
         gone = _deleted_ce_model(cfg, plan, run_dir)
         if gone is not None and status != "done":  # the runner cannot borrow it: it trains a CE model instead
             trains = True
+            name = plan.defense.name
             how = (f"remove rows chosen on the run's reference CE model (reference/: trained once if missing, "
-                   f"shared) ({plan.defense.name}), then train with {plan.arm.loss}"
-                   if isinstance(plan.defense, DataDefense) else f"train its own CE model, generate behind {plan.defense.name},")
-            reads = f"; {gone}'s model was deleted (to retrain {gone} once and share it: delete arms/{gone}/metrics.json)"
+                   f"shared) ({name}), then train with {plan.arm.loss}"
+                   if isinstance(plan.defense, DataDefense) else f"train its own CE model, generate behind {name},")
+            reads = (f"; {gone}'s model was deleted (to retrain {gone} once and share it: "
+                     f"delete arms/{gone}/metrics.json)")
         steps = _training_steps(cfg, plan, data.train_rows(plan.arm.data)) if trains and status != RESCORE else ""
         lines.append(f"  [{plan.stage}] {plan.name}: {how}{steps}{reads} ({status}; fingerprint {plan.fingerprint})")
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """`dece sweep CONFIG.toml [--set key.path=value ...] [--list]`: run every cell of the config's
 [sweep] grid into one store (RUN_DIR/cells/<cell>/), skipping finished cells; a killed sweep resumes
 where it stopped. `dece run` on a config with a [sweep] table does the same. --list prints the cells
-and whether each is done (exit status 1 if one holds another config's results), without running anything. --workers N shares the grid out between N jobs
+and whether each is done (exit status 1 if one holds another config's results), without running
+anything. --workers N shares the grid out between N jobs (at most one per cell)
 submitted through submitit (--executor slurm: a job array; local: processes here); see
 dece.experiments.sweep and dece.experiments.cluster."""
 
@@ -39,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="path of a TOML config with a [sweep] table")
     add_config_arguments(p)
     p.add_argument("--list", action="store_true", help="list the cells and their status; run nothing")
-    p.add_argument("--workers", type=integer, help="submit this many workers (at most one per cell) through submitit instead of running here")
+    p.add_argument("--workers", type=integer,
+                   help="submit this many workers (at most one per cell) through submitit instead of running here")
     p.add_argument("--executor", choices=("slurm", "local"), default="slurm",
                    help="where --workers run: a SLURM job array (default), or local processes")
     p.add_argument("--poll", type=number, metavar="SECONDS",
