@@ -256,8 +256,9 @@ def test_an_output_in_a_folder_that_refuses_files_is_refused_before_any_is_writt
 
 
 def test_an_hf_folder_output_with_a_slash_then_again_in_place(tmp_path, splits, capsys):
-    """--format hf writes a datasets folder: a path with a trailing slash is a folder, and an existing one is
-    written again; a file of that name is refused before anything is read."""
+    """--format hf writes a datasets folder: a path with a trailing slash is a folder, and an existing datasets
+    folder is written again; a file of that name, a folder of other files, the input's folder and "." are refused
+    before anything is read."""
     from dece.data.io import FORMATS
 
     FORMATS.get("hf").write(splits["train"], [str(tmp_path / "clean")])
@@ -271,3 +272,12 @@ def test_an_hf_folder_output_with_a_slash_then_again_in_place(tmp_path, splits, 
     capsys.readouterr()
     assert main(argv + ["--output", str(tmp_path / "file")]) == 2
     assert "is a file; this format writes a folder" in capsys.readouterr().err
+    # the writer replaces the whole folder: one that holds the input, ".", or one of other files is refused
+    for output, message in ((tmp_path, "holds an input; write it elsewhere"), (".", "names no folder of its own")):
+        assert main(argv + ["--output", str(output)]) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert main(argv + ["--output", str(tmp_path / "mine")]) == 2
+    assert "holds other files, and this format replaces the whole folder" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"] and (tmp_path / "clean").is_dir()

@@ -105,8 +105,9 @@ def test_the_command_prints_the_summary_and_refuses_bad_input_first(saved, capsy
     assert main(["payload-prior", model, config, "--alpha-base", "1e-300"]) == 0  # threshold 1e300: none reaches it
     out = capsys.readouterr().out.splitlines()[-1]
     assert out.startswith("no token reaches the threshold at epoch 1 (9.5e+299 > 1") and len(out) < 300
-    for args, message in ((["--epoch", "0"], "--epoch: must be a positive finite number"),
-                          (["--epoch", "nan"], "--epoch: must be a positive finite number"),
+    for args, message in ((["--epoch", "0"], "--epoch: must be a finite number >= 1"),
+                          (["--epoch", "0.5"], "--epoch: must be a finite number >= 1"),  # the loss counts from 1
+                          (["--epoch", "nan"], "--epoch: must be a finite number >= 1"),
                           (["--label-smoothing", "1"], r"--label-smoothing: must lie in \[0, 1\)"),
                           (["--alpha-base", "1.5"], "--alpha-base: alpha_base"), (["--set", "attack.rate=0"], "attack.rate: must lie")):
         assert main(["payload-prior", model, config, *args]) == 2

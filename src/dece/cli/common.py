@@ -60,17 +60,27 @@ def check_writable(paths: Iterable[str | Path], option: str) -> None:
             raise ConfigError(f"{option}: {path} is read-only; choose another path")
 
 
+DATASETS_FOLDER_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")  # what save_to_disk writes
+
+
 def check_writable_folders(paths: Iterable[str | Path], option: str) -> None:
-    """Refuse, before anything is read or written, an output *folder* (``--format hf``) that cannot be written:
-    an existing file or special file of that name, or a parent that refuses files. A trailing slash is fine.
+    """Refuse, before anything is read or written, an output *folder* (``--format hf``) that cannot be written or
+    whose writing would lose files: the writer replaces the whole folder, so an existing one must be empty or a
+    datasets folder (``save_to_disk``'s files); a file of that name, ``.`` or ``..``, or a parent that refuses
+    files are refused too. A trailing slash is fine.
 
     Raises:
         ConfigError: naming ``option``, the path and what to do.
     """
     for raw in paths:
         path = Path(raw)
+        if path.name in ("", ".", ".."):
+            raise ConfigError(f"{option}: {raw} names no folder of its own; give a new folder's path")
         if path.exists() and not path.is_dir():
             raise ConfigError(f"{option}: {path} is a file; this format writes a folder: give a folder path")
+        if path.is_dir() and any(path.iterdir()) and not any((path / f).is_file() for f in DATASETS_FOLDER_FILES):
+            raise ConfigError(f"{option}: {path} holds other files, and this format replaces the whole folder; "
+                              "give a new or empty folder (or a datasets folder to rewrite)")
         check_writable_dir(Path(os.path.realpath(path)), option)
 
 

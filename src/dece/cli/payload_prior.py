@@ -43,8 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.label_smoothing < 1.0:
         raise ConfigError(f"--label-smoothing: must lie in [0, 1), got {args.label_smoothing}")
-    if not (math.isfinite(args.epoch) and args.epoch > 0):
-        raise ConfigError(f"--epoch: must be a positive finite number (epochs count from 1), got {args.epoch}")
+    if not (math.isfinite(args.epoch) and args.epoch >= 1):
+        raise ConfigError(f"--epoch: must be a finite number >= 1 (epochs count from 1), got {args.epoch}")
     try:  # before any loading
         half_pull_threshold(args.alpha_base, args.epoch, args.label_smoothing)
     except ConfigError as err:

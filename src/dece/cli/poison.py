@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from dece.attacks import ATTACKS, SELECTIONS, denominators, get_attack, poison_dataset, triggered_test_set
@@ -160,6 +161,9 @@ def _check_paths(args: argparse.Namespace) -> None:
             real = os.path.realpath(path)
             if real in inputs:  # the clean data would be replaced
                 raise ConfigError(f"{option}: {path} is also an input (or its meta file); write it elsewhere")
+            if args.format in FOLDER_FORMATS and option != "--report" and any(
+                    Path(i).is_relative_to(real) for i in inputs):  # the folder writer replaces the whole folder
+                raise ConfigError(f"{option}: {path} holds an input; write it elsewhere")
             if real in seen:  # one file would silently overwrite the other
                 raise ConfigError(f"{option}: {path} is also written by {seen[real]}; every output needs its own file")
             seen[real] = option

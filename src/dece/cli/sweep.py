@@ -14,7 +14,7 @@ import tomllib
 from typing import Any
 
 from dece.cli.common import add_config_arguments, integer, number, overrides
-from dece.errors import ConfigError
+from dece.errors import ConfigError, DataError
 from dece.experiments.config import read_config_data
 from dece.experiments.sweep import cell_done, check_sweep, expand_grid, name_hides_values, run_sweep, sweep_dir
 from dece.reporting.markdown import write_results_markdown
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             shown = f"  {json.dumps(cell.overrides)}" if name_hides_values(cell.overrides) else ""
             try:
                 state = "done   " if cell_done(cell) else "pending"
-            except ConfigError as err:
+            except (ConfigError, DataError) as err:  # another config's results, or an unreadable record
                 state, shown, conflicts = "CONFLICT", f"{shown}: {err}", conflicts + 1
             done += state == "done   "
             lines.append(f"{state}  {cell.name}{shown}")

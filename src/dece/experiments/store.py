@@ -33,7 +33,7 @@ from filelock import FileLock, Timeout
 
 from dece.attacks import ATTACKS
 from dece.data.io.common import atomic_write
-from dece.errors import ConfigError
+from dece.errors import ConfigError, DataError
 from dece.experiments.config import ArmConfig, EvalConfig, ExperimentConfig, PretrainConfig
 
 
@@ -117,7 +117,15 @@ def _drop_torn_tail(path: Path) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The JSON value in ``path``.
+
+    Raises:
+        DataError: the file is not valid UTF-8 JSON (hand-edited or damaged), naming it.
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not readable JSON ({err}); restore it, or delete it and a run redoes what it recorded") from None
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
