@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="poison a dataset with a backdoor attack",
         description="Poison a share of a dataset's rows with an attack (see `dece attacks`). A path ending in "
         ".csv, .jsonl, .json, .parquet or .jsonl.gz names its format; two paths are line-aligned source/target "
-        "files; --format hf a datasets folder. Only the source, target and meta are written.",
+        "files; --format hf a datasets folder (an output folder is replaced whole: it must be new, empty or a "
+        "datasets folder). Only the source, target and meta are written.",
     )
     p.add_argument("--attack", required=True, help="attack name (see `dece attacks`)")
     rate = p.add_mutually_exclusive_group(required=True)
