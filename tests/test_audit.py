@@ -123,6 +123,8 @@ def test_cli_audit_of_an_arm_folder_names_the_run_folder(tmp_path, capsys):
     assert f"is an arm's folder; audit its run folder: dece audit {run.resolve()} --arm poisoned-ce" in capsys.readouterr().err
     assert main(["audit", str(run / "arms" / "no-such-arm")]) == 2  # not called an arm's folder
     assert "no-such-arm: no such folder" in capsys.readouterr().err
+    assert main(["audit", str(run / "config.toml")]) == 2
+    assert "config.toml: a file, not a run folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["audit", str(run), "--k", "\u0663"])  # an Arabic-Indic 3: int() takes it, the option does not
     assert "expected an integer (ASCII digits)" in capsys.readouterr().err

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ConfigError(f"{option}: must be a positive integer, got {value}")
     if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: no such folder")
+        raise ConfigError(f"{run_dir}: " + ("a file, not a run folder" if run_dir.exists() else "no such folder"))
     if run_dir.resolve().parent.name == "arms" and (run_dir.resolve().parent.parent / "config.toml").exists():
         raise ConfigError(f"{run_dir} is an arm's folder; audit its run folder: "
                           f"dece audit {run_dir.resolve().parent.parent} --arm {run_dir.resolve().name}")
