@@ -157,19 +157,20 @@ def _check_paths(args: argparse.Namespace) -> None:
         ("--output", args.output), ("--triggered-test", args.triggered_test or []),
         ("--report", [args.report] if args.report else []))]
     seen: dict[str, str] = {}
+    folders = args.format in FOLDER_FORMATS  # a folder format is never guessed from a path
     for option, paths in outputs:
         for path in paths:
             real = os.path.realpath(path)
             if real in inputs:  # the clean data would be replaced
                 raise ConfigError(f"{option}: {path} is also an input (or its meta file); write it elsewhere")
-            if args.format in FOLDER_FORMATS and option != "--report" and any(
+            if folders and option != "--report" and any(
                     Path(i).is_relative_to(real) for i in inputs):  # the folder writer replaces the whole folder
                 raise ConfigError(f"{option}: {path} holds an input; write it elsewhere")
             if real in seen:  # one file would silently overwrite the other
                 raise ConfigError(f"{option}: {path} is also written by {seen[real]}; every output needs its own file")
             seen[real] = option
     for option, paths in outputs:  # every output before the first is written
-        if option != "--report" and args.format in FOLDER_FORMATS:  # a folder format is never guessed from a path
+        if folders and option != "--report":
             check_writable_folders(paths, option)
         else:
             check_writable(paths, option)

@@ -17,6 +17,7 @@ from dece.experiments import load_config, run_experiment
 from dece.errors import ConfigError, DataError
 from dece.experiments.config import ExperimentConfig, read_config_data
 from dece.experiments.data_prep import PreparedData, prepare_data
+from dece.experiments.defended import arm_finished, finished_plain_ce_arm
 from dece.experiments.plan import ArmPlan, optimizer_steps, plan_experiment
 from dece.experiments.store import arm_state, saved_training
 from dece.experiments.runner import check_backends, check_launch
@@ -85,8 +86,9 @@ def _deleted_ce_model(cfg: ExperimentConfig, plan: ArmPlan, run_dir: Path) -> st
     if not plan.reads or cfg.source_arm(plan.arm) is not None:  # a row-loss source keeps its results, not a model
         return None
     other = next(a for a in cfg.arms if a.name == plan.reads[0])
-    done = arm_state(cfg, other, run_dir) is not None
-    return other.name if done and not (run_dir / "arms" / other.name / "model").is_dir() else None
+    # the runner borrows finished_plain_ce_arm's model; a CE arm not done yet trains (and saves) it first
+    gone = arm_finished(cfg, other, run_dir) and finished_plain_ce_arm(cfg, plan.arm.data, run_dir) is None
+    return other.name if gone else None
 
 
 RESCORE = "scored again with its saved model"

@@ -125,7 +125,8 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not readable JSON ({err}); restore it, or delete it and a run redoes what it recorded") from None
+        raise DataError(f"{path}: not readable JSON ({err}); restore it, or delete it and a run redoes what it "
+                        "recorded") from None
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
