@@ -273,7 +273,8 @@ def test_an_hf_folder_output_with_a_slash_then_again_in_place(tmp_path, splits, 
     assert main(argv + ["--output", str(tmp_path / "file")]) == 2
     assert "is a file; this format writes a folder" in capsys.readouterr().err
     # the writer replaces the whole folder: one that holds the input, ".", or one of other files is refused
-    for output, message in ((tmp_path, "holds an input; write it elsewhere"), (".", "names no folder of its own")):
+    for output, message in ((tmp_path, "holds an input or lies inside one"), (tmp_path / "clean" / "sub", "lies inside"),
+                            (".", "names no folder of its own")):
         assert main(argv + ["--output", str(output)]) == 2
         assert message in capsys.readouterr().err
     (tmp_path / "mine").mkdir()

@@ -161,10 +161,11 @@ def test_cli_run_expands_a_sweep_and_list_reports_status(tmp_path, capsys):
     assert "2 hold results of another config" in out[0]
     assert all(line.startswith("CONFLICT  seed=") and "holds results of a different config" in line for line in out[1:])
     metrics = tmp_path / "sweep" / "cells" / "seed=2" / "arms" / "poisoned-ce" / "metrics.json"
-    metrics.write_text("not json")  # damaged by hand: named, listed, never a traceback
-    assert main(["sweep", str(path), "--list"]) == 1
-    assert f"CONFLICT  seed=2: {metrics}: not readable JSON" in capsys.readouterr().out
-    assert main(["sweep", str(path)]) == 2 and f"{metrics}: not readable JSON" in capsys.readouterr().err
+    for text, message in (("not json", "not readable JSON"), ("[]", "holds no results object")):
+        metrics.write_text(text)  # damaged by hand: named, listed, never a traceback
+        assert main(["sweep", str(path), "--list"]) == 1
+        assert f"CONFLICT  seed=2: {metrics}: {message}" in capsys.readouterr().out
+        assert main(["sweep", str(path)]) == 2 and f"{metrics}: {message}" in capsys.readouterr().err
 
 
 def _started(sweep: Path) -> list[dict]:

@@ -163,9 +163,9 @@ def _check_paths(args: argparse.Namespace) -> None:
             real = os.path.realpath(path)
             if real in inputs:  # the clean data would be replaced
                 raise ConfigError(f"{option}: {path} is also an input (or its meta file); write it elsewhere")
-            if folders and option != "--report" and any(
-                    Path(i).is_relative_to(real) for i in inputs):  # the folder writer replaces the whole folder
-                raise ConfigError(f"{option}: {path} holds an input; write it elsewhere")
+            if folders and option != "--report" and any(  # the folder writer replaces the whole folder
+                    Path(i).is_relative_to(real) or Path(real).is_relative_to(i) for i in inputs):
+                raise ConfigError(f"{option}: {path} holds an input or lies inside one; write it elsewhere")
             if real in seen:  # one file would silently overwrite the other
                 raise ConfigError(f"{option}: {path} is also written by {seen[real]}; every output needs its own file")
             seen[real] = option

@@ -251,6 +251,8 @@ def arm_state(cfg: ExperimentConfig, arm: ArmConfig, run_dir: Path) -> dict[str,
     path = arm_dir / "metrics.json"
     if path.exists():
         metrics = read_json(path)
+        if not isinstance(metrics, dict):
+            raise DataError(f"{path}: holds no results object; restore it, or delete it and a run redoes the arm")
         if metrics.get("fingerprint") == full:
             return metrics
         if metrics.get("train_fingerprint") != training:
