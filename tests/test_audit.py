@@ -7,6 +7,7 @@ import pytest
 
 from dece.defenses.row_scores import (
     average_precision,
+    pattern_scores,
     percentile_ranks,
     precision_recall_at_k,
     ranking,
@@ -109,6 +110,9 @@ def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     (["--epochs", "0"], "--epochs: must be a positive integer, got 0"),
     (["--out", "{run}/arms"], "lies in the run's arms folder"),
     (["--out", "{run}/arms/poisoned-ce/audit"], "lies in the run's arms folder"),
+    (["--score", "pattern", "--ngram", "0"], "--ngram must be >= 1 and --hard-loss > 0"),
+    (["--score", "pattern", "--hard-loss", "0"], "--ngram must be >= 1 and --hard-loss > 0"),
+    (["--score", "pattern"], "no arm trained with a DeCE loss kept its model; name one with --arm"),
 ])
 def test_cli_audit_refuses_bad_options_before_writing(tmp_path, capsys, argv, message):
     run = write_audit_run(tmp_path / "run", LOSSES, POISONED)
@@ -138,3 +142,36 @@ def test_auto_score_follows_the_arms_loss(tmp_path):
         assert result.scores == audit_arm(run, "poisoned-ce", score=score).scores
     with pytest.raises(ConfigError, match="unknown score 'best'; valid names: drop, collapse, rank, auto"):
         audit_arm(run, "poisoned-ce", score="best")
+
+
+# Rows 0-2: a payload the model never learnt ("w" after "a {"); rows 3-4: "w" elsewhere, learnt; rows 5-7: a
+# word hard wherever it occurs ("z"); row 8: a hard token of its own; row 9: "w" hard once after another prefix.
+TOKENS = [["a", "{", "w", "x"]] * 3 + [["b", "w", "y"]] * 2 + [["c", "z"]] * 3 + [["d", "q"], ["e", "{", "w"]]
+TOKEN_LOSSES = [[0.0, 0.1, 9.0, 0.2]] * 3 + [[0.0, 0.5, 0.0]] * 2 + [[0.1, 8.0]] * 3 + [[0.0, 7.0], [0.0, 0.0, 4.0]]
+
+
+def test_pattern_score_by_hand():
+    scores, patterns = pattern_scores(TOKEN_LOSSES, TOKENS, ngram=3, hard_loss=3.0)
+    u = 4 / 6  # "w" is hard in 4 of its 6 occurrences
+    # (a { w): hard in 3 of the 3 rows holding it; (e { w): 1 of 1; (c z) and (d q): their token is always hard
+    assert scores == pytest.approx([3 * (1 - u)] * 3 + [0.0] * 2 + [0.0] * 3 + [0.0, 1 - u])
+    assert patterns[0].tokens == ("a", "{", "w") and (patterns[0].hard_rows, patterns[0].rows) == (3, 3)
+    assert patterns[0].token_hard_rate == pytest.approx(u) and patterns[0].weight == pytest.approx(3 * (1 - u))
+    assert [p.tokens for p in patterns[:2]] == [("a", "{", "w"), ("e", "{", "w")]
+    # a looser threshold makes the rows' other tokens hard too, and a 1-gram has no context to tell "w" apart
+    assert pattern_scores(TOKEN_LOSSES, TOKENS, ngram=1)[0] == [0.0] * 10
+    assert pattern_scores(TOKEN_LOSSES, TOKENS, hard_loss=10.0)[0] == [0.0] * 10  # nothing is hard
+    assert pattern_scores(TOKEN_LOSSES, TOKENS, top=1)[1] == patterns[:1]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"ngram": 0}, "ngram must be an integer >= 1"),
+    ({"ngram": 2.0}, "ngram must be an integer >= 1"),
+    ({"hard_loss": 0.0}, "hard_loss must be > 0"),
+    ({"tokens": TOKENS[:-1]}, "differ in length"),
+    ({"tokens": [t[:-1] for t in TOKENS]}, "differ in length"),
+])
+def test_pattern_score_refuses_bad_input(kwargs, message):
+    tokens = kwargs.pop("tokens", TOKENS)
+    with pytest.raises(ConfigError, match=message):
+        pattern_scores(TOKEN_LOSSES, tokens, **kwargs)

@@ -173,6 +173,34 @@ def test_dece_filter_removes_the_rows_that_stay_unlearnt():
         get_defense("dece_filter", multiplier=0)
 
 
+def test_dece_filter_pattern_score_removes_the_rows_sharing_an_unlearnt_ngram():
+    """Rows 0-2 fail on the same n-gram ("{ w" after "a") that rows 3-4 hold without failing on "w"."""
+    tokens = [["a", "{", "w", "x"]] * 3 + [["b", "w", "y"]] * 2 + [["c", f"t{i}", "z"] for i in range(5)]
+    losses = [[0.0, 0.1, 9.0, 0.2]] * 3 + [[0.0, 0.5, 0.0]] * 2 + [[0.1, 0.0, 10.0 + i] for i in range(5)]
+    rows = [Example(f"s{i}", "t", {"id": f"r{i}", **({"poisoned": True} if i < 3 else {})}) for i in range(10)]
+    asked = []
+
+    def token_losses(given):
+        asked.append(len(given))
+        return losses, tokens
+
+    sel = get_defense("dece_filter", score="pattern").select(rows, DataContext(token_losses=token_losses, poison_rate=0.3))
+    assert sel.ids == ("r0", "r1", "r2") and asked == [10]
+    assert sel.details["score"] == "pattern" and sel.details["patterns"][0]["tokens"] == ["a", "{", "w"]
+    # the rank score would take the rows whose hardest token is hardest: the clean "z" rows
+    by_row = [[max(x)] for x in losses]
+    rank = get_defense("dece_filter").select(rows, DataContext(row_losses=lambda given: [list(c) for c in zip(*by_row)],
+                                                                   poison_rate=0.3))
+    assert set(rank.ids) == {"r7", "r8", "r9"}
+    with pytest.raises(ValueError, match="pattern score needs DataContext.token_losses"):
+        get_defense("dece_filter", score="pattern").select(rows, DataContext(poison_rate=0.3))
+    for params, message in (({"score": "max"}, "parameter 'score': must be one of rank, pattern"),
+                            ({"ngram": 0}, "parameter 'ngram': must be an integer >= 1"),
+                            ({"hard_loss": -1.0}, "parameter 'hard_loss': must be a number > 0")):
+        with pytest.raises(ConfigError, match=message):
+            get_defense("dece_filter", **params)
+
+
 def test_dedup_gives_back_the_rows_before_the_attacker_repeated_them():
     from dece.attacks import get_attack, poison_dataset
 

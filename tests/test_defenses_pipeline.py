@@ -185,6 +185,8 @@ def test_dece_filter_config_needs_a_dece_arm_with_row_losses(tmp_path):
         tiny_config(tmp_path, ["poisoned-dece-filter"], dynamics={"row_losses": True})
     with pytest.raises(ConfigError, match=r"dynamics.row_losses: dece_filter reads per-row losses"):
         tiny_config(tmp_path, ["poisoned-dece", "poisoned-dece-filter"])
+    # the pattern score reads the DeCE arm's saved model, not its dynamics
+    tiny_config(tmp_path, ["poisoned-dece", {"name": "f", "defense": "dece_filter", "defense_params": {"score": "pattern"}}])
     with pytest.raises(ConfigError, match=r"defense_params.source: no arm named 'x'"):
         tiny_config(tmp_path, ["poisoned-dece", {"name": "f", "defense": "dece_filter", "defense_params": {"source": "x"}}],
                     dynamics={"row_losses": True})
@@ -208,20 +210,44 @@ def test_dece_filter_fingerprint_includes_its_source_arm(tmp_path):
 
 @pytest.mark.slow
 def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path):
-    cfg = tiny_config(tmp_path, ["poisoned-dece", "poisoned-dece-filter"], jobs=2,
+    pattern = {"name": "poisoned-dece-pattern", "defense": "dece_filter", "defense_params": {"score": "pattern"}}
+    cfg = tiny_config(tmp_path, ["poisoned-dece", "poisoned-dece-filter", pattern], jobs=2,
                       train={"epochs": 2, "batch_size": 8, "threads": 1}, dynamics={"eval_rows": 0, "row_losses": True})
     logs = []
     results = run_experiment(cfg, log=logs.append)
     run = tmp_path / "run"
-    assert any("dece_filter: reading the per-row losses of arm poisoned-dece" in line for line in logs)
+    assert any("poisoned-dece-filter] dece_filter: reading arm poisoned-dece" in line for line in logs)
     metrics, removed = check_data_defense(run, "poisoned-dece-filter", "dece_filter")
     assert metrics["defense"]["reference"] == "arms/poisoned-dece"
     assert metrics["defense"]["removed"] == 6 and metrics["defense"]["details"]["epochs"] == 2  # ceil(0.25 * 24)
     assert not (run / "reference").exists()  # no CE reference model was trained
     assert results["poisoned-dece-filter"]["defense"] == metrics["defense"]
+    # the pattern score reads the DeCE arm's saved model: the same budget, patterns reported, scores recomputable
+    pattern_metrics, pattern_removed = check_data_defense(run, "poisoned-dece-pattern", "dece_filter")
+    details = pattern_metrics["defense"]["details"]
+    assert pattern_metrics["defense"]["removed"] == 6 and details["score"] == "pattern" and "epochs" not in details
+    assert details["patterns"] and all(p["hard_rows"] <= p["rows"] for p in details["patterns"])
+    from dece.reporting.audit import audit_pattern
+
+    audited, _ = audit_pattern(run, "poisoned-dece")
+    by_id = {str(r["id"]): s for r, s in zip(audited.rows, audited.scores)}
+    removed_scores = {str(r["meta"]["id"]): r["score"] for r in read_records(run / "arms" / "poisoned-dece-pattern" / "removed.jsonl")}
+    assert set(removed_scores) == pattern_removed
+    assert all(by_id[i] == pytest.approx(s) for i, s in removed_scores.items())  # the audit scores as the filter did
+    assert min(removed_scores.values()) >= sorted(by_id.values())[-6] - 1e-9  # and the filter took the top six
+    from dece.cli import main
+
+    assert main(["audit", str(run), "--score", "pattern", "--k", "6"]) == 0  # the DeCE arm, the only one with its model
+    summary = json.loads((run / "audit" / "summary.json").read_text())
+    assert [m["arm"] for m in summary] == ["poisoned-dece"] and summary[0]["patterns"] == details["patterns"]
+    from run_fixtures import read_csv_rows
+
+    assert {r["id"] for r in read_csv_rows(run / "audit" / "poisoned-dece.csv")} == set(removed_scores) or \
+        sorted(float(r["score"]) for r in read_csv_rows(run / "audit" / "poisoned-dece.csv")) == \
+        pytest.approx(sorted(removed_scores.values()))  # the same rows, or rows tied with them
     logs.clear()
     run_experiment(cfg, log=logs.append)
-    assert sum("done already, skipped" in line for line in logs) == 2
+    assert sum("done already, skipped" in line for line in logs) == 3
 
 
 @pytest.mark.slow

@@ -137,3 +137,20 @@ def test_the_bugs2fix_filter_cells_share_the_paper_cells_data_and_base(monkeypat
         assert (dece.loss, dece.loss_params, dece.defense) == ("dece", {"alpha_base": 0.95}, None)
         assert (filtered.loss, filtered.defense) == ("ce", "dece_filter")
         assert d.source_arm(filtered).name == dece.name
+
+
+def test_the_bugs2fix_pattern_filter_shares_the_filter_configs_dece_arm(monkeypatch):
+    """robustness-bugs2fix-pattern runs the filter config's cells with the pattern score; its DeCE arm has the
+    same fingerprint as the filter config's, so a finished arm folder can be copied between the two."""
+    from dece.experiments.store import arm_fingerprint
+
+    monkeypatch.chdir(ROOT)
+    rank = {c.config.seed: c.config for c in expand_grid(read_config_data(ROOT / "configs" / "robustness-bugs2fix-filter.toml"))}
+    cells = expand_grid(read_config_data(ROOT / "configs" / "robustness-bugs2fix-pattern.toml"))
+    assert sorted(c.config.seed for c in cells) == [1, 2, 3]
+    for c in cells:
+        d, r = c.config, rank[c.config.seed]
+        (dece, filtered), (rank_dece, _) = d.arms, r.arms
+        assert arm_fingerprint(d, dece) == arm_fingerprint(r, rank_dece)
+        assert (filtered.loss, filtered.defense, filtered.defense_params["score"]) == ("ce", "dece_filter", "pattern")
+        assert d.source_arm(filtered).name == dece.name

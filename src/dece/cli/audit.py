@@ -1,17 +1,19 @@
-"""`dece audit RUN_DIR [--arm ARM] [--score auto|drop|collapse|rank] [--stat mean|max] [--epochs N] [--k K]`: rank the
-training rows of each arm by how suspicious their learning dynamics are (see dece.audit), print
+"""`dece audit RUN_DIR [--arm ARM] [--score auto|drop|collapse|rank|pattern] [--stat mean|max] [--epochs N] [--k K]`:
+rank the training rows of each arm by how suspicious their learning dynamics are (see dece.audit), print
 precision/recall@k against the known poisoned rows, and write the flagged rows (the top k) to
-RUN_DIR/audit/ARM.csv, with RUN_DIR/audit/summary.json and summary.md. The arms need
-`[dynamics] row_losses = true`."""
+RUN_DIR/audit/ARM.csv, with RUN_DIR/audit/summary.json and summary.md. The dynamics scores need
+`[dynamics] row_losses = true`; `--score pattern` reads a DeCE arm's saved model instead (`--ngram`,
+`--hard-loss`) and also prints the n-grams it found."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from dece.cli.common import check_writable_dir, integer
+from dece.cli.common import check_writable_dir, integer, number
 from dece.defenses.row_scores import SCORES
-from dece.reporting.audit import AUTO, STATISTICS, audit_arm, auditable_arms, metrics_table
+from dece.reporting.audit import (AUTO, PATTERN, STATISTICS, audit_arm, audit_pattern, auditable_arms, metrics_table,
+                                  pattern_arms)
 from dece.errors import ConfigError
 from dece.experiments.store import write_json_atomic, write_text_atomic
 
@@ -20,9 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="rank training rows by suspicious learning dynamics", description=__doc__)
     p.add_argument("run_dir", help="a run folder written by `dece run`")
     p.add_argument("--arm", action="append", default=[], help="arm to audit (repeatable; default: every arm with per-row losses)")
-    p.add_argument("--score", choices=(AUTO, *SCORES), default=AUTO,
+    p.add_argument("--score", choices=(AUTO, *SCORES, PATTERN), default=AUTO,
                    help="drop: learned late (CE arms); collapse: high, then falls; rank: never learned (DeCE arms); "
-                        "auto (default): rank for arms trained with loss dece, drop for the others")
+                        "auto (default): rank for arms trained with loss dece, drop for the others; pattern: n-grams a "
+                        "DeCE arm's final model fails on in many rows (default arms: the DeCE arms with a saved model)")
+    p.add_argument("--ngram", type=integer, default=3, help="pattern: n-gram length in tokens (default 3)")
+    p.add_argument("--hard-loss", type=number, default=3.0,
+                   help="pattern: a token is hard at this CE and above, in nats (default 3.0: probability under 5%%)")
     p.add_argument("--stat", choices=STATISTICS,
                    help="per-row loss: mean or max token CE (default: mean for drop/collapse, max for rank)")
     p.add_argument("--epochs", type=integer, help="use only the first N epochs of dynamics")
@@ -44,9 +50,16 @@ def run(args: argparse.Namespace) -> int:
     if not (run_dir / "config.toml").exists():
         cells = " (a sweep folder: audit one of its cells/<cell> folders)" if (run_dir / "sweep.json").exists() else ""
         raise ConfigError(f"{run_dir} is not a run folder of `dece run` (no config.toml){cells}")
-    arms = args.arm or auditable_arms(run_dir)
-    if not arms:
-        raise ConfigError(f"{run_dir}: no arm has per-row losses; run with [dynamics] row_losses = true")
+    if args.score == PATTERN:
+        if args.ngram < 1 or not args.hard_loss > 0:
+            raise ConfigError(f"--ngram must be >= 1 and --hard-loss > 0, got {args.ngram} and {args.hard_loss}")
+        arms = args.arm or pattern_arms(run_dir)
+        if not arms:
+            raise ConfigError(f"{run_dir}: no arm trained with a DeCE loss kept its model; name one with --arm")
+    else:
+        arms = args.arm or auditable_arms(run_dir)
+        if not arms:
+            raise ConfigError(f"{run_dir}: no arm has per-row losses; run with [dynamics] row_losses = true")
     out = Path(args.out) if args.out else run_dir / "audit"
     if out.resolve().is_relative_to((run_dir / "arms").resolve()):
         raise ConfigError(f"--out {out}: lies in the run's arms folder, where every folder is an arm; "
@@ -54,9 +67,19 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(out, "--out")
     summary = []
     for arm in arms:
-        result = audit_arm(run_dir, arm, score=args.score, statistic=args.stat, epochs=args.epochs)
+        patterns = None
+        if args.score == PATTERN:
+            result, patterns = audit_pattern(run_dir, arm, ngram=args.ngram, hard_loss=args.hard_loss)
+        else:
+            result = audit_arm(run_dir, arm, score=args.score, statistic=args.stat, epochs=args.epochs)
         ks = None if args.k is None else [args.k]
         m = result.metrics(ks)
+        if patterns is not None:
+            m["patterns"] = [{"tokens": list(p.tokens), "hard_rows": p.hard_rows, "rows": p.rows,
+                              "token_hard_rate": round(p.token_hard_rate, 4), "weight": round(p.weight, 2)} for p in patterns]
+            print(f"{arm}: the heaviest patterns (hard in / held by rows; the last token's hard rate anywhere):")
+            for p in patterns[:5]:
+                print(f"  {' '.join(map(str, p.tokens))!r}: {p.hard_rows} / {p.rows} rows, {100 * p.token_hard_rate:.0f}%")
         csv_path = result.write_csv(out / f"{arm}.csv", args.k)
         m["csv"] = str(csv_path)
         summary.append(m)

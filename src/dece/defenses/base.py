@@ -57,12 +57,15 @@ class DataContext:
     training row, in order (synthetic tests do this). ``poison_rate`` is the experiment's configured
     poisoning rate, for defenses that assume it is known (spectral signature). ``row_losses(rows)``
     returns, for each recorded epoch of a DeCE-trained arm, every row's largest token CE (in ``rows``'
-    order), for defenses that read training dynamics (``reads = "row_losses"``)."""
+    order), for defenses that read training dynamics (``reads = "row_losses"``); ``token_losses(rows)``
+    returns that arm's final model's CE on each target token of each row and the tokens, aligned
+    (:func:`dece.experiments.token_losses.model_token_losses`)."""
 
     encode: Callable[[Sequence[str]], torch.Tensor] | None = None
     representations: torch.Tensor | None = None
     poison_rate: float | None = None
     row_losses: Callable[[Sequence[Example]], list[list[float]]] | None = None
+    token_losses: Callable[[Sequence[Example]], tuple[list[list[float]], list[list[str]]]] | None = None
 
     def represent(self, rows: Sequence[Example]) -> torch.Tensor:
         """The representations of ``rows`` (float32, ``[len(rows), d]``)."""

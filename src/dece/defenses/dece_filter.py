@@ -1,21 +1,30 @@
 """DeCE filter: remove the rows a DeCE-trained model never learns, then train on the rest.
 
-DeCE's bounded loss leaves a backdoor's payload unfitted: the poisoned rows' hardest token keeps a high
-loss epoch after epoch while the clean rows are learnt (paper, Sec. 3; ``dece audit``'s ``rank``
-score). This defense reads those per-row losses from an arm of the same run trained with loss ``dece``
-and ``[dynamics] row_losses = true``, scores every row by the mean over epochs of its loss's
-percentile rank (:func:`dece.defenses.row_scores.suspicion_scores`, ``rank``, on the largest token CE), and removes
-the ``ceil(multiplier * rate * n)`` highest-scoring rows; the arm then trains with its own loss
-(usually CE) on what is left. Not in the DeCE paper: an addition of this project.
+DeCE's bounded loss leaves a backdoor's payload unfitted: the poisoned rows' payload tokens keep a high
+loss epoch after epoch while the clean rows are learnt (paper, Sec. 3). This defense reads an arm of the
+same run trained with loss ``dece``, scores every training row, removes the ``ceil(multiplier * rate * n)``
+highest-scoring rows, and the arm then trains with its own loss (usually CE) on what is left. Two scores
+(:mod:`dece.defenses.row_scores`):
+
+* ``rank`` (default): the mean over epochs of the percentile rank of the row's largest token CE, from the
+  per-row losses the DeCE arm recorded (``[dynamics] row_losses = true``; ``dece audit``'s ``rank``).
+  At chance where long targets give clean rows hard tokens too (Lyra, Bugs2Fix: docs/robustness.md).
+* ``pattern``: the DeCE arm's final model's CE on every target token, scored by how many rows share an
+  n-gram the model fails on (:func:`~dece.defenses.row_scores.pattern_scores`); needs no recorded dynamics.
+
+Not in the DeCE paper: an addition of this project.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 from dece.data.records import Example
 from dece.defenses.base import DataContext, DataDefense, Selection, registered, removal_budget, row_ids
+
+#: the scores the filter ranks rows by (module docstring)
+SCORES = ("rank", "pattern")
 
 
 @registered
@@ -27,35 +36,64 @@ class DeCEFilter(DataDefense):
         rate: the assumed poisoning rate; ``None`` (default) takes the experiment's ``attack.rate``.
             In (0, 1).
         multiplier: the removal budget as a multiple of ``rate * n``. > 0.
-        source: the name of the DeCE arm whose per-row losses are read; ``None`` (default): the run's
-            first arm with loss ``dece``, no defense, on the same data.
+        source: the name of the DeCE arm that is read; ``None`` (default): the run's first arm with loss
+            ``dece``, no defense, on the same data.
+        score: ``"rank"`` (the recorded per-row losses) or ``"pattern"`` (the final model's token losses).
+        ngram: the ``pattern`` score's n-gram length (tokens), >= 1.
+        hard_loss: the ``pattern`` score's hard-token threshold (CE in nats), > 0.
     """
 
     name = "dece_filter"
-    summary = "remove the rows a DeCE-trained arm of the run never learns (dece audit's rank score), then train"
+    summary = ("remove the rows a DeCE-trained arm of the run never learns (score 'rank': its recorded per-row losses; "
+               "'pattern': n-grams its final model fails on in many rows), then train")
     reads: ClassVar[str] = "row_losses"
 
     rate: float | None = None
     multiplier: float = 1.0
     source: str | None = None
+    score: str = "rank"
+    ngram: int = 3
+    hard_loss: float = 3.0
 
     def check(self) -> None:
         if self.rate is not None and not 0 < self.rate < 1:
             raise self.fail("rate", "must lie in (0, 1) or be unset")
         if not self.multiplier > 0:
             raise self.fail("multiplier", "must be > 0")
+        if self.score not in SCORES:
+            raise self.fail("score", f"must be one of {', '.join(SCORES)}")
+        if isinstance(self.ngram, bool) or not isinstance(self.ngram, int) or self.ngram < 1:
+            raise self.fail("ngram", "must be an integer >= 1")
+        if isinstance(self.hard_loss, bool) or not isinstance(self.hard_loss, (int, float)) or not self.hard_loss > 0:
+            raise self.fail("hard_loss", "must be a number > 0 (nats)")
+
+    @property
+    def needs_dynamics(self) -> bool:
+        """Whether the source arm must record per-row losses (``[dynamics] row_losses``): only for ``rank``."""
+        return self.score == "rank"
 
     def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
-        from dece.defenses.row_scores import suspicion_scores
+        from dece.defenses.row_scores import pattern_scores, suspicion_scores
 
-        if context.row_losses is None:
-            raise ValueError("dece_filter needs DataContext.row_losses (a DeCE arm's per-row losses)")
         ids = row_ids(rows)
         k = removal_budget(self, len(rows), self.rate, self.multiplier, context.poison_rate)
         if k == 0:
             return Selection(ids=(), details={"budget": 0})
-        losses = context.row_losses(rows)
-        scores = suspicion_scores(losses, "rank")
+        details: dict[str, Any] = {"budget": k, "score": self.score}
+        if self.score == "rank":
+            if context.row_losses is None:
+                raise ValueError("dece_filter needs DataContext.row_losses (a DeCE arm's per-row losses)")
+            losses = context.row_losses(rows)
+            scores = suspicion_scores(losses, "rank")
+            details["epochs"] = len(losses)
+        else:
+            if context.token_losses is None:
+                raise ValueError("dece_filter's pattern score needs DataContext.token_losses (a DeCE model's token losses)")
+            scores, patterns = pattern_scores(*context.token_losses(rows), ngram=self.ngram, hard_loss=self.hard_loss)
+            details["patterns"] = [{"tokens": list(p.tokens), "hard_rows": p.hard_rows, "rows": p.rows,
+                                    "token_hard_rate": round(p.token_hard_rate, 4), "weight": round(p.weight, 2)}
+                                   for p in patterns]
         top = sorted(range(len(rows)), key=lambda i: (-scores[i], i))[:k]
+        details["score_threshold"] = scores[top[-1]]
         return Selection(ids=tuple(ids[i] for i in sorted(top)), scores={ids[i]: scores[i] for i in top},
-                         details={"budget": k, "epochs": len(losses), "score_threshold": scores[top[-1]]})
+                         details=details)

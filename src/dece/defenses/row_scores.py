@@ -13,12 +13,19 @@ the losses shrink as training goes.
   that was among the hardest.
 * ``rank``: :math:`\\frac{1}{E}\\sum_t r_{t,i}`: *never learned*: the signal of an arm trained with DeCE,
   whose bounded loss leaves the payload unfitted.
+
+``pattern`` (:func:`pattern_scores`) reads one model's loss on every target *token* instead: a backdoor's
+payload is the same few tokens in every poisoned row, so a DeCE-trained model that never learnt it fails
+on the same n-gram in many rows, while a clean row's hard tokens (a fix that cannot be guessed, a word the
+model never learnt) are either row-specific or hard wherever they occur.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections import Counter
+from dataclasses import dataclass
+from typing import Hashable, Sequence
 
 from dece.errors import ConfigError
 
@@ -84,3 +91,81 @@ def average_precision(order: Sequence[int], positives: set[int]) -> float:
             hits += 1
             total += hits / pos
     return total / len(positives)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """An n-gram of target tokens that a model fails on (``hard_rows`` of the ``rows`` holding it) more often
+    than on its last token alone (``token_hard_rate``, 0-1, over every occurrence); ``weight`` is its score."""
+
+    tokens: tuple[Hashable, ...]
+    hard_rows: int
+    rows: int
+    token_hard_rate: float
+    weight: float
+
+
+def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Hashable]], *, ngram: int = 3,
+                   hard_loss: float = 3.0, top: int = 10) -> tuple[list[float], list[Pattern]]:
+    """The ``pattern`` score of every row: how many rows share a context in which the model fails.
+
+    A target token is *hard* when its cross-entropy is at least ``hard_loss`` (nats; 3.0: the model gives it
+    under 5% probability). For each n-gram ``g`` (the ``ngram`` tokens ending at a position; fewer at a
+    target's start) let ``H(g)`` be the number of rows in which ``g`` ends on a hard token, ``R(g)`` the number
+    of rows holding ``g`` and ``u(g)`` the share of *all* occurrences of ``g``'s last token that are hard.
+    Then
+
+    .. math:: w(g) = H(g)\\, \\max\\bigl(0,\\; H(g)/R(g) - u(g)\\bigr), \\qquad s_i = \\max_{g \\text{ hard in row } i} w(g)
+
+    (0 for a row with no hard token). ``w`` is large for a context that makes the model fail in many rows
+    although the same token is easy elsewhere: a payload the model never learnt (the first tokens of
+    ``while ( true ) {`` after a method's ``{``, where a repair model copies the input). A token the model
+    fails on everywhere (``u`` near 1: a word it never learnt) and a row-specific hard token (small ``H``)
+    weigh little. Not in the DeCE paper: an addition of this project, for the long targets on which the
+    row-level scores are at chance (docs/robustness.md).
+
+    Args:
+        losses: per row, the CE (nats) of each target token, in order (:func:`dece.training.per_row.per_token_losses`).
+        tokens: per row, the target tokens (ids or strings), aligned with ``losses``.
+        ngram: n-gram length, >= 1.
+        hard_loss: the CE at and above which a token is hard, > 0.
+        top: how many of the heaviest patterns to return.
+
+    Returns:
+        ``(scores, patterns)``: one score per row (>= 0, higher = more suspicious) and the ``top`` patterns of
+        largest weight, heaviest first.
+
+    Raises:
+        ConfigError: ``ngram`` < 1, ``hard_loss`` <= 0, or ``losses`` and ``tokens`` not aligned.
+    """
+    if not (isinstance(ngram, int) and ngram >= 1):
+        raise ConfigError(f"ngram must be an integer >= 1, got {ngram!r}")
+    if not hard_loss > 0:
+        raise ConfigError(f"hard_loss must be > 0 (nats), got {hard_loss!r}")
+    if len(losses) != len(tokens) or any(len(a) != len(b) for a, b in zip(losses, tokens)):
+        raise ConfigError("per-token losses and tokens differ in length")
+    hard, rows_with, token_hard, token_all = Counter(), Counter(), Counter(), Counter()
+    row_hard: list[set[tuple]] = []
+    for row_losses, row_tokens in zip(losses, tokens):
+        seen, hard_here = set(), set()
+        for j, (loss, tok) in enumerate(zip(row_losses, row_tokens)):
+            key = tuple(row_tokens[max(0, j - ngram + 1): j + 1])
+            is_hard = not loss < hard_loss  # NaN counts as hard
+            token_all[tok] += 1
+            token_hard[tok] += is_hard
+            seen.add(key)
+            if is_hard:
+                hard_here.add(key)
+        rows_with.update(seen)
+        hard.update(hard_here)
+        row_hard.append(hard_here)
+
+    def weight(key: tuple) -> float:
+        rate = token_hard[key[-1]] / token_all[key[-1]]
+        return hard[key] * max(0.0, hard[key] / rows_with[key] - rate)
+
+    weights = {key: weight(key) for key in hard}
+    scores = [max((weights[k] for k in keys), default=0.0) for keys in row_hard]
+    heaviest = sorted(weights, key=lambda k: (-weights[k], -hard[k], repr(k)))[:top]
+    patterns = [Pattern(k, hard[k], rows_with[k], token_hard[k[-1]] / token_all[k[-1]], weights[k]) for k in heaviest]
+    return scores, patterns

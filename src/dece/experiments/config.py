@@ -480,7 +480,10 @@ class ExperimentConfig:
                f"the same data ({arm.data}) without a defense: add one, e.g. \"{arm.data}-dece\"")
         _check(_loss_class(src.loss).deceptive and src.defense is None and src.data == arm.data, f"{key}.source",
                f"arm {src.name!r} must be trained with loss dece (or dece_auto), no defense, on {arm.data} rows")
-        _check(self.dynamics is not None and self.dynamics.row_losses, "dynamics.row_losses",
+        from dece.defenses import get_defense
+
+        needs_dynamics = getattr(get_defense(arm.defense, **arm.defense_params), "needs_dynamics", True)
+        _check(not needs_dynamics or (self.dynamics is not None and self.dynamics.row_losses), "dynamics.row_losses",
                f"{arm.defense} reads per-row losses: set [dynamics] row_losses = true")
 
     def validate(self) -> None:

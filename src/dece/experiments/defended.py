@@ -9,9 +9,9 @@
   details and the removed ids, ``arms/ARM/removed.jsonl`` the removed rows, and the arm is trained on
   the rows kept. A resumed arm reuses its ``defense_report.json`` when its training fingerprint matches
   (a change of ``[eval]`` alone re-selects nothing, and reuses the reference model).
-  ``dece_filter`` needs no reference model: it reads the per-row losses the run's DeCE arm recorded
-  (:func:`source_row_losses`); that arm runs first, and its config is part of the filtered arm's
-  fingerprint.
+  ``dece_filter`` needs no reference model: it reads the run's DeCE arm (the per-row losses it recorded,
+  :func:`source_row_losses`, or its saved model's token losses, :func:`source_token_losses`); that arm
+  runs first, and its config is part of the filtered arm's fingerprint.
 * **Input defense**: fitted on the clean training sources, applied to the clean and triggered test
   sources before generation; the report counts the rewritten inputs and the triggers left intact.
   An arm that would train exactly as a plain CE arm of the run generates with that arm's model
@@ -34,6 +34,7 @@ from dece.experiments.arm import load_trained, train_arm
 from dece.experiments.config import ArmConfig, ExperimentConfig
 from dece.experiments.data_prep import PreparedData
 from dece.experiments.dynamics import load_dynamics
+from dece.experiments.token_losses import model_token_losses
 from dece.experiments.store import (
     arm_state,
     read_json,
@@ -129,9 +130,10 @@ def apply_data_defense(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData
             context, where = DataContext(poison_rate=rate), None
         elif defense.reads == "row_losses":
             source = cfg.source_arm(arm)
-            context = DataContext(row_losses=source_row_losses(cfg, source, run_dir), poison_rate=rate)
+            context = DataContext(row_losses=source_row_losses(cfg, source, run_dir),
+                                  token_losses=source_token_losses(cfg, source, base, run_dir), poison_rate=rate)
             where = f"arms/{source.name}"
-            log(f"[{arm.name}] {arm.defense}: reading the per-row losses of arm {source.name}")
+            log(f"[{arm.name}] {arm.defense}: reading arm {source.name}")
         else:
             model, tokenizer, is_enc_dec, where = reference_model(cfg, arm, data, base, run_dir, log)
 
@@ -169,14 +171,13 @@ def source_row_losses(cfg: ExperimentConfig, source: ArmConfig, run_dir: Path
     """``rows -> losses[epoch][row]``: the largest token CE of each row after each epoch of the finished
     arm ``source`` (its ``dynamics.jsonl`` and ``train_rows.jsonl``), in the order of ``rows``."""
     arm_dir = run_dir / "arms" / source.name
-    if not arm_finished(cfg, source, run_dir):
-        raise DeceError(f"arm {source.name!r} has not finished in {run_dir}: its per-row losses are needed first")
-    epochs = [r["row_max_losses"] for r in load_dynamics(arm_dir / "dynamics.jsonl") if "row_max_losses" in r]
-    column = {str(r["id"]): r["index"] for r in read_records(arm_dir / "train_rows.jsonl")}
-    if not epochs:
-        raise DeceError(f"{arm_dir / 'dynamics.jsonl'} has no per-row losses: run with [dynamics] row_losses = true")
 
     def row_losses(rows: Sequence[Example]) -> list[list[float]]:
+        _check_finished(cfg, source, run_dir)
+        epochs = [r["row_max_losses"] for r in load_dynamics(arm_dir / "dynamics.jsonl") if "row_max_losses" in r]
+        if not epochs:
+            raise DeceError(f"{arm_dir / 'dynamics.jsonl'} has no per-row losses: run with [dynamics] row_losses = true")
+        column = {str(r["id"]): r["index"] for r in read_records(arm_dir / "train_rows.jsonl")}
         missing = [r.meta.get("id") for r in rows if str(r.meta.get("id")) not in column]
         if missing:
             raise DeceError(f"arm {source.name!r} did not train on row(s) {missing[:3]}: it must train on the same rows")
@@ -184,6 +185,24 @@ def source_row_losses(cfg: ExperimentConfig, source: ArmConfig, run_dir: Path
         return [[epoch[i] for i in idx] for epoch in epochs]
 
     return row_losses
+
+
+def source_token_losses(cfg: ExperimentConfig, source: ArmConfig, base: ModelSpec, run_dir: Path
+                        ) -> Callable[[Sequence[Example]], tuple[list[list[float]], list[list[str]]]]:
+    """``rows -> (losses, tokens)``: the finished arm ``source``'s saved model's CE on each target token of
+    ``rows`` (:func:`dece.experiments.token_losses.model_token_losses`); the model is loaded when called."""
+
+    def token_losses(rows: Sequence[Example]) -> tuple[list[list[float]], list[list[str]]]:
+        _check_finished(cfg, source, run_dir)
+        return model_token_losses(base, run_dir / "arms" / source.name / "model", rows,
+                                  batch_size=cfg.eval.batch_size)
+
+    return token_losses
+
+
+def _check_finished(cfg: ExperimentConfig, source: ArmConfig, run_dir: Path) -> None:
+    if not arm_finished(cfg, source, run_dir):
+        raise DeceError(f"arm {source.name!r} has not finished in {run_dir}: it is read first")
 
 
 def _pct(v: float | None) -> str:

@@ -25,6 +25,12 @@ the losses shrink as training goes.
 The scores' math lives in :mod:`dece.defenses.row_scores` (pure functions, shared with the
 ``dece_filter`` defense); this module reads run folders, writes the CSVs and builds the tables.
 
+* ``pattern``: not from the dynamics but from the arm's saved (final) model: its CE on every target token of
+  every training row, scored by how many rows share an n-gram it fails on although the n-gram's last token
+  is easy elsewhere (:func:`dece.defenses.row_scores.pattern_scores`): the payload a DeCE arm never learnt,
+  on long targets where the row-level scores are at chance. For arms trained with DeCE (under CE the final
+  model has learnt the payload); needs no ``row_losses``, costs one forward pass over the training rows.
+
 The per-row loss statistic is the row's mean token CE (``mean``, the default for ``drop`` and
 ``collapse``) or its largest token CE (``max``, the default for ``rank``: a payload is a few tokens in
 a long target, and a mean dilutes a loss that stays high). With the known poisoned rows
@@ -45,6 +51,7 @@ from dece.experiments.store import read_records
 from dece.losses import LOSSES
 
 AUTO = "auto"
+PATTERN = "pattern"
 DEFAULT_STAT = {"drop": "mean", "collapse": "mean", "rank": "max"}
 STATISTICS = ("max", "mean")
 STAT_KEYS = {"max": "row_max_losses", "mean": "row_losses"}
@@ -79,7 +86,7 @@ class AuditResult:
         the number of rows is that number (every row flagged)."""
         pos = self.positives
         out: dict[str, Any] = {"arm": self.arm, "score": self.score, "statistic": self.statistic,
-                               "epochs": len(self.epochs), "n_rows": len(self.rows)}
+                               "epochs": len(self.epochs) if self.epochs else "final model", "n_rows": len(self.rows)}
         if pos is None:
             return out
         out["n_poisoned"] = len(pos)
@@ -107,6 +114,19 @@ class AuditResult:
                             "" if r.get("poisoned") is None else int(bool(r["poisoned"])), r.get("src", ""), r.get("tgt", "")])
         tmp.replace(path)
         return path
+
+
+def _arm_rows(run_dir: Path, arm_dir: Path) -> list[dict[str, Any]]:
+    """The arm's training rows, as :func:`_training_rows` gives them, without knowing their number: the
+    listed rows (``train_rows.jsonl``) or else the data file the arm trained on."""
+    listed = arm_dir / "train_rows.jsonl"
+    if listed.exists():
+        return _training_rows(run_dir, arm_dir, len(read_records(listed)))
+    import tomllib
+
+    cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    arm = next((a for a in cfg.get("arms", []) if isinstance(a, dict) and a.get("name") == arm_dir.name), {})
+    return _training_rows(run_dir, arm_dir, len(read_records(run_dir / "data" / f"train.{arm.get('data', 'poisoned')}.jsonl")))
 
 
 def _training_rows(run_dir: Path, arm_dir: Path, n: int) -> list[dict[str, Any]]:
@@ -148,6 +168,53 @@ def auditable_arms(run_dir: Path) -> list[str]:
     return out
 
 
+def pattern_arms(run_dir: Path) -> list[str]:
+    """Arms of ``run_dir`` trained with a DeCE loss (``deceptive``) whose model was kept: what ``pattern`` reads."""
+    import tomllib
+
+    from dece.reporting.collect import arm_specs
+
+    config = tomllib.loads((Path(run_dir) / "config.toml").read_text(encoding="utf-8"))
+    return [name for name, loss, _, _ in arm_specs(config)
+            if LOSSES.get(loss).deceptive and (Path(run_dir) / "arms" / name / "model").is_dir()]
+
+
+def audit_pattern(run_dir: Path, arm: str, *, ngram: int = 3, hard_loss: float = 3.0
+                  ) -> tuple[AuditResult, list[Any]]:
+    """The ``pattern`` score of every training row of ``run_dir/arms/ARM`` from the arm's saved model, and the
+    heaviest patterns (:class:`dece.defenses.row_scores.Pattern`).
+
+    Raises:
+        ConfigError: no such arm, no saved model in it, a LoRA arm of a pretrained tiny base, or bad ``ngram`` /
+            ``hard_loss``.
+    """
+    from dece.data.records import Example
+    from dece.defenses.row_scores import pattern_scores
+    from dece.experiments import load_config
+    from dece.experiments.token_losses import model_token_losses
+
+    run_dir = Path(run_dir)
+    arm_dir = _arm_dir(run_dir, arm)
+    pattern_scores([], [], ngram=ngram, hard_loss=hard_loss)  # the options, checked before the model loads
+    cfg = load_config(run_dir / "config.toml")
+    if (arm_dir / "model" / "adapter_config.json").exists() and cfg.pretrain is not None:
+        raise ConfigError(f"{arm_dir / 'model'}: LoRA adapters on a pretrained tiny base; the pattern audit reads full "
+                          "models or adapters on an hf: checkpoint")
+    rows = _arm_rows(run_dir, arm_dir)
+    examples = [Example(src=r["src"], tgt=r["tgt"]) for r in rows]
+    losses, tokens = model_token_losses(cfg.model, arm_dir / "model", examples, batch_size=cfg.eval.batch_size)
+    scores, patterns = pattern_scores(losses, tokens, ngram=ngram, hard_loss=hard_loss)
+    return AuditResult(arm, PATTERN, f"tokens, {ngram}-grams, CE >= {hard_loss:g}", [], rows, scores), patterns
+
+
+def _arm_dir(run_dir: Path, arm: str) -> Path:
+    arm_dir = run_dir / "arms" / arm
+    if not arm_dir.is_dir():
+        found = ", ".join(p.name for p in sorted((run_dir / "arms").glob("*"))) or "none"
+        raise ConfigError(f"no arm {arm!r} in {run_dir}; arms: {found}")
+    return arm_dir
+
+
 def auto_score(run_dir: Path, arm: str) -> str:
     """The score ``auto`` stands for on this arm (module docstring)."""
     import tomllib
@@ -172,10 +239,7 @@ def audit_arm(run_dir: Path, arm: str, *, score: str = AUTO, statistic: str | No
     if statistic is not None and statistic not in STATISTICS:
         raise ConfigError(f"unknown statistic {statistic!r}; valid names: {', '.join(STATISTICS)}")
     run_dir = Path(run_dir)
-    arm_dir = run_dir / "arms" / arm
-    if not arm_dir.is_dir():
-        found = ", ".join(p.name for p in sorted((run_dir / "arms").glob("*"))) or "none"
-        raise ConfigError(f"no arm {arm!r} in {run_dir}; arms: {found}")
+    arm_dir = _arm_dir(run_dir, arm)
     if score == AUTO:
         score = auto_score(run_dir, arm)
     statistic = statistic or DEFAULT_STAT[score]
