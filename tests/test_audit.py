@@ -113,6 +113,8 @@ def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     (["--score", "pattern", "--ngram", "0"], "--ngram must be >= 1 and --hard-loss > 0"),
     (["--score", "pattern", "--hard-loss", "0"], "--ngram must be >= 1 and --hard-loss > 0"),
     (["--score", "pattern"], "no arm trained with a DeCE loss kept its model; name one with --arm"),
+    (["--ngram", "2"], "--ngram and --hard-loss belong to --score pattern"),
+    (["--score", "pattern", "--epochs", "2"], "--stat and --epochs belong to the dynamics scores"),
 ])
 def test_cli_audit_refuses_bad_options_before_writing(tmp_path, capsys, argv, message):
     run = write_audit_run(tmp_path / "run", LOSSES, POISONED)

@@ -89,6 +89,23 @@ def test_the_robustness_stages_are_cells_of_the_map(monkeypatch, stage, in_map, 
     assert all(c.name.startswith("arms=poisoned-dece-warm3__") for c in part if c.name not in full)
 
 
+def test_the_lyra_pattern_filter_reads_the_maps_dece_arm(monkeypatch):
+    """robustness-lyra-pattern: the map's 5% BadPre cell (seed 1) with the pattern filter beside its DeCE arm,
+    whose fingerprint is the map's own DeCE arm's (a finished folder can be copied between the two)."""
+    from dece.experiments.store import arm_fingerprint
+
+    monkeypatch.chdir(ROOT)
+    full = {c.name: c.config for c in expand_grid(read_config_data(ROOT / "configs" / "robustness-5pct.toml"))}
+    (cell,) = expand_grid(read_config_data(ROOT / "configs" / "robustness-lyra-pattern.toml"))
+    (map_cfg,) = full.values()
+    d = cell.config
+    dece, filtered = d.arms
+    assert arm_fingerprint(d, dece) == arm_fingerprint(map_cfg, map_cfg.arms[1])
+    assert (d.seed, d.attack.name, d.attack.rate, d.attack.duplicates) == (1, "badpre", 0.05, 1)
+    assert (filtered.loss, filtered.defense, filtered.defense_params) == ("ce", "dece_filter", {"score": "pattern"})
+    assert d.source_arm(filtered).name == dece.name == map_cfg.arms[1].name
+
+
 def test_the_gpu_configs_plan_offline_with_exact_parameter_counts(monkeypatch, tmp_path):
     from dece.cli.run import _model_lines
     from dece.models.memory import estimate_memory

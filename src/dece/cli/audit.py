@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="drop: learned late (CE arms); collapse: high, then falls; rank: never learned (DeCE arms); "
                         "auto (default): rank for arms trained with loss dece, drop for the others; pattern: n-grams a "
                         "DeCE arm's final model fails on in many rows (default arms: the DeCE arms with a saved model)")
-    p.add_argument("--ngram", type=integer, default=3, help="pattern: n-gram length in tokens (default 3)")
-    p.add_argument("--hard-loss", type=number, default=3.0,
+    p.add_argument("--ngram", type=integer, help="pattern: n-gram length in tokens (default 3)")
+    p.add_argument("--hard-loss", type=number,
                    help="pattern: a token is hard at this CE and above, in nats (default 3.0: probability under 5%%)")
     p.add_argument("--stat", choices=STATISTICS,
                    help="per-row loss: mean or max token CE (default: mean for drop/collapse, max for rank)")
@@ -50,7 +50,13 @@ def run(args: argparse.Namespace) -> int:
     if not (run_dir / "config.toml").exists():
         cells = " (a sweep folder: audit one of its cells/<cell> folders)" if (run_dir / "sweep.json").exists() else ""
         raise ConfigError(f"{run_dir} is not a run folder of `dece run` (no config.toml){cells}")
+    if args.score != PATTERN and (args.ngram is not None or args.hard_loss is not None):
+        raise ConfigError("--ngram and --hard-loss belong to --score pattern")
+    if args.score == PATTERN and (args.stat is not None or args.epochs is not None):
+        raise ConfigError("--stat and --epochs belong to the dynamics scores; --score pattern reads the final model")
     if args.score == PATTERN:
+        args.ngram = 3 if args.ngram is None else args.ngram
+        args.hard_loss = 3.0 if args.hard_loss is None else args.hard_loss
         if args.ngram < 1 or not args.hard_loss > 0:
             raise ConfigError(f"--ngram must be >= 1 and --hard-loss > 0, got {args.ngram} and {args.hard_loss}")
         arms = args.arm or pattern_arms(run_dir)
