@@ -51,6 +51,8 @@ def test_round_trip_through_toml(tmp_path):
         ({"name": "a\nb"}, r"^name: must be a non-empty string without slashes, braces, control characters"),
         ({"name": "a\u2028b"}, r"^name: must be a non-empty string without slashes, braces, control characters"),
         ({"name": "a\u200bb"}, r"^name: must be a non-empty string without slashes, braces, control characters"),
+        ({"name": "a\ue000b"}, r"^name: must be a non-empty string without slashes, braces, control characters"),
+        ({"name": "a\ufffeb"}, r"^name: must be a non-empty string without slashes, braces, control characters"),
         ({"name": "exp{1}"}, r"^name: must be a non-empty string without slashes, braces"),
         ({"output_dir": "runs/a\x85"}, r"^output_dir: must not hold control characters"),
         ({"output_dir": "runs/a\x00"}, r"^output_dir: must not hold control characters"),

@@ -58,6 +58,15 @@ def test_report_includes_the_audit_when_present(tmp_path, capsys):
     assert "report of 1 run(s), 2 of 3 arm(s) finished" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("text, message", [("[]", "holds no results object"), ("{", "not readable JSON")])
+def test_report_names_a_damaged_metrics_file(tmp_path, capsys, text, message):
+    run = auto_run(tmp_path)
+    metrics = run / "arms" / "poisoned-ce" / "metrics.json"
+    metrics.write_text(text)  # not counted as a finished arm, not a traceback
+    assert main(["report", str(run), "--no-plots"]) == 2
+    assert f"{metrics}: {message}" in capsys.readouterr().err
+
+
 def test_report_of_a_sweep_and_of_a_bad_folder(tmp_path, capsys):
     cells = {f"seed={s}": {"overrides": {"seed": s}} for s in (1, 2)}
     out = build_report(write_sweep(tmp_path / "sweep", cells))

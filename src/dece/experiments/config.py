@@ -667,9 +667,10 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
 
 
 def _has_control(text: str) -> bool:
-    """Whether ``text`` holds a control, format or line-separator character (NUL, newline, tab, DEL, U+0085,
-    zero-width space U+200B, U+2028...): no file name should."""
-    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text)
+    """Whether ``text`` holds a control, format, line-separator, private-use, surrogate or unassigned character
+    (NUL, newline, tab, DEL, U+0085, zero-width space U+200B, U+2028, U+E000, the noncharacter U+FFFE...): no
+    file name should."""
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn") for c in text)
 
 
 def run_folder(data: Mapping[str, Any]) -> Any:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dece.errors import ConfigError
+from dece.errors import ConfigError, DataError
 from dece.experiments.config import ArmConfig
 from dece.experiments.dynamics import load_dynamics
 from dece.experiments.store import read_json, read_records
@@ -67,6 +67,9 @@ def read_run(run_dir: Path, name: str | None = None, params: dict[str, Any] | No
     for arm, loss, data, defense in arm_specs(config):
         d = run_dir / "arms" / arm
         metrics = read_json(d / "metrics.json") if (d / "metrics.json").exists() else None
+        if metrics is not None and not isinstance(metrics, dict):
+            raise DataError(f"{d / 'metrics.json'}: holds no results object; restore it, or delete it and a run "
+                            "redoes the arm")
         dyn = load_dynamics(d / "dynamics.jsonl")
         trig = [r.get("triggered_at") for r in read_records(d / "val_loss.jsonl") if r.get("triggered_at") is not None]
         arms.append(ArmRecord(arm, loss, data, metrics, dyn, trig[-1] if trig else None, defense))
