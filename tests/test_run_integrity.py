@@ -420,6 +420,22 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert main(["run", str(path), "--dry-run", "--set", "sweep.grid.seed=[1, 2]"]) == 0  # --set makes it a sweep
     assert "0 of 2 cells done" in capsys.readouterr().out
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+    # an arm folder without a checkpoint runs from the start; one with a complete checkpoint resumes from it
+    from dece.experiments import config_from_dict
+    from dece.experiments.store import CHECKPOINT_MARK, training_fingerprint
+
+    del data["pretrain"]
+    path.write_text(tomli_w.dumps(data))
+    cfg = config_from_dict(data)
+    folder = tmp_path / "run" / "arms" / "poisoned-dece" / "checkpoints"
+    folder.mkdir(parents=True)
+    assert main(["run", str(path), "--dry-run"]) == 0
+    assert "(to run;" in capsys.readouterr().out.splitlines()[3]
+    (folder / "checkpoint-4").mkdir()
+    (folder / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    (folder / CHECKPOINT_MARK).write_text(json.dumps({"fingerprint": training_fingerprint(cfg, cfg.arms[1])}))
+    assert main(["run", str(path), "--dry-run"]) == 0
+    assert "(resumes from checkpoint-4;" in capsys.readouterr().out.splitlines()[3]
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from dece.experiments.config import ExperimentConfig, read_config_data
 from dece.experiments.data_prep import PreparedData, prepare_data
 from dece.experiments.defended import arm_finished, finished_plain_ce_arm
 from dece.experiments.plan import ArmPlan, optimizer_steps, plan_experiment
-from dece.experiments.store import arm_state, saved_training
+from dece.experiments.store import arm_state, check_checkpoints, saved_training
 from dece.experiments.runner import check_backends, check_launch
 from dece.experiments.sweep import expand_grid, has_sweep
 from dece.training.distributed import is_main, launched, world_size
@@ -105,7 +105,8 @@ def _status(cfg: ExperimentConfig, plan: ArmPlan, run_dir: Path) -> str:
         return RESCORE
     if scored:
         return "trained again: no saved model to score"
-    return "resumes" if plan.folder.exists() else "to run"
+    resume = check_checkpoints(plan.folder / "checkpoints", plan.train_fingerprint)  # arm_state checked them
+    return f"resumes from {Path(resume).name}" if resume else "to run"
 
 
 def _training_steps(cfg: ExperimentConfig, plan: ArmPlan, rows: list[Example]) -> str:
