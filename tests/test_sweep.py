@@ -74,6 +74,21 @@ def test_list_shows_the_values_a_cut_cell_name_hides(tmp_path, capsys):
     assert line.startswith("pending  attack.params=") and line.endswith('{"attack.params": {"position": "start"}}')
 
 
+def test_a_file_where_a_cell_folder_belongs_is_named_by_list_and_run(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(base(tmp_path, sweep={"grid": {"seed": [1, 2]}})))
+    from dece.experiments.config import read_config_data
+
+    (cell,) = [c for c in expand_grid(read_config_data(path)) if c.config.seed == 1]
+    cell.dir.parent.mkdir(parents=True)
+    cell.dir.write_text("not a folder")
+    assert main(["sweep", str(path), "--list"]) == 1
+    assert f"CONFLICT  seed=1: sweep cell seed=1: {cell.dir} is a file where the cell's folder belongs" in capsys.readouterr().out
+    assert main(["sweep", str(path)]) == 2  # refused before any cell runs
+    assert "is a file where the cell's folder belongs; move it away" in capsys.readouterr().err
+    assert cell.dir.read_text() == "not a folder" and not (cell.dir.parent / "seed=2").exists()
+
+
 @pytest.mark.parametrize("sweep, message", [
     ({"grid": {}}, "at least one key"),
     ({"grid": {"seed": []}}, "non-empty list"),

@@ -185,13 +185,20 @@ def has_sweep(path: str | Path, overrides: list[str] = ()) -> bool:
 def cell_done(cell: Cell) -> bool:
     """Every arm finished with this cell's config and the cell's table written (raises, as
     :func:`dece.experiments.store.arm_state` does, if the folder holds another config's results)."""
+    _check_folder(cell)
     if not (cell.dir / "results.json").exists():
         return False
     return all(arm_state(cell.config, arm, cell.dir) is not None for arm in cell.config.arms)
 
 
+def _check_folder(cell: Cell) -> None:
+    if cell.dir.exists() and not cell.dir.is_dir():
+        raise ConfigError(f"sweep cell {cell.name}: {cell.dir} is a file where the cell's folder belongs; move it away")
+
+
 def _check_no_conflict(cell: Cell) -> None:
     """Refuses, before anything runs, a cell folder holding another config's arm results, models or checkpoints."""
+    _check_folder(cell)
     for arm in cell.config.arms:
         try:
             arm_state(cell.config, arm, cell.dir)
