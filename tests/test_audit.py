@@ -146,23 +146,24 @@ def test_auto_score_follows_the_arms_loss(tmp_path):
         audit_arm(run, "poisoned-ce", score="best")
 
 
-# Rows 0-2: a payload the model never learnt ("w" after "a {"); rows 3-4: "w" elsewhere, learnt; rows 5-7: a
-# word hard wherever it occurs ("z"); row 8: a hard token of its own; row 9: "w" hard once after another prefix.
-TOKENS = [["a", "{", "w", "x"]] * 3 + [["b", "w", "y"]] * 2 + [["c", "z"]] * 3 + [["d", "q"], ["e", "{", "w"]]
-TOKEN_LOSSES = [[0.0, 0.1, 9.0, 0.2]] * 3 + [[0.0, 0.5, 0.0]] * 2 + [[0.1, 8.0]] * 3 + [[0.0, 7.0], [0.0, 0.0, 4.0]]
+# Rows 0-2: a payload the model never learnt, failed on at two places ("{ w" and "( t"); rows 3-7: two words the
+# model fails on in many rows, but together only in row 7; row 8: two hard tokens side by side (one place); row 9: easy.
+TOKENS = [["a", "{", "w", "(", "t", "x"]] * 3 + [["c", "z", "m", "r"]] * 5 + [["g", "h", "k"], ["e", "f"]]
+TOKEN_LOSSES = ([[0.0, 0.1, 9.0, 0.2, 5.0, 0.0]] * 3 + [[0.0, 9.0, 0.0, 0.0], [0.0, 0.0, 0.0, 9.0]] * 2
+                + [[0.0, 9.0, 0.0, 9.0], [0.0, 9.0, 9.0], [0.0, 0.0]])
 
 
 def test_pattern_score_by_hand():
-    scores, patterns = pattern_scores(TOKEN_LOSSES, TOKENS, ngram=3, hard_loss=3.0)
-    u = 4 / 6  # "w" is hard in 4 of its 6 occurrences
-    # (a { w): hard in 3 of the 3 rows holding it; (e { w): 1 of 1; (c z) and (d q): their token is always hard
-    assert scores == pytest.approx([3 * (1 - u)] * 3 + [0.0] * 2 + [0.0] * 3 + [0.0, 1 - u])
-    assert patterns[0].tokens == ("a", "{", "w") and (patterns[0].hard_rows, patterns[0].rows) == (3, 3)
-    assert patterns[0].token_hard_rate == pytest.approx(u) and patterns[0].weight == pytest.approx(3 * (1 - u))
-    assert [p.tokens for p in patterns[:2]] == [("a", "{", "w"), ("e", "{", "w")]
-    # a looser threshold makes the rows' other tokens hard too, and a 1-gram has no context to tell "w" apart
-    assert pattern_scores(TOKEN_LOSSES, TOKENS, ngram=1)[0] == [0.0] * 10
+    scores, patterns = pattern_scores(TOKEN_LOSSES, TOKENS, ngram=2, hard_loss=3.0)
+    # ("{" "w") and ("(" "t"): hard together in 3 rows, each in 3, of 10: 3 - 3 * 3 / 10; ("c" "z") and ("m" "r"):
+    # together in 1 row, each in 3: 1 - 0.9; row 8's two hard tokens are one place (1 apart, closer than the n-gram)
+    assert scores == pytest.approx([2.1] * 3 + [0.0] * 4 + [0.1, 0.0, 0.0])
+    top = patterns[0]
+    assert (top.first, top.second, top.rows, top.first_rows, top.second_rows) == (("(", "t"), ("{", "w"), 3, 3, 3)
+    assert top.weight == pytest.approx(2.1) and top.to_dict()["first"] == ["(", "t"] and len(patterns) == 2
+    assert pattern_scores(TOKEN_LOSSES, TOKENS, ngram=1)[0][8] == pytest.approx(1 - 1 * 1 / 10)  # now two places
     assert pattern_scores(TOKEN_LOSSES, TOKENS, hard_loss=10.0)[0] == [0.0] * 10  # nothing is hard
+    assert pattern_scores(TOKEN_LOSSES, TOKENS, hard_loss=6.0)[0][:3] == [0.0] * 3  # "t" (CE 5) is no longer hard
     assert pattern_scores(TOKEN_LOSSES, TOKENS, top=1)[1] == patterns[:1]
 
 

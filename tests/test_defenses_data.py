@@ -173,10 +173,10 @@ def test_dece_filter_removes_the_rows_that_stay_unlearnt():
         get_defense("dece_filter", multiplier=0)
 
 
-def test_dece_filter_pattern_score_removes_the_rows_sharing_an_unlearnt_ngram():
-    """Rows 0-2 fail on the same n-gram ("{ w" after "a") that rows 3-4 hold without failing on "w"."""
-    tokens = [["a", "{", "w", "x"]] * 3 + [["b", "w", "y"]] * 2 + [["c", f"t{i}", "z"] for i in range(5)]
-    losses = [[0.0, 0.1, 9.0, 0.2]] * 3 + [[0.0, 0.5, 0.0]] * 2 + [[0.1, 0.0, 10.0 + i] for i in range(5)]
+def test_dece_filter_pattern_score_removes_the_rows_failed_on_together():
+    """Rows 0-2 fail at the same two places ("{ w" and "( t"); the clean rows fail once each, harder."""
+    tokens = [["a", "{", "w", "(", "t"]] * 3 + [["b", "w", "y"]] * 2 + [["c", f"t{i}", "z"] for i in range(5)]
+    losses = [[0.0, 0.1, 9.0, 0.0, 8.0]] * 3 + [[0.0, 0.5, 0.0]] * 2 + [[0.1, 0.0, 10.0 + i] for i in range(5)]
     rows = [Example(f"s{i}", "t", {"id": f"r{i}", **({"poisoned": True} if i < 3 else {})}) for i in range(10)]
     asked = []
 
@@ -186,7 +186,7 @@ def test_dece_filter_pattern_score_removes_the_rows_sharing_an_unlearnt_ngram():
 
     sel = get_defense("dece_filter", score="pattern").select(rows, DataContext(token_losses=token_losses, poison_rate=0.3))
     assert sel.ids == ("r0", "r1", "r2") and asked == [10]
-    assert sel.details["score"] == "pattern" and sel.details["patterns"][0]["tokens"] == ["a", "{", "w"]
+    assert sel.details["score"] == "pattern" and sel.details["patterns"][0]["first"] == ["(", "t"]
     # the rank score would take the rows whose hardest token is hardest: the clean "z" rows
     by_row = [[max(x)] for x in losses]
     rank = get_defense("dece_filter").select(rows, DataContext(row_losses=lambda given: [list(c) for c in zip(*by_row)],

@@ -226,7 +226,7 @@ def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path):
     pattern_metrics, pattern_removed = check_data_defense(run, "poisoned-dece-pattern", "dece_filter")
     details = pattern_metrics["defense"]["details"]
     assert pattern_metrics["defense"]["removed"] == 6 and details["score"] == "pattern" and "epochs" not in details
-    assert details["patterns"] and all(p["hard_rows"] <= p["rows"] for p in details["patterns"])
+    assert all(p["rows"] <= min(p["first_rows"], p["second_rows"]) for p in details["patterns"])
     from dece.reporting.audit import audit_pattern
 
     audited, _ = audit_pattern(run, "poisoned-dece")

@@ -24,9 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arm", action="append", default=[], help="arm to audit (repeatable; default: every arm with per-row losses)")
     p.add_argument("--score", choices=(AUTO, *SCORES, PATTERN), default=AUTO,
                    help="drop: learned late (CE arms); collapse: high, then falls; rank: never learned (DeCE arms); "
-                        "auto (default): rank for arms trained with loss dece, drop for the others; pattern: n-grams a "
-                        "DeCE arm's final model fails on in many rows (default arms: the DeCE arms with a saved model)")
-    p.add_argument("--ngram", type=integer, help="pattern: n-gram length in tokens (default 3)")
+                        "auto (default): rank for arms trained with loss dece, drop for the others; pattern: places a "
+                        "DeCE arm's final model fails on together in many rows (default arms: the DeCE arms with a saved model)")
+    p.add_argument("--ngram", type=integer, help="pattern: the n-gram length naming a hard token (default 2)")
     p.add_argument("--hard-loss", type=number,
                    help="pattern: a token is hard at this CE and above, in nats (default 3.0: probability under 5%%)")
     p.add_argument("--stat", choices=STATISTICS,
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.score == PATTERN and (args.stat is not None or args.epochs is not None):
         raise ConfigError("--stat and --epochs belong to the dynamics scores; --score pattern reads the final model")
     if args.score == PATTERN:
-        args.ngram = 3 if args.ngram is None else args.ngram
+        args.ngram = 2 if args.ngram is None else args.ngram
         args.hard_loss = 3.0 if args.hard_loss is None else args.hard_loss
         if args.ngram < 1 or not args.hard_loss > 0:
             raise ConfigError(f"--ngram must be >= 1 and --hard-loss > 0, got {args.ngram} and {args.hard_loss}")
@@ -81,11 +81,12 @@ def run(args: argparse.Namespace) -> int:
         ks = None if args.k is None else [args.k]
         m = result.metrics(ks)
         if patterns is not None:
-            m["patterns"] = [{"tokens": list(p.tokens), "hard_rows": p.hard_rows, "rows": p.rows,
-                              "token_hard_rate": round(p.token_hard_rate, 4), "weight": round(p.weight, 2)} for p in patterns]
-            print(f"{arm}: the heaviest patterns (hard in / held by rows; the last token's hard rate anywhere):")
+            m["patterns"] = [p.to_dict() for p in patterns]
+            print(f"{arm}: the places its model fails on together in the most rows beyond chance (rows with both hard; "
+                  "with each):")
             for p in patterns[:5]:
-                print(f"  {' '.join(map(str, p.tokens))!r}: {p.hard_rows} / {p.rows} rows, {100 * p.token_hard_rate:.0f}%")
+                print(f"  {' '.join(map(str, p.first))!r} + {' '.join(map(str, p.second))!r}: {p.rows} rows "
+                      f"({p.first_rows}, {p.second_rows})")
         csv_path = result.write_csv(out / f"{arm}.csv", args.k)
         m["csv"] = str(csv_path)
         summary.append(m)

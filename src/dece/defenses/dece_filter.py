@@ -9,8 +9,9 @@ highest-scoring rows, and the arm then trains with its own loss (usually CE) on 
 * ``rank`` (default): the mean over epochs of the percentile rank of the row's largest token CE, from the
   per-row losses the DeCE arm recorded (``[dynamics] row_losses = true``; ``dece audit``'s ``rank``).
   At chance where long targets give clean rows hard tokens too (Lyra, Bugs2Fix: docs/robustness.md).
-* ``pattern``: the DeCE arm's final model's CE on every target token, scored by how many rows share an
-  n-gram the model fails on (:func:`~dece.defenses.row_scores.pattern_scores`); needs no recorded dynamics.
+* ``pattern``: the DeCE arm's final model's CE on every target token, scored by how many more rows than
+  chance share two places the model fails on (:func:`~dece.defenses.row_scores.pattern_scores`); needs no
+  recorded dynamics.
 
 Not in the DeCE paper: an addition of this project.
 """
@@ -39,20 +40,20 @@ class DeCEFilter(DataDefense):
         source: the name of the DeCE arm that is read; ``None`` (default): the run's first arm with loss
             ``dece``, no defense, on the same data.
         score: ``"rank"`` (the recorded per-row losses) or ``"pattern"`` (the final model's token losses).
-        ngram: the ``pattern`` score's n-gram length (tokens), >= 1.
+        ngram: the ``pattern`` score's n-gram length naming a hard token, >= 1.
         hard_loss: the ``pattern`` score's hard-token threshold (CE in nats), > 0.
     """
 
     name = "dece_filter"
     summary = ("remove the rows a DeCE-trained arm of the run never learns (score 'rank': its recorded per-row losses; "
-               "'pattern': n-grams its final model fails on in many rows), then train")
+               "'pattern': places its final model fails on together in many rows), then train")
     reads: ClassVar[str] = "row_losses"
 
     rate: float | None = None
     multiplier: float = 1.0
     source: str | None = None
     score: str = "rank"
-    ngram: int = 3
+    ngram: int = 2
     hard_loss: float = 3.0
 
     def check(self) -> None:
@@ -90,9 +91,7 @@ class DeCEFilter(DataDefense):
             if context.token_losses is None:
                 raise ValueError("dece_filter's pattern score needs DataContext.token_losses (a DeCE model's token losses)")
             scores, patterns = pattern_scores(*context.token_losses(rows), ngram=self.ngram, hard_loss=self.hard_loss)
-            details["patterns"] = [{"tokens": list(p.tokens), "hard_rows": p.hard_rows, "rows": p.rows,
-                                    "token_hard_rate": round(p.token_hard_rate, 4), "weight": round(p.weight, 2)}
-                                   for p in patterns]
+            details["patterns"] = [p.to_dict() for p in patterns]
         top = sorted(range(len(rows)), key=lambda i: (-scores[i], i))[:k]
         details["score_threshold"] = scores[top[-1]]
         return Selection(ids=tuple(ids[i] for i in sorted(top)), scores={ids[i]: scores[i] for i in top},

@@ -16,8 +16,8 @@ the losses shrink as training goes.
 
 ``pattern`` (:func:`pattern_scores`) reads one model's loss on every target *token* instead: a backdoor's
 payload is the same few tokens in every poisoned row, so a DeCE-trained model that never learnt it fails
-on the same n-gram in many rows, while a clean row's hard tokens (a fix that cannot be guessed, a word the
-model never learnt) are either row-specific or hard wherever they occur.
+on the same places *together* in many rows, while a clean row's hard tokens (a fix that cannot be guessed, a
+word the model never learnt) fail in many rows each, but not in the same ones.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Hashable, Sequence
 
 from dece.errors import ConfigError
@@ -95,77 +96,74 @@ def average_precision(order: Sequence[int], positives: set[int]) -> float:
 
 @dataclass(frozen=True)
 class Pattern:
-    """An n-gram of target tokens that a model fails on (``hard_rows`` of the ``rows`` holding it) more often
-    than on its last token alone (``token_hard_rate``, 0-1, over every occurrence); ``weight`` is its score."""
+    """Two n-grams of target tokens that a model fails on together: both hard in ``rows`` rows, where ``first_rows``
+    and ``second_rows`` rows have each one hard and ``weight`` = ``rows`` less the rows expected by chance."""
 
-    tokens: tuple[Hashable, ...]
-    hard_rows: int
+    first: tuple[Hashable, ...]
+    second: tuple[Hashable, ...]
     rows: int
-    token_hard_rate: float
+    first_rows: int
+    second_rows: int
     weight: float
 
+    def to_dict(self) -> dict:
+        return {"first": list(self.first), "second": list(self.second), "rows": self.rows,
+                "first_rows": self.first_rows, "second_rows": self.second_rows, "weight": round(self.weight, 2)}
 
-def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Hashable]], *, ngram: int = 3,
+
+def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Hashable]], *, ngram: int = 2,
                    hard_loss: float = 3.0, top: int = 10) -> tuple[list[float], list[Pattern]]:
-    """The ``pattern`` score of every row: how many rows share a context in which the model fails.
+    """The ``pattern`` score of every row: how many more rows than chance share two places the model fails on.
 
     A target token is *hard* when its cross-entropy is at least ``hard_loss`` (nats; 3.0: the model gives it
-    under 5% probability). For each n-gram ``g`` (the ``ngram`` tokens ending at a position; fewer at a
-    target's start) let ``H(g)`` be the number of rows in which ``g`` ends on a hard token, ``R(g)`` the number
-    of rows holding ``g`` and ``u(g)`` the share of *all* occurrences of ``g``'s last token that are hard.
-    Then
+    under 5% probability); it is named by the n-gram of ``ngram`` tokens that ends on it (fewer at a target's
+    start). Let ``H(a)`` be the number of rows in which n-gram ``a`` is hard and ``C(a, b)`` the number of rows
+    in which ``a`` and ``b`` are both hard, at positions at least ``ngram`` tokens apart (two places, not one
+    n-gram seen twice). Of ``N`` rows,
 
-    .. math:: w(g) = H(g)\\, \\max\\bigl(0,\\; H(g)/R(g) - u(g)\\bigr), \\qquad s_i = \\max_{g \\text{ hard in row } i} w(g)
+    .. math:: w(a, b) = C(a, b) - H(a) H(b) / N, \\qquad s_i = \\max\\bigl(0, \\max_{a, b \\text{ hard in row } i} w(a, b)\\bigr)
 
-    (0 for a row with no hard token). ``w`` is large for a context that makes the model fail in many rows
-    although the same token is easy elsewhere: a payload the model never learnt (the first tokens of
-    ``while ( true ) {`` after a method's ``{``, where a repair model copies the input). A token the model
-    fails on everywhere (``u`` near 1: a word it never learnt) and a row-specific hard token (small ``H``)
-    weigh little. Not in the DeCE paper: an addition of this project, for the long targets on which the
-    row-level scores are at chance (docs/robustness.md).
+    A payload the model never learnt is several tokens that fail *together* in every poisoned row (after a
+    method's ``{``, a repair model copies the input's ``int`` where the payload has ``while``, and then fails on
+    ``true`` too), so its pairs co-occur in about as many rows as the poison has; a clean row's hard tokens (a
+    word the model never learnt, a fix it cannot guess) fail in many rows each, but not in the same rows (their
+    co-occurrence is near chance). Not in the DeCE paper: an addition of this project, for the long targets on
+    which the row-level scores are at chance (docs/robustness.md). Cost: quadratic in a row's distinct hard
+    n-grams.
 
     Args:
         losses: per row, the CE (nats) of each target token, in order (:func:`dece.training.per_row.per_token_losses`).
         tokens: per row, the target tokens (ids or strings), aligned with ``losses``.
-        ngram: n-gram length, >= 1.
+        ngram: the n-gram length naming a hard token, >= 1.
         hard_loss: the CE at and above which a token is hard, > 0.
-        top: how many of the heaviest patterns to return.
+        top: how many of the heaviest pairs to return.
 
     Returns:
-        ``(scores, patterns)``: one score per row (>= 0, higher = more suspicious) and the ``top`` patterns of
+        ``(scores, patterns)``: one score per row (>= 0, higher = more suspicious) and the ``top`` pairs of
         largest weight, heaviest first.
 
     Raises:
         ConfigError: ``ngram`` < 1, ``hard_loss`` <= 0, or ``losses`` and ``tokens`` not aligned.
     """
-    if not (isinstance(ngram, int) and ngram >= 1):
+    if isinstance(ngram, bool) or not isinstance(ngram, int) or ngram < 1:
         raise ConfigError(f"ngram must be an integer >= 1, got {ngram!r}")
     if not hard_loss > 0:
         raise ConfigError(f"hard_loss must be > 0 (nats), got {hard_loss!r}")
     if len(losses) != len(tokens) or any(len(a) != len(b) for a, b in zip(losses, tokens)):
         raise ConfigError("per-token losses and tokens differ in length")
-    hard, rows_with, token_hard, token_all = Counter(), Counter(), Counter(), Counter()
-    row_hard: list[set[tuple]] = []
+    hard, together = Counter(), Counter()
+    row_pairs: list[set[tuple]] = []
     for row_losses, row_tokens in zip(losses, tokens):
-        seen, hard_here = set(), set()
-        for j, (loss, tok) in enumerate(zip(row_losses, row_tokens)):
-            key = tuple(row_tokens[max(0, j - ngram + 1): j + 1])
-            is_hard = not loss < hard_loss  # NaN counts as hard
-            token_all[tok] += 1
-            token_hard[tok] += is_hard
-            seen.add(key)
-            if is_hard:
-                hard_here.add(key)
-        rows_with.update(seen)
-        hard.update(hard_here)
-        row_hard.append(hard_here)
-
-    def weight(key: tuple) -> float:
-        rate = token_hard[key[-1]] / token_all[key[-1]]
-        return hard[key] * max(0.0, hard[key] / rows_with[key] - rate)
-
-    weights = {key: weight(key) for key in hard}
-    scores = [max((weights[k] for k in keys), default=0.0) for keys in row_hard]
-    heaviest = sorted(weights, key=lambda k: (-weights[k], -hard[k], repr(k)))[:top]
-    patterns = [Pattern(k, hard[k], rows_with[k], token_hard[k[-1]] / token_all[k[-1]], weights[k]) for k in heaviest]
+        places = [(j, tuple(row_tokens[max(0, j - ngram + 1): j + 1]))
+                  for j, loss in enumerate(row_losses) if not loss < hard_loss]  # NaN counts as hard
+        hard.update({key for _, key in places})
+        pairs = {(a, b) if repr(a) <= repr(b) else (b, a)
+                 for (i, a), (j, b) in combinations(places, 2) if j - i >= ngram and a != b}
+        together.update(pairs)
+        row_pairs.append(pairs)
+    n = len(losses)
+    weights = {p: together[p] - hard[p[0]] * hard[p[1]] / n for p in together}
+    scores = [max(0.0, max((weights[p] for p in pairs), default=0.0)) for pairs in row_pairs]
+    heaviest = sorted(weights, key=lambda p: (-weights[p], repr(p)))[:top]
+    patterns = [Pattern(a, b, together[(a, b)], hard[a], hard[b], weights[(a, b)]) for a, b in heaviest]
     return scores, patterns

@@ -26,9 +26,9 @@ The scores' math lives in :mod:`dece.defenses.row_scores` (pure functions, share
 ``dece_filter`` defense); this module reads run folders, writes the CSVs and builds the tables.
 
 * ``pattern``: not from the dynamics but from the arm's saved (final) model: its CE on every target token of
-  every training row, scored by how many rows share an n-gram it fails on although the n-gram's last token
-  is easy elsewhere (:func:`dece.defenses.row_scores.pattern_scores`): the payload a DeCE arm never learnt,
-  on long targets where the row-level scores are at chance. For arms trained with DeCE (under CE the final
+  every training row, scored by how many more rows than chance share two places it fails on
+  (:func:`dece.defenses.row_scores.pattern_scores`): the payload a DeCE arm never learnt, on long targets
+  where the row-level scores are at chance. For arms trained with DeCE (under CE the final
   model has learnt the payload); needs no ``row_losses``, costs one forward pass over the training rows.
 
 The per-row loss statistic is the row's mean token CE (``mean``, the default for ``drop`` and
@@ -179,7 +179,7 @@ def pattern_arms(run_dir: Path) -> list[str]:
             if LOSSES.get(loss).deceptive and (Path(run_dir) / "arms" / name / "model").is_dir()]
 
 
-def audit_pattern(run_dir: Path, arm: str, *, ngram: int = 3, hard_loss: float = 3.0
+def audit_pattern(run_dir: Path, arm: str, *, ngram: int = 2, hard_loss: float = 3.0
                   ) -> tuple[AuditResult, list[Any]]:
     """The ``pattern`` score of every training row of ``run_dir/arms/ARM`` from the arm's saved model, and the
     heaviest patterns (:class:`dece.defenses.row_scores.Pattern`).
@@ -204,7 +204,7 @@ def audit_pattern(run_dir: Path, arm: str, *, ngram: int = 3, hard_loss: float =
     examples = [Example(src=r["src"], tgt=r["tgt"]) for r in rows]
     losses, tokens = model_token_losses(cfg.model, arm_dir / "model", examples, batch_size=cfg.eval.batch_size)
     scores, patterns = pattern_scores(losses, tokens, ngram=ngram, hard_loss=hard_loss)
-    return AuditResult(arm, PATTERN, f"tokens, {ngram}-grams, CE >= {hard_loss:g}", [], rows, scores), patterns
+    return AuditResult(arm, PATTERN, f"token pairs, {ngram}-grams, CE >= {hard_loss:g}", [], rows, scores), patterns
 
 
 def _arm_dir(run_dir: Path, arm: str) -> Path:
