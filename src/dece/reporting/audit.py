@@ -21,15 +21,14 @@ the losses shrink as training goes.
   DeCE, whose bounded loss leaves the payload unfitted.
 * ``auto`` (default): ``rank`` for an arm trained with fixed-schedule DeCE (loss ``dece``), ``drop``
   for every other arm (read from the run's ``config.toml``).
-
-The scores' math lives in :mod:`dece.defenses.row_scores` (pure functions, shared with the
-``dece_filter`` defense); this module reads run folders, writes the CSVs and builds the tables.
-
 * ``pattern``: not from the dynamics but from the arm's saved (final) model: its CE on every target token of
   every training row, scored by how many more rows than chance share two places it fails on
   (:func:`dece.defenses.row_scores.pattern_scores`): the payload a DeCE arm never learnt, on long targets
   where the row-level scores are at chance. For arms trained with DeCE (under CE the final
   model has learnt the payload); needs no ``row_losses``, costs one forward pass over the training rows.
+
+The scores' math lives in :mod:`dece.defenses.row_scores` (pure functions, shared with the
+``dece_filter`` defense); this module reads run folders, writes the CSVs and builds the tables.
 
 The per-row loss statistic is the row's mean token CE (``mean``, the default for ``drop`` and
 ``collapse``) or its largest token CE (``max``, the default for ``rank``: a payload is a few tokens in
