@@ -110,8 +110,9 @@ def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     (["--epochs", "0"], "--epochs: must be a positive integer, got 0"),
     (["--out", "{run}/arms"], "lies in the run's arms folder"),
     (["--out", "{run}/arms/poisoned-ce/audit"], "lies in the run's arms folder"),
-    (["--score", "pattern", "--ngram", "0"], "--ngram must be >= 1 and --hard-loss > 0"),
-    (["--score", "pattern", "--hard-loss", "0"], "--ngram must be >= 1 and --hard-loss > 0"),
+    (["--score", "pattern", "--ngram", "0"], "--ngram must be >= 1, got 0"),
+    (["--score", "pattern", "--hard-loss", "0"], "--hard-loss must be a finite number > 0"),
+    (["--score", "pattern", "--hard-loss", "inf"], "--hard-loss must be a finite number > 0"),
     (["--score", "pattern"], "no arm trained with a DeCE loss kept its model; name one with --arm"),
     (["--ngram", "2"], "--ngram and --hard-loss belong to --score pattern"),
     (["--score", "pattern", "--epochs", "2"], "--stat and --epochs belong to the dynamics scores"),
@@ -170,7 +171,8 @@ def test_pattern_score_by_hand():
 @pytest.mark.parametrize("kwargs, message", [
     ({"ngram": 0}, "ngram must be an integer >= 1"),
     ({"ngram": 2.0}, "ngram must be an integer >= 1"),
-    ({"hard_loss": 0.0}, "hard_loss must be > 0"),
+    ({"hard_loss": 0.0}, "hard_loss must be a finite number > 0"),
+    ({"hard_loss": float("inf")}, "hard_loss must be a finite number > 0"),
     ({"tokens": TOKENS[:-1]}, "differ in length"),
     ({"tokens": [t[:-1] for t in TOKENS]}, "differ in length"),
 ])

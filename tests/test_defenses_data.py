@@ -196,7 +196,9 @@ def test_dece_filter_pattern_score_removes_the_rows_failed_on_together():
         get_defense("dece_filter", score="pattern").select(rows, DataContext(poison_rate=0.3))
     for params, message in (({"score": "max"}, "parameter 'score': must be one of rank, pattern"),
                             ({"ngram": 0}, "parameter 'ngram': must be an integer >= 1"),
-                            ({"hard_loss": -1.0}, "parameter 'hard_loss': must be a number > 0")):
+                            ({"hard_loss": -1.0}, "parameter 'hard_loss': must be a finite number > 0"),
+                            ({"hard_loss": float("inf")}, "parameter 'hard_loss': must be a finite number > 0"),
+                            ({"ngram": 3}, "parameter 'score': 'rank' takes no ngram or hard_loss")):
         with pytest.raises(ConfigError, match=message):
             get_defense("dece_filter", **params)
 

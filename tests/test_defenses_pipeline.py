@@ -180,7 +180,7 @@ def test_parallel_defense_arms_share_one_reference_model(tmp_path):
 def test_dece_filter_config_needs_a_dece_arm_with_row_losses(tmp_path):
     from dece.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"arms\[0\].defense_params: dece_filter reads the per-row losses of an arm "
+    with pytest.raises(ConfigError, match=r"arms\[0\].defense_params: dece_filter reads an arm "
                                           r"trained with loss 'dece'.*\"poisoned-dece\""):
         tiny_config(tmp_path, ["poisoned-dece-filter"], dynamics={"row_losses": True})
     with pytest.raises(ConfigError, match=r"dynamics.row_losses: dece_filter reads per-row losses"):

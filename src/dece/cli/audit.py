@@ -8,6 +8,7 @@ RUN_DIR/audit/ARM.csv, with RUN_DIR/audit/summary.json and summary.md. The dynam
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from dece.cli.common import check_writable_dir, integer, number
@@ -57,11 +58,17 @@ def run(args: argparse.Namespace) -> int:
     if args.score == PATTERN:
         args.ngram = 2 if args.ngram is None else args.ngram
         args.hard_loss = 3.0 if args.hard_loss is None else args.hard_loss
-        if args.ngram < 1 or not args.hard_loss > 0:
-            raise ConfigError(f"--ngram must be >= 1 and --hard-loss > 0, got {args.ngram} and {args.hard_loss}")
-        arms = args.arm or pattern_arms(run_dir)
+        if args.ngram < 1:
+            raise ConfigError(f"--ngram must be >= 1, got {args.ngram}")
+        if not (args.hard_loss > 0 and math.isfinite(args.hard_loss)):
+            raise ConfigError(f"--hard-loss must be a finite number > 0 (nats), got {args.hard_loss}")
+        dece_arms = pattern_arms(run_dir)
+        arms = args.arm or dece_arms
         if not arms:
             raise ConfigError(f"{run_dir}: no arm trained with a DeCE loss kept its model; name one with --arm")
+        for arm in set(arms) - set(dece_arms):
+            print(f"note: arm {arm} was not trained with a DeCE loss (or kept no model): a model that learnt the payload "
+                  "does not fail on it, so the pattern score is not meant for it")
     else:
         arms = args.arm or auditable_arms(run_dir)
         if not arms:

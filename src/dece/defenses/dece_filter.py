@@ -18,6 +18,7 @@ Not in the DeCE paper: an addition of this project.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
@@ -65,8 +66,11 @@ class DeCEFilter(DataDefense):
             raise self.fail("score", f"must be one of {', '.join(SCORES)}")
         if isinstance(self.ngram, bool) or not isinstance(self.ngram, int) or self.ngram < 1:
             raise self.fail("ngram", "must be an integer >= 1")
-        if isinstance(self.hard_loss, bool) or not isinstance(self.hard_loss, (int, float)) or not self.hard_loss > 0:
-            raise self.fail("hard_loss", "must be a number > 0 (nats)")
+        if (isinstance(self.hard_loss, bool) or not isinstance(self.hard_loss, (int, float))
+                or not (self.hard_loss > 0 and math.isfinite(self.hard_loss))):
+            raise self.fail("hard_loss", "must be a finite number > 0 (nats)")
+        if self.score == "rank" and (self.ngram, self.hard_loss) != (2, 3.0):
+            raise self.fail("score", "'rank' takes no ngram or hard_loss (they belong to score = \"pattern\")")
 
     @property
     def needs_dynamics(self) -> bool:

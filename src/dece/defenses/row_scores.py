@@ -135,7 +135,7 @@ def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[
         losses: per row, the CE (nats) of each target token, in order (:func:`dece.training.per_row.per_token_losses`).
         tokens: per row, the target tokens (ids or strings), aligned with ``losses``.
         ngram: the n-gram length naming a hard token, >= 1.
-        hard_loss: the CE at and above which a token is hard, > 0.
+        hard_loss: the CE at and above which a token is hard, finite and > 0.
         top: how many of the heaviest pairs to return.
 
     Returns:
@@ -143,12 +143,12 @@ def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[
         largest weight, heaviest first.
 
     Raises:
-        ConfigError: ``ngram`` < 1, ``hard_loss`` <= 0, or ``losses`` and ``tokens`` not aligned.
+        ConfigError: ``ngram`` < 1, ``hard_loss`` not finite and > 0, or ``losses`` and ``tokens`` not aligned.
     """
     if isinstance(ngram, bool) or not isinstance(ngram, int) or ngram < 1:
         raise ConfigError(f"ngram must be an integer >= 1, got {ngram!r}")
-    if not hard_loss > 0:
-        raise ConfigError(f"hard_loss must be > 0 (nats), got {hard_loss!r}")
+    if not (hard_loss > 0 and math.isfinite(hard_loss)):
+        raise ConfigError(f"hard_loss must be a finite number > 0 (nats), got {hard_loss!r}")
     if len(losses) != len(tokens) or any(len(a) != len(b) for a, b in zip(losses, tokens)):
         raise ConfigError("per-token losses and tokens differ in length")
     hard, together = Counter(), Counter()

@@ -476,7 +476,7 @@ class ExperimentConfig:
         src = self.source_arm(arm)
         if arm.defense_params.get("source") is not None:
             _check(src is not None, f"{key}.source", f"no arm named {arm.defense_params['source']!r}")
-        _check(src is not None, key, f"{arm.defense} reads the per-row losses of an arm trained with loss 'dece' on "
+        _check(src is not None, key, f"{arm.defense} reads an arm trained with loss 'dece' on "
                f"the same data ({arm.data}) without a defense: add one, e.g. \"{arm.data}-dece\"")
         _check(_loss_class(src.loss).deceptive and src.defense is None and src.data == arm.data, f"{key}.source",
                f"arm {src.name!r} must be trained with loss dece (or dece_auto), no defense, on {arm.data} rows")

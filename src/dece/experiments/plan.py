@@ -61,7 +61,7 @@ def plan_arm(cfg: ExperimentConfig, arm: ArmConfig) -> ArmPlan:
         stage = 1
         source = cfg.source_arm(arm)
         if source is not None:
-            reads, how = (source.name,), f"remove rows by {source.name}'s per-row losses ({defense.name}), then train"
+            reads, how = (source.name,), f"remove rows by {source.name}'s {'per-row losses' if getattr(defense, 'needs_dynamics', True) else 'saved model'} ({defense.name}), then train"
         else:
             ce = _plain_ce_arms(cfg, arm.data)
             reads = tuple(ce[:1])
