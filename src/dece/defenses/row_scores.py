@@ -111,6 +111,14 @@ class Pattern:
                 "first_rows": self.first_rows, "second_rows": self.second_rows, "weight": round(self.weight, 2)}
 
 
+def check_pattern_options(ngram: int, hard_loss: float) -> None:
+    """Raises ConfigError unless ``ngram`` is an integer >= 1 and ``hard_loss`` a finite number > 0 (nats)."""
+    if isinstance(ngram, bool) or not isinstance(ngram, int) or ngram < 1:
+        raise ConfigError(f"ngram must be an integer >= 1, got {ngram!r}")
+    if not (hard_loss > 0 and math.isfinite(hard_loss)):
+        raise ConfigError(f"hard_loss must be a finite number > 0 (nats), got {hard_loss!r}")
+
+
 def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Hashable]], *, ngram: int = 2,
                    hard_loss: float = 3.0, top: int = 10) -> tuple[list[float], list[Pattern]]:
     """The ``pattern`` score of every row: how many more rows than chance share two places the model fails on.
@@ -145,10 +153,7 @@ def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[
     Raises:
         ConfigError: ``ngram`` < 1, ``hard_loss`` not finite and > 0, or ``losses`` and ``tokens`` not aligned.
     """
-    if isinstance(ngram, bool) or not isinstance(ngram, int) or ngram < 1:
-        raise ConfigError(f"ngram must be an integer >= 1, got {ngram!r}")
-    if not (hard_loss > 0 and math.isfinite(hard_loss)):
-        raise ConfigError(f"hard_loss must be a finite number > 0 (nats), got {hard_loss!r}")
+    check_pattern_options(ngram, hard_loss)
     if len(losses) != len(tokens) or any(len(a) != len(b) for a, b in zip(losses, tokens)):
         raise ConfigError("per-token losses and tokens differ in length")
     hard, together = Counter(), Counter()

@@ -188,13 +188,13 @@ def audit_pattern(run_dir: Path, arm: str, *, ngram: int = 2, hard_loss: float =
             ``hard_loss``.
     """
     from dece.data.records import Example
-    from dece.defenses.row_scores import pattern_scores
+    from dece.defenses.row_scores import check_pattern_options, pattern_scores
     from dece.experiments import load_config
     from dece.experiments.token_losses import model_token_losses
 
     run_dir = Path(run_dir)
     arm_dir = _arm_dir(run_dir, arm)
-    pattern_scores([], [], ngram=ngram, hard_loss=hard_loss)  # the options, checked before the model loads
+    check_pattern_options(ngram, hard_loss)  # before the model loads
     cfg = load_config(run_dir / "config.toml")
     if (arm_dir / "model" / "adapter_config.json").exists() and cfg.pretrain is not None:
         raise ConfigError(f"{arm_dir / 'model'}: LoRA adapters on a pretrained tiny base; the pattern audit reads full "
