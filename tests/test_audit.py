@@ -180,3 +180,39 @@ def test_pattern_score_refuses_bad_input(kwargs, message):
     tokens = kwargs.pop("tokens", TOKENS)
     with pytest.raises(ConfigError, match=message):
         pattern_scores(TOKEN_LOSSES, tokens, **kwargs)
+
+
+def test_pattern_tokens_are_named_by_their_text_where_it_names_one_token():
+    from dece.experiments.token_losses import readable_tokens
+    from dece.models.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(["x = a or 1\n\tb = é or 2"] * 20, vocab_size=300)
+    ids = {i for text in [" or", "\n\t", "ü"] for i in tok(text, add_special_tokens=False)["input_ids"]}
+    names = readable_tokens(tok, ids)
+    assert names[tok.convert_tokens_to_ids("Ġor")] == " or"  # byte-level BPE's symbol decoded
+    assert "".join(names[i] for i in tok("\n\t", add_special_tokens=False)["input_ids"]) == "\n\t"  # not "Ċĉ"
+    utf8_halves = [i for i in ids if "\ufffd" in tok.convert_tokens_to_string([tok.convert_ids_to_tokens(i)])]
+    assert len(utf8_halves) == 2 and all(names[i] == tok.convert_ids_to_tokens(i) for i in utf8_halves)  # "ü": 2 bytes
+
+    class TwoIdsOneText:  # a SentencePiece-like vocabulary: "▁or" and "or" both decode to "or"
+        symbols = {1: "▁or", 2: "or", 3: "▁x"}
+
+        def convert_ids_to_tokens(self, i):
+            return self.symbols[i]
+
+        def convert_tokens_to_string(self, tokens):
+            return "".join(tokens).replace("▁", " ").strip()
+
+    assert readable_tokens(TwoIdsOneText(), {1, 2, 3}) == {1: "▁or", 2: "or", 3: "x"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["audit", "run", "--ngram", "x"], "dece audit: error: argument --ngram: expected an integer"),
+    (["audit"], "dece audit: error: the following arguments are required: run_dir"),
+    (["no-such-command"], "dece: error: argument command: invalid choice"),
+])
+def test_a_bad_argument_is_one_line_with_a_pointer_to_help(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(message) and err.count("\n") == 1 and "--help`" in err

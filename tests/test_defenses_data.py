@@ -276,3 +276,14 @@ def test_dedup_compares_whitespace_as_told():
         get_defense("dedup").select(rows + [Example("z", "z", {"id": "1"})], DataContext())
     with pytest.raises(ValueError, match="unique"):  # 1 and "1" would name the same removed row
         get_defense("dedup").select([Example("a", "b", {"id": 1}), Example("a", "b", {"id": "1"})], DataContext())
+
+
+def test_the_defense_report_gives_the_parameters_as_used():
+    from dece.experiments.defended import resolved_params
+
+    unset = get_defense("dece_filter")
+    assert resolved_params(unset, 0.05, "arms/poisoned-dece") == {**unset.params, "rate": 0.05, "source": "poisoned-dece"}
+    given = get_defense("dece_filter", rate=0.1, source="mine")
+    assert resolved_params(given, 0.05, "arms/poisoned-dece") == given.params  # set values are kept
+    assert resolved_params(get_defense("spectral_signature"), 0.02, "reference poisoned-ce")["rate"] == 0.02
+    assert unset.rate is None  # the defense itself is not changed

@@ -219,6 +219,7 @@ def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path):
     assert any("poisoned-dece-filter] dece_filter: reading arm poisoned-dece" in line for line in logs)
     metrics, removed = check_data_defense(run, "poisoned-dece-filter", "dece_filter")
     assert metrics["defense"]["reference"] == "arms/poisoned-dece"
+    assert {k: metrics["defense"]["params"][k] for k in ("rate", "source")} == {"rate": 0.25, "source": "poisoned-dece"}
     assert metrics["defense"]["removed"] == 6 and metrics["defense"]["details"]["epochs"] == 2  # ceil(0.25 * 24)
     assert not (run / "reference").exists()  # no CE reference model was trained
     assert results["poisoned-dece-filter"]["defense"] == metrics["defense"]

@@ -17,8 +17,16 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (as every other error of ``dece``) and a pointer to
+    ``--help`` instead of the usage block; exit status 2 as before. Sub-command parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dece", description="Defend code LMs against backdoors with DeCE.")
+    parser = Parser(prog="dece", description="Defend code LMs against backdoors with DeCE.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:

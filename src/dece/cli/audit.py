@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{arm}: the places its model fails on together in the most rows beyond chance (rows with both hard; "
                   "with each):")
             for p in patterns[:5]:
-                print(f"  {' '.join(map(str, p.first))!r} + {' '.join(map(str, p.second))!r}: {p.rows} rows "
+                print(f"  {''.join(map(str, p.first))!r} + {''.join(map(str, p.second))!r}: {p.rows} rows "
                       f"({p.first_rows}, {p.second_rows})")
         csv_path = result.write_csv(out / f"{arm}.csv", args.k)
         m["csv"] = str(csv_path)

@@ -145,7 +145,8 @@ def apply_data_defense(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData
             context = DataContext(encode=encode, poison_rate=rate)
         started = time.perf_counter()
         selection = defense.select(rows, context)
-        report = {"name": defense.name, "kind": defense.kind, "params": defense.params, "reference": where,
+        report = {"name": defense.name, "kind": defense.kind, "params": resolved_params(defense, rate, where),
+                  "reference": where,
                   **detection_report(selection.ids, rows), "details": selection.details,
                   "seconds": round(time.perf_counter() - started, 1)}
         full = {**report, "fingerprint": fingerprint, "removed_ids": list(selection.ids)}
@@ -164,6 +165,18 @@ def apply_data_defense(cfg: ExperimentConfig, arm: ArmConfig, data: PreparedData
     if not kept:
         raise DeceError(f"arm {arm.name!r}: defense {arm.defense!r} removed every training row")
     return kept, report
+
+
+def resolved_params(defense: DataDefense, poison_rate: float | None, reference: str | None) -> dict[str, Any]:
+    """The defense's parameters as used: an unset ``rate`` is the experiment's attack rate and an unset
+    ``source`` the arm read (``reference`` = ``arms/NAME``), as :func:`removal_budget` and
+    :meth:`ExperimentConfig.source_arm` resolve them."""
+    params = dict(defense.params)
+    if "rate" in params and params["rate"] is None:
+        params["rate"] = poison_rate
+    if "source" in params and params["source"] is None and reference is not None:
+        params["source"] = reference.removeprefix("arms/")
+    return params
 
 
 def source_row_losses(cfg: ExperimentConfig, source: ArmConfig, run_dir: Path

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -24,8 +25,9 @@ def model_token_losses(spec: ModelSpec, model_dir: Path, rows: Sequence[Example]
         batch_size: rows per forward pass (batched by length).
 
     Returns:
-        ``(losses, tokens)``: per row, the CE of each target token (nats) and the tokens (the tokenizer's
-        strings), aligned, in the order of ``rows``.
+        ``(losses, tokens)``: per row, the CE of each target token (nats) and the tokens, aligned, in the order
+        of ``rows``. A token is its decoded text (``" or"``, ``"\\n\\t"``) where that text names one token of
+        these rows, else the tokenizer's symbol (:func:`readable_tokens`).
 
     Raises:
         ConfigError: ``model_dir`` holds no saved model.
@@ -38,4 +40,26 @@ def model_token_losses(spec: ModelSpec, model_dir: Path, rows: Sequence[Example]
     encoded = encode_examples(rows, tokenizer, spec, is_enc_dec).rows
     losses, ids = per_token_losses_and_ids(model, encoded, PadCollator(tokenizer.pad_token_id),
                                            is_encoder_decoder=is_enc_dec, batch_size=batch_size)
-    return losses, [tokenizer.convert_ids_to_tokens(x) for x in ids]
+    names = readable_tokens(tokenizer, {i for row in ids for i in row})
+    return losses, [[names[i] for i in row] for row in ids]
+
+
+def readable_tokens(tokenizer, ids: set[int]) -> dict[int, str]:
+    """A name for each token id of ``ids``: its decoded text, or the tokenizer's symbol (``Ġor``, ``▁or``) where
+    that text is empty, holds an undecodable byte (U+FFFD) or is shared with another id of ``ids`` (so distinct
+    ids keep distinct names: the ``pattern`` score counts by name).
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        ids: the token ids to name.
+
+    Returns:
+        ``{id: name}`` for every id of ``ids``.
+    """
+    text = {i: tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(i)]) for i in ids}
+    shared = Counter(text.values())
+    names = {i: t if t and "\ufffd" not in t and shared[t] == 1 else tokenizer.convert_ids_to_tokens(i)
+             for i, t in text.items()}
+    if len(set(names.values())) < len(names):  # a symbol equal to another id's text: symbols for all
+        names = {i: tokenizer.convert_ids_to_tokens(i) for i in ids}
+    return names
