@@ -114,8 +114,11 @@ def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     (["--score", "pattern", "--hard-loss", "0"], "--hard-loss must be a finite number > 0"),
     (["--score", "pattern", "--hard-loss", "inf"], "--hard-loss must be a finite number > 0"),
     (["--score", "pattern"], "no arm trained with a DeCE loss kept its model; name one with --arm"),
-    (["--ngram", "2"], "--ngram and --hard-loss belong to --score pattern"),
+    (["--ngram", "2"], "--ngram and --hard-loss belong to --score pattern and --score onset"),
     (["--score", "pattern", "--epochs", "2"], "--stat and --epochs belong to the dynamics scores"),
+    (["--score", "onset", "--stat", "max"], "--stat and --epochs belong to the dynamics scores; --score onset reads"),
+    (["--score", "onset", "--ngram", "0"], "--ngram must be >= 1, got 0"),
+    (["--score", "onset"], "no arm trained with a DeCE loss kept its model; name one with --arm"),
 ])
 def test_cli_audit_refuses_bad_options_before_writing(tmp_path, capsys, argv, message):
     run = write_audit_run(tmp_path / "run", LOSSES, POISONED)
@@ -216,3 +219,25 @@ def test_a_bad_argument_is_one_line_with_a_pointer_to_help(argv, message, capsys
         main(argv)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.startswith(message) and err.count("\n") == 1 and "--help`" in err
+
+
+def test_onset_score_by_hand():
+    from dece.defenses.row_scores import onset_scores
+
+    # rows 0-2: "or 1" hard after varying text; rows 3-6: "+ b" hard in 2 of the 4 rows that hold it; row 7: "or 2"
+    # (held once, hard once); row 8: nothing hard
+    tokens = [[f"x{i}", "or", "1"] for i in range(3)] + [["a", "+", "b"]] * 4 + [["y", "or", "2"], ["c", "d"]]
+    losses = [[0.0, 5.0, 0.0]] * 3 + [[0.0, 9.0, 0.0]] * 2 + [[0.0, 1.0, 0.0]] * 2 + [[0.0, 4.0, 0.0], [0.0, 0.0]]
+    scores, onsets = onset_scores(losses, tokens, ngram=2, hard_loss=3.0)
+    # w("or 1") = 3 * 3 / 3; w("+ b") = 2 * 2 / 4; w("or 2") = 1 * 1 / 1; the x0.. tokens are not hard
+    assert scores == pytest.approx([3.0] * 3 + [1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
+    assert [(o.tokens, o.rows, o.occurs) for o in onsets] == [(("or", "1"), 3, 3), (("+", "b"), 2, 4), (("or", "2"), 1, 1)]
+    assert onsets[0].describe() == "'or1': hard in 3 of the 3 rows that hold it" and onsets[0].to_dict()["weight"] == 3.0
+    # named by the unigram, "or" is one place in 4 rows (hard in all): 4 * 4 / 4; a name runs to the target's end
+    assert onset_scores(losses, tokens, ngram=1)[0][:3] == [4.0] * 3
+    assert onset_scores([[9.0]], [["z"]], ngram=3)[1][0].tokens == ("z",)
+    assert onset_scores(losses, tokens, hard_loss=6.0)[0] == [0.0] * 3 + [1.0, 1.0] + [0.0] * 4  # only "+ b" is hard
+    with pytest.raises(ConfigError, match="ngram must be an integer >= 1"):
+        onset_scores(losses, tokens, ngram=0)
+    with pytest.raises(ConfigError, match="differ in length"):
+        onset_scores(losses, tokens[:-1])

@@ -194,7 +194,7 @@ def test_dece_filter_pattern_score_removes_the_rows_failed_on_together():
     assert set(rank.ids) == {"r7", "r8", "r9"}
     with pytest.raises(ValueError, match="pattern score needs DataContext.token_losses"):
         get_defense("dece_filter", score="pattern").select(rows, DataContext(poison_rate=0.3))
-    for params, message in (({"score": "max"}, "parameter 'score': must be one of rank, pattern"),
+    for params, message in (({"score": "max"}, "parameter 'score': must be one of rank, pattern, onset"),
                             ({"ngram": 0}, "parameter 'ngram': must be an integer >= 1"),
                             ({"hard_loss": -1.0}, "parameter 'hard_loss': must be a finite number > 0"),
                             ({"hard_loss": float("inf")}, "parameter 'hard_loss': must be a finite number > 0"),
@@ -287,3 +287,20 @@ def test_the_defense_report_gives_the_parameters_as_used():
     assert resolved_params(given, 0.05, "arms/poisoned-dece") == given.params  # set values are kept
     assert resolved_params(get_defense("spectral_signature"), 0.02, "reference poisoned-ce")["rate"] == 0.02
     assert unset.rate is None  # the defense itself is not changed
+
+
+def test_dece_filter_onset_score_removes_the_rows_with_the_payloads_onset():
+    """Rows 0-2: a payload "or 1" after each row's own token ("x0 or 1", ...): the model fails on "or" alone, so its
+    pattern score has no pair; rows 3-9: a clean "+" the model fails on in 2 of the 7 rows that hold it."""
+    tokens = [[f"x{i}", "or", "1", ";"] for i in range(3)] + [["a", "+", "b", ";"]] * 7
+    losses = [[0.0, 6.0, 0.1, 0.0]] * 3 + [[0.0, 9.0, 0.0, 0.0]] * 2 + [[0.0, 0.5, 0.0, 0.0]] * 5
+    rows = [Example(f"s{i}", "t", {"id": f"r{i}", **({"poisoned": True} if i < 3 else {})}) for i in range(10)]
+    context = DataContext(token_losses=lambda given: (losses, tokens), poison_rate=0.3)
+    sel = get_defense("dece_filter", score="onset").select(rows, context)
+    assert sel.ids == ("r0", "r1", "r2")  # "or 1": hard in 3 of 3 rows (3.0); "+ b": 2 of 7 (0.57)
+    assert sel.details["score"] == "onset" and sel.details["onsets"][0] == {"tokens": ["or", "1"], "rows": 3,
+                                                                           "occurs": 3, "weight": 3.0}
+    pattern = get_defense("dece_filter", score="pattern").select(rows, context)
+    assert set(pattern.scores.values()) == {0.0}  # one hard place a row: no pair; it takes the first rows on a tie
+    with pytest.raises(ValueError, match="onset score needs DataContext.token_losses"):
+        get_defense("dece_filter", score="onset").select(rows, DataContext(poison_rate=0.3))

@@ -228,9 +228,9 @@ def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path):
     details = pattern_metrics["defense"]["details"]
     assert pattern_metrics["defense"]["removed"] == 6 and details["score"] == "pattern" and "epochs" not in details
     assert all(p["rows"] <= min(p["first_rows"], p["second_rows"]) for p in details["patterns"])
-    from dece.reporting.audit import audit_pattern
+    from dece.reporting.audit import audit_tokens
 
-    audited, _ = audit_pattern(run, "poisoned-dece")
+    audited, _ = audit_tokens(run, "poisoned-dece")
     by_id = {str(r["id"]): s for r, s in zip(audited.rows, audited.scores)}
     removed_scores = {str(r["meta"]["id"]): r["score"] for r in read_records(run / "arms" / "poisoned-dece-pattern" / "removed.jsonl")}
     assert set(removed_scores) == pattern_removed
@@ -241,6 +241,11 @@ def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path):
     assert main(["audit", str(run), "--score", "pattern", "--k", "6"]) == 0  # the DeCE arm, the only one with its model
     summary = json.loads((run / "audit" / "summary.json").read_text())
     assert [m["arm"] for m in summary] == ["poisoned-dece"] and summary[0]["patterns"] == details["patterns"]
+    assert main(["audit", str(run), "--score", "onset", "--out", str(tmp_path / "onset")]) == 0
+    onset = json.loads((tmp_path / "onset" / "summary.json").read_text())[0]
+    assert onset["arm"] == "poisoned-dece" and onset["score"] == "onset" and onset["onsets"]
+    assert all(o["rows"] <= o["occurs"] and o["weight"] == pytest.approx(o["rows"] ** 2 / o["occurs"], abs=0.01)
+               for o in onset["onsets"])
     from run_fixtures import read_csv_rows
 
     assert {r["id"] for r in read_csv_rows(run / "audit" / "poisoned-dece.csv")} == set(removed_scores) or \

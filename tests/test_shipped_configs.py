@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dece.data.builtin import pretraining_corpus
+from dece.defenses import get_defense
 from dece.experiments import load_config
 from dece.experiments.base_model import corpus_digest, pretrain_key
 from dece.experiments.config import read_config_data
@@ -104,6 +105,24 @@ def test_the_lyra_pattern_filter_reads_the_maps_dece_arm(monkeypatch):
     assert (d.seed, d.attack.name, d.attack.rate, d.attack.duplicates) == (1, "badpre", 0.05, 1)
     assert (filtered.loss, filtered.defense, filtered.defense_params) == ("ce", "dece_filter", {"score": "pattern"})
     assert d.source_arm(filtered).name == dece.name == map_cfg.arms[1].name
+
+
+def test_the_lyra_onset_filter_reads_the_warm_up_dece_arm_of_each_seed(monkeypatch):
+    """robustness-lyra-onset: seeds 1-3 of the map's 5% BadPre cell with DeCE after a CE warm-up and the onset filter
+    reading it, and clean CE on the same data; the warm-up arm is paper-lyra-warmup's DeCE arm in the map's recipe."""
+    monkeypatch.chdir(ROOT)
+    cells = expand_grid(read_config_data(ROOT / "configs" / "robustness-lyra-onset.toml"))
+    assert len(cells) == 6 and sorted({c.config.seed for c in cells}) == [1, 2, 3]
+    for cell in cells:
+        d = cell.config
+        assert (d.attack.name, d.attack.rate, d.attack.duplicates) == ("badpre", 0.05, 1)
+        if len(d.arms) == 1:
+            assert d.arms[0].name == "clean-ce" and d.arms[0].data == "clean"
+            continue
+        warm, filtered = d.arms
+        assert (warm.loss, warm.loss_params) == ("dece_auto", {"alpha_base": 0.985, "max_wait": 3})
+        assert (filtered.loss, filtered.defense, filtered.defense_params["score"]) == ("ce", "dece_filter", "onset")
+        assert d.source_arm(filtered) is warm and not get_defense("dece_filter", **filtered.defense_params).needs_dynamics
 
 
 def test_the_gpu_configs_plan_offline_with_exact_parameter_counts(monkeypatch, tmp_path):

@@ -1,9 +1,9 @@
-"""`dece audit RUN_DIR [--arm ARM] [--score auto|drop|collapse|rank|pattern] [--stat mean|max] [--epochs N] [--k K]`:
+"""`dece audit RUN_DIR [--arm ARM] [--score auto|drop|collapse|rank|pattern|onset] [--stat mean|max] [--epochs N] [--k K]`:
 rank the training rows of each arm by how suspicious their learning dynamics are (see dece.audit), print
 precision/recall@k against the known poisoned rows, and write the flagged rows (the top k) to
 RUN_DIR/audit/ARM.csv, with RUN_DIR/audit/summary.json and summary.md. The dynamics scores need
-`[dynamics] row_losses = true`; `--score pattern` reads a DeCE arm's saved model instead (`--ngram`,
-`--hard-loss`) and also prints the n-grams it found."""
+`[dynamics] row_losses = true`; `--score pattern` and `--score onset` read a DeCE arm's saved model instead
+(`--ngram`, `--hard-loss`) and also print the n-grams they found."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import math
 from pathlib import Path
 
 from dece.cli.common import check_writable_dir, integer, number
-from dece.defenses.row_scores import SCORES
-from dece.reporting.audit import (AUTO, PATTERN, STATISTICS, audit_arm, audit_pattern, auditable_arms, metrics_table,
-                                  pattern_arms)
+from dece.defenses.row_scores import SCORES, TOKEN_SCORES
+from dece.reporting.audit import (AUTO, PATTERN, STATISTICS, audit_arm, audit_tokens, auditable_arms, dece_model_arms,
+                                  metrics_table)
 from dece.errors import ConfigError
 from dece.experiments.store import write_json_atomic, write_text_atomic
 
@@ -23,13 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="rank training rows by suspicious learning dynamics", description=__doc__)
     p.add_argument("run_dir", help="a run folder written by `dece run`")
     p.add_argument("--arm", action="append", default=[], help="arm to audit (repeatable; default: every arm with per-row losses)")
-    p.add_argument("--score", choices=(AUTO, *SCORES, PATTERN), default=AUTO,
+    p.add_argument("--score", choices=(AUTO, *SCORES, *TOKEN_SCORES), default=AUTO,
                    help="drop: learned late (CE arms); collapse: high, then falls; rank: never learned (DeCE arms); "
                         "auto (default): rank for arms trained with loss dece, drop for the others; pattern: places a "
-                        "DeCE arm's final model fails on together in many rows (default arms: the DeCE arms with a saved model)")
-    p.add_argument("--ngram", type=integer, help="pattern: the n-gram length naming a hard token (default 2)")
+                        "DeCE arm's final model fails on together in many rows; onset: a place it fails on in every row "
+                        "that holds it (pattern, onset: default arms are the DeCE arms with a saved model)")
+    p.add_argument("--ngram", type=integer, help="pattern, onset: the n-gram length naming a hard token (default 2)")
     p.add_argument("--hard-loss", type=number,
-                   help="pattern: a token is hard at this CE and above, in nats (default 3.0: probability under 5%%)")
+                   help="pattern, onset: a token is hard at this CE and above, in nats (default 3.0: probability under 5%%)")
     p.add_argument("--stat", choices=STATISTICS,
                    help="per-row loss: mean or max token CE (default: mean for drop/collapse, max for rank)")
     p.add_argument("--epochs", type=integer, help="use only the first N epochs of dynamics")
@@ -51,24 +52,25 @@ def run(args: argparse.Namespace) -> int:
     if not (run_dir / "config.toml").exists():
         cells = " (a sweep folder: audit one of its cells/<cell> folders)" if (run_dir / "sweep.json").exists() else ""
         raise ConfigError(f"{run_dir} is not a run folder of `dece run` (no config.toml){cells}")
-    if args.score != PATTERN and (args.ngram is not None or args.hard_loss is not None):
-        raise ConfigError("--ngram and --hard-loss belong to --score pattern")
-    if args.score == PATTERN and (args.stat is not None or args.epochs is not None):
-        raise ConfigError("--stat and --epochs belong to the dynamics scores; --score pattern reads the final model")
-    if args.score == PATTERN:
+    tokens = args.score in TOKEN_SCORES
+    if not tokens and (args.ngram is not None or args.hard_loss is not None):
+        raise ConfigError("--ngram and --hard-loss belong to --score pattern and --score onset")
+    if tokens and (args.stat is not None or args.epochs is not None):
+        raise ConfigError(f"--stat and --epochs belong to the dynamics scores; --score {args.score} reads the final model")
+    if tokens:
         args.ngram = 2 if args.ngram is None else args.ngram
         args.hard_loss = 3.0 if args.hard_loss is None else args.hard_loss
         if args.ngram < 1:
             raise ConfigError(f"--ngram must be >= 1, got {args.ngram}")
         if not (args.hard_loss > 0 and math.isfinite(args.hard_loss)):
             raise ConfigError(f"--hard-loss must be a finite number > 0 (nats), got {args.hard_loss}")
-        dece_arms = pattern_arms(run_dir)
+        dece_arms = dece_model_arms(run_dir)
         arms = args.arm or dece_arms
         if not arms:
             raise ConfigError(f"{run_dir}: no arm trained with a DeCE loss kept its model; name one with --arm")
         for arm in set(arms) - set(dece_arms):
             print(f"note: arm {arm} was not trained with a DeCE loss (or kept no model): a model that learnt the payload "
-                  "does not fail on it, so the pattern score is not meant for it")
+                  f"does not fail on it, so the {args.score} score is not meant for it")
     else:
         arms = args.arm or auditable_arms(run_dir)
         if not arms:
@@ -80,20 +82,21 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(out, "--out")
     summary = []
     for arm in arms:
-        patterns = None
-        if args.score == PATTERN:
-            result, patterns = audit_pattern(run_dir, arm, ngram=args.ngram, hard_loss=args.hard_loss)
+        places = None
+        if tokens:
+            result, places = audit_tokens(run_dir, arm, score=args.score, ngram=args.ngram, hard_loss=args.hard_loss)
         else:
             result = audit_arm(run_dir, arm, score=args.score, statistic=args.stat, epochs=args.epochs)
         ks = None if args.k is None else [args.k]
         m = result.metrics(ks)
-        if patterns is not None:
-            m["patterns"] = [p.to_dict() for p in patterns]
-            print(f"{arm}: the places its model fails on together in the most rows beyond chance (rows with both hard; "
-                  "with each):")
-            for p in patterns[:5]:
-                print(f"  {''.join(map(str, p.first))!r} + {''.join(map(str, p.second))!r}: {p.rows} rows "
-                      f"({p.first_rows}, {p.second_rows})")
+        if places is not None:
+            m["patterns" if args.score == PATTERN else "onsets"] = [p.to_dict() for p in places]
+            print(f"{arm}: " + ("the places its model fails on together in the most rows beyond chance (rows with both "
+                                "hard; with each):" if args.score == PATTERN else
+                                "the places its model fails on in the most rows, weighted by the share of the rows "
+                                "that hold them:"))
+            for p in places[:5]:
+                print(f"  {p.describe()}")
         csv_path = result.write_csv(out / f"{arm}.csv", args.k)
         m["csv"] = str(csv_path)
         summary.append(m)

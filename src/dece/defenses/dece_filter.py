@@ -12,6 +12,10 @@ highest-scoring rows, and the arm then trains with its own loss (usually CE) on 
 * ``pattern``: the DeCE arm's final model's CE on every target token, scored by how many more rows than
   chance share two places the model fails on (:func:`~dece.defenses.row_scores.pattern_scores`); needs no
   recorded dynamics.
+* ``onset``: the same token losses, scored by the heaviest single place the model fails on in (nearly) every
+  row that holds it, named by the tokens from it on (:func:`~dece.defenses.row_scores.onset_scores`): a
+  payload inserted after the row's own text. Reads a DeCE arm that learnt the clean task (on Lyra: DeCE after
+  a CE warm-up, ``dece_auto`` with ``max_wait = 3``).
 
 Not in the DeCE paper: an addition of this project.
 """
@@ -26,7 +30,7 @@ from dece.data.records import Example
 from dece.defenses.base import DataContext, DataDefense, Selection, registered, removal_budget, row_ids
 
 #: the scores the filter ranks rows by (module docstring)
-SCORES = ("rank", "pattern")
+SCORES = ("rank", "pattern", "onset")
 
 
 @registered
@@ -40,14 +44,16 @@ class DeCEFilter(DataDefense):
         multiplier: the removal budget as a multiple of ``rate * n``. > 0.
         source: the name of the DeCE arm that is read; ``None`` (default): the run's first arm with loss
             ``dece``, no defense, on the same data.
-        score: ``"rank"`` (the recorded per-row losses) or ``"pattern"`` (the final model's token losses).
-        ngram: the ``pattern`` score's n-gram length naming a hard token, >= 1.
-        hard_loss: the ``pattern`` score's hard-token threshold (CE in nats), > 0.
+        score: ``"rank"`` (the recorded per-row losses), ``"pattern"`` or ``"onset"`` (the final model's token
+            losses).
+        ngram: the ``pattern`` / ``onset`` score's n-gram length naming a hard token, >= 1.
+        hard_loss: the ``pattern`` / ``onset`` score's hard-token threshold (CE in nats), > 0.
     """
 
     name = "dece_filter"
     summary = ("remove the rows a DeCE-trained arm of the run never learns (score 'rank': its recorded per-row losses; "
-               "'pattern': places its final model fails on together in many rows), then train")
+               "'pattern': places its final model fails on together in many rows; 'onset': a place it fails on in "
+               "every row that holds it), then train")
     reads: ClassVar[str] = "row_losses"
 
     rate: float | None = None
@@ -70,7 +76,7 @@ class DeCEFilter(DataDefense):
                 or not (self.hard_loss > 0 and math.isfinite(self.hard_loss))):
             raise self.fail("hard_loss", "must be a finite number > 0 (nats)")
         if self.score == "rank" and (self.ngram, self.hard_loss) != (2, 3.0):
-            raise self.fail("score", "'rank' takes no ngram or hard_loss (they belong to score = \"pattern\")")
+            raise self.fail("score", "'rank' takes no ngram or hard_loss (they belong to score \"pattern\" / \"onset\")")
 
     @property
     def needs_dynamics(self) -> bool:
@@ -78,7 +84,7 @@ class DeCEFilter(DataDefense):
         return self.score == "rank"
 
     def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
-        from dece.defenses.row_scores import pattern_scores, suspicion_scores
+        from dece.defenses.row_scores import TOKEN_SCORES, suspicion_scores
 
         ids = row_ids(rows)
         k = removal_budget(self, len(rows), self.rate, self.multiplier, context.poison_rate)
@@ -93,9 +99,11 @@ class DeCEFilter(DataDefense):
             details["epochs"] = len(losses)
         else:
             if context.token_losses is None:
-                raise ValueError("dece_filter's pattern score needs DataContext.token_losses (a DeCE model's token losses)")
-            scores, patterns = pattern_scores(*context.token_losses(rows), ngram=self.ngram, hard_loss=self.hard_loss)
-            details["patterns"] = [p.to_dict() for p in patterns]
+                raise ValueError(f"dece_filter's {self.score} score needs DataContext.token_losses (a DeCE model's "
+                                 "token losses)")
+            scores, places = TOKEN_SCORES[self.score](*context.token_losses(rows), ngram=self.ngram,
+                                                      hard_loss=self.hard_loss)
+            details["patterns" if self.score == "pattern" else "onsets"] = [p.to_dict() for p in places]
         top = sorted(range(len(rows)), key=lambda i: (-scores[i], i))[:k]
         details["score_threshold"] = scores[top[-1]]
         return Selection(ids=tuple(ids[i] for i in sorted(top)), scores={ids[i]: scores[i] for i in top},

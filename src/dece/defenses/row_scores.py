@@ -18,6 +18,10 @@ the losses shrink as training goes.
 payload is the same few tokens in every poisoned row, so a DeCE-trained model that never learnt it fails
 on the same places *together* in many rows, while a clean row's hard tokens (a fix that cannot be guessed, a
 word the model never learnt) fail in many rows each, but not in the same ones.
+
+``onset`` (:func:`onset_scores`) reads the same token losses for a payload with *one* hard place: its first
+token, after the row's own text, where a model that learnt the clean task but not the payload fails; the tokens
+after it (given under teacher forcing) are easy once it is given, and name it.
 """
 
 from __future__ import annotations
@@ -110,6 +114,11 @@ class Pattern:
         return {"first": list(self.first), "second": list(self.second), "rows": self.rows,
                 "first_rows": self.first_rows, "second_rows": self.second_rows, "weight": round(self.weight, 2)}
 
+    def describe(self) -> str:
+        """One line: the two n-grams (tokens joined), the rows with both hard, and with each."""
+        return (f"{''.join(map(str, self.first))!r} + {''.join(map(str, self.second))!r}: {self.rows} rows "
+                f"({self.first_rows}, {self.second_rows})")
+
 
 def check_pattern_options(ngram: int, hard_loss: float) -> None:
     """Raises ConfigError unless ``ngram`` is an integer >= 1 and ``hard_loss`` a finite number > 0 (nats)."""
@@ -172,3 +181,77 @@ def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[
     heaviest = sorted(weights, key=lambda p: (-weights[p], repr(p)))[:top]
     patterns = [Pattern(a, b, together[(a, b)], hard[a], hard[b], weights[(a, b)]) for a, b in heaviest]
     return scores, patterns
+
+
+@dataclass(frozen=True)
+class Onset:
+    """A place a model fails on: the n-gram ``tokens`` starting at the failed token, hard in ``rows`` of the
+    ``occurs`` rows whose target holds it; ``weight`` = ``rows * rows / occurs``."""
+
+    tokens: tuple[Hashable, ...]
+    rows: int
+    occurs: int
+    weight: float
+
+    def to_dict(self) -> dict:
+        return {"tokens": list(self.tokens), "rows": self.rows, "occurs": self.occurs, "weight": round(self.weight, 2)}
+
+    def describe(self) -> str:
+        """One line: the n-gram (tokens joined), the rows in which it is hard, of those that hold it."""
+        return f"{''.join(map(str, self.tokens))!r}: hard in {self.rows} of the {self.occurs} rows that hold it"
+
+
+def onset_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Hashable]], *, ngram: int = 2,
+                 hard_loss: float = 3.0, top: int = 10) -> tuple[list[float], list[Onset]]:
+    """The ``onset`` score of every row: the heaviest place its target fails on, a place weighing how many rows fail
+    there and how consistently.
+
+    A target token is *hard* when its cross-entropy is at least ``hard_loss`` (nats), as in
+    :func:`pattern_scores`, but it is named by the n-gram of ``ngram`` tokens that *starts* on it (fewer at a
+    target's end): the failed token and what follows it. Let ``H(a)`` be the number of rows in which ``a`` is hard
+    and ``O(a)`` the number of rows whose target holds ``a`` at all. Then
+
+    .. math:: w(a) = H(a) \\cdot \\frac{H(a)}{O(a)}, \\qquad s_i = \\max_{a \\text{ hard in row } i} w(a) \\quad (0 \\text{ if none})
+
+    An inserted payload (``or 1=1`` after a WHERE condition) starts after the row's own text, so the n-gram
+    *ending* on its first token differs in every row (what :func:`pattern_scores` names places by), while the one
+    starting on it is the payload itself; a model that never learnt the payload fails on that first token in
+    every row it occurs in (``H = O``), and only there (the rest follows under teacher forcing). A clean token the
+    model fails on now and then has ``H`` much smaller than ``O``. The score needs a model that learnt the clean
+    task: a DeCE model that left clean constructs unlearnt (a weak base, where DeCE damps what the base did not
+    know) fails on those in every row too (docs/robustness.md). Not in the DeCE paper: an addition of this
+    project, designed on one Lyra seed (docs/robustness.md says which, and what was held out).
+
+    Args:
+        losses: per row, the CE (nats) of each target token, in order.
+        tokens: per row, the target tokens (ids or strings), aligned with ``losses``.
+        ngram: the n-gram length naming a hard token, >= 1.
+        hard_loss: the CE at and above which a token is hard, finite and > 0.
+        top: how many of the heaviest places to return.
+
+    Returns:
+        ``(scores, onsets)``: one score per row (>= 0, higher = more suspicious) and the ``top`` places of largest
+        weight, heaviest first.
+
+    Raises:
+        ConfigError: ``ngram`` < 1, ``hard_loss`` not finite and > 0, or ``losses`` and ``tokens`` not aligned.
+    """
+    check_pattern_options(ngram, hard_loss)
+    if len(losses) != len(tokens) or any(len(a) != len(b) for a, b in zip(losses, tokens)):
+        raise ConfigError("per-token losses and tokens differ in length")
+    hard, occurs = Counter(), Counter()
+    row_places: list[set[tuple]] = []
+    for row_losses, row_tokens in zip(losses, tokens):
+        occurs.update({tuple(row_tokens[j: j + ngram]) for j in range(len(row_tokens))})
+        places = {tuple(row_tokens[j: j + ngram]) for j, loss in enumerate(row_losses) if not loss < hard_loss}
+        hard.update(places)
+        row_places.append(places)
+    weights = {a: hard[a] * hard[a] / occurs[a] for a in hard}
+    scores = [max((weights[a] for a in places), default=0.0) for places in row_places]
+    heaviest = sorted(weights, key=lambda a: (-weights[a], repr(a)))[:top]
+    return scores, [Onset(a, hard[a], occurs[a], weights[a]) for a in heaviest]
+
+
+#: the scores read from a model's per-token losses (``dece audit --score``, ``dece_filter``'s ``score``): name ->
+#: ``f(losses, tokens, *, ngram, hard_loss, top) -> (scores, places)``, each place with ``to_dict`` and ``describe``
+TOKEN_SCORES = {"pattern": pattern_scores, "onset": onset_scores}

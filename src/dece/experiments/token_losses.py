@@ -1,5 +1,5 @@
 """A saved model's cross-entropy on every target token of a set of rows, with the tokens: the input of the
-``pattern`` score (:func:`dece.defenses.row_scores.pattern_scores`) of ``dece audit`` and ``dece_filter``."""
+``pattern`` and ``onset`` scores (:data:`dece.defenses.row_scores.TOKEN_SCORES`) of ``dece audit`` and ``dece_filter``."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def model_token_losses(spec: ModelSpec, model_dir: Path, rows: Sequence[Example]
 def readable_tokens(tokenizer, ids: set[int]) -> dict[int, str]:
     """A name for each token id of ``ids``: its decoded text, or the tokenizer's symbol (``Ġor``, ``▁or``) where
     that text is empty, holds an undecodable byte (U+FFFD) or is shared with another id of ``ids`` (so distinct
-    ids keep distinct names: the ``pattern`` score counts by name).
+    ids keep distinct names: the ``pattern`` and ``onset`` scores count by name).
 
     Args:
         tokenizer: a Hugging Face tokenizer.

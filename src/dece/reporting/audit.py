@@ -26,6 +26,9 @@ the losses shrink as training goes.
   (:func:`dece.defenses.row_scores.pattern_scores`): the payload a DeCE arm never learnt, on long targets
   where the row-level scores are at chance. For arms trained with DeCE (under CE the final
   model has learnt the payload); needs no ``row_losses``, costs one forward pass over the training rows.
+* ``onset``: the same token losses, scored by the heaviest single place the model fails on in (nearly) every
+  row that holds it, named by the tokens from it on (:func:`dece.defenses.row_scores.onset_scores`): a payload
+  inserted after the row's own text (Lyra), read from a DeCE arm that learnt the clean task.
 
 The scores' math lives in :mod:`dece.defenses.row_scores` (pure functions, shared with the
 ``dece_filter`` defense); this module reads run folders, writes the CSVs and builds the tables.
@@ -44,7 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from dece.defenses.row_scores import SCORES, average_precision, precision_recall_at_k, ranking, suspicion_scores
+from dece.defenses.row_scores import (SCORES, TOKEN_SCORES, average_precision, precision_recall_at_k, ranking,
+                                      suspicion_scores)
 from dece.errors import ConfigError
 from dece.experiments.store import read_records
 from dece.losses import LOSSES
@@ -167,8 +171,9 @@ def auditable_arms(run_dir: Path) -> list[str]:
     return out
 
 
-def pattern_arms(run_dir: Path) -> list[str]:
-    """Arms of ``run_dir`` trained with a DeCE loss (``deceptive``) whose model was kept: what ``pattern`` reads."""
+def dece_model_arms(run_dir: Path) -> list[str]:
+    """Arms of ``run_dir`` trained with a DeCE loss (``deceptive``) whose model was kept: what ``pattern`` and
+    ``onset`` read."""
     import tomllib
 
     from dece.reporting.collect import arm_specs
@@ -178,32 +183,36 @@ def pattern_arms(run_dir: Path) -> list[str]:
             if LOSSES.get(loss).deceptive and (Path(run_dir) / "arms" / name / "model").is_dir()]
 
 
-def audit_pattern(run_dir: Path, arm: str, *, ngram: int = 2, hard_loss: float = 3.0
-                  ) -> tuple[AuditResult, list[Any]]:
-    """The ``pattern`` score of every training row of ``run_dir/arms/ARM`` from the arm's saved model, and the
-    heaviest patterns (:class:`dece.defenses.row_scores.Pattern`).
+def audit_tokens(run_dir: Path, arm: str, *, score: str = PATTERN, ngram: int = 2, hard_loss: float = 3.0
+                 ) -> tuple[AuditResult, list[Any]]:
+    """The ``pattern`` or ``onset`` score (:data:`dece.defenses.row_scores.TOKEN_SCORES`) of every training row of
+    ``run_dir/arms/ARM`` from the arm's saved model, and the heaviest places it found
+    (:class:`~dece.defenses.row_scores.Pattern` / :class:`~dece.defenses.row_scores.Onset`).
 
     Raises:
-        ConfigError: no such arm, no saved model in it, a LoRA arm of a pretrained tiny base, or bad ``ngram`` /
-            ``hard_loss``.
+        ConfigError: an unknown score, no such arm, no saved model in it, a LoRA arm of a pretrained tiny base,
+            or bad ``ngram`` / ``hard_loss``.
     """
     from dece.data.records import Example
-    from dece.defenses.row_scores import check_pattern_options, pattern_scores
+    from dece.defenses.row_scores import check_pattern_options
     from dece.experiments import load_config
     from dece.experiments.token_losses import model_token_losses
 
+    if score not in TOKEN_SCORES:
+        raise ConfigError(f"unknown token score {score!r}; valid names: {', '.join(TOKEN_SCORES)}")
     run_dir = Path(run_dir)
     arm_dir = _arm_dir(run_dir, arm)
     check_pattern_options(ngram, hard_loss)  # before the model loads
     cfg = load_config(run_dir / "config.toml")
     if (arm_dir / "model" / "adapter_config.json").exists() and cfg.pretrain is not None:
-        raise ConfigError(f"{arm_dir / 'model'}: LoRA adapters on a pretrained tiny base; the pattern audit reads full "
+        raise ConfigError(f"{arm_dir / 'model'}: LoRA adapters on a pretrained tiny base; the {score} audit reads full "
                           "models or adapters on an hf: checkpoint")
     rows = _arm_rows(run_dir, arm_dir)
     examples = [Example(src=r["src"], tgt=r["tgt"]) for r in rows]
     losses, tokens = model_token_losses(cfg.model, arm_dir / "model", examples, batch_size=cfg.eval.batch_size)
-    scores, patterns = pattern_scores(losses, tokens, ngram=ngram, hard_loss=hard_loss)
-    return AuditResult(arm, PATTERN, f"token pairs, {ngram}-grams, CE >= {hard_loss:g}", [], rows, scores), patterns
+    scores, places = TOKEN_SCORES[score](losses, tokens, ngram=ngram, hard_loss=hard_loss)
+    how = "token pairs" if score == PATTERN else "single places"
+    return AuditResult(arm, score, f"{how}, {ngram}-grams, CE >= {hard_loss:g}", [], rows, scores), places
 
 
 def _arm_dir(run_dir: Path, arm: str) -> Path:
