@@ -119,6 +119,8 @@ def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     (["--score", "onset", "--stat", "max"], "--stat and --epochs belong to the dynamics scores; --score onset reads"),
     (["--score", "onset", "--ngram", "0"], "--ngram must be >= 1, got 0"),
     (["--score", "onset"], "no arm trained with a DeCE loss kept its model; name one with --arm"),
+    (["--score", "onset", "--arm", "nosuch"], "--arm nosuch: no such arm in"),
+    (["--arm", "poisoned-ce", "--arm", "nosuch"], "--arm nosuch: no such arm in"),
 ])
 def test_cli_audit_refuses_bad_options_before_writing(tmp_path, capsys, argv, message):
     run = write_audit_run(tmp_path / "run", LOSSES, POISONED)

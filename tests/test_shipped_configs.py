@@ -123,6 +123,11 @@ def test_the_lyra_onset_filter_reads_the_warm_up_dece_arm_of_each_seed(monkeypat
         assert (warm.loss, warm.loss_params) == ("dece_auto", {"alpha_base": 0.985, "max_wait": 3})
         assert (filtered.loss, filtered.defense, filtered.defense_params["score"]) == ("ce", "dece_filter", "onset")
         assert d.source_arm(filtered) is warm and not get_defense("dece_filter", **filtered.defense_params).needs_dynamics
+    held_out = expand_grid(read_config_data(ROOT / "configs" / "robustness-lyra-onset-heldout.toml"))
+    warm = next(c for c in cells if len(c.config.arms) == 2).config.arms[0]
+    assert sorted(c.config.seed for c in held_out) == [4, 5]
+    assert all([(a.name, a.loss, a.loss_params) for a in c.config.arms] == [(warm.name, warm.loss, warm.loss_params)]
+               for c in held_out)
 
 
 def test_the_gpu_configs_plan_offline_with_exact_parameter_counts(monkeypatch, tmp_path):

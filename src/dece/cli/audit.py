@@ -57,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--ngram and --hard-loss belong to --score pattern and --score onset")
     if tokens and (args.stat is not None or args.epochs is not None):
         raise ConfigError(f"--stat and --epochs belong to the dynamics scores; --score {args.score} reads the final model")
+    missing = [arm for arm in args.arm if not (run_dir / "arms" / arm).is_dir()]
+    if missing:  # before any model loads or any file is written
+        found = ", ".join(p.name for p in sorted((run_dir / "arms").glob("*")) if p.is_dir()) or "none"
+        raise ConfigError(f"--arm {missing[0]}: no such arm in {run_dir}; arms: {found}")
+    args.arm = list(dict.fromkeys(args.arm))  # each arm once
     if tokens:
         args.ngram = 2 if args.ngram is None else args.ngram
         args.hard_loss = 3.0 if args.hard_loss is None else args.hard_loss
