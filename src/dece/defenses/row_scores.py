@@ -128,6 +128,14 @@ def check_pattern_options(ngram: int, hard_loss: float) -> None:
         raise ConfigError(f"hard_loss must be a finite number > 0 (nats), got {hard_loss!r}")
 
 
+def _check_token_inputs(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Hashable]], ngram: int,
+                        hard_loss: float) -> None:
+    """The options (:func:`check_pattern_options`) and ``losses`` aligned with ``tokens``, row by row; ConfigError."""
+    check_pattern_options(ngram, hard_loss)
+    if len(losses) != len(tokens) or any(len(a) != len(b) for a, b in zip(losses, tokens)):
+        raise ConfigError("per-token losses and tokens differ in length")
+
+
 def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Hashable]], *, ngram: int = 2,
                    hard_loss: float = 3.0, top: int = 10) -> tuple[list[float], list[Pattern]]:
     """The ``pattern`` score of every row: how many more rows than chance share two places the model fails on.
@@ -162,9 +170,7 @@ def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[
     Raises:
         ConfigError: ``ngram`` < 1, ``hard_loss`` not finite and > 0, or ``losses`` and ``tokens`` not aligned.
     """
-    check_pattern_options(ngram, hard_loss)
-    if len(losses) != len(tokens) or any(len(a) != len(b) for a, b in zip(losses, tokens)):
-        raise ConfigError("per-token losses and tokens differ in length")
+    _check_token_inputs(losses, tokens, ngram, hard_loss)
     hard, together = Counter(), Counter()
     row_pairs: list[set[tuple]] = []
     for row_losses, row_tokens in zip(losses, tokens):
@@ -236,9 +242,7 @@ def onset_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Ha
     Raises:
         ConfigError: ``ngram`` < 1, ``hard_loss`` not finite and > 0, or ``losses`` and ``tokens`` not aligned.
     """
-    check_pattern_options(ngram, hard_loss)
-    if len(losses) != len(tokens) or any(len(a) != len(b) for a, b in zip(losses, tokens)):
-        raise ConfigError("per-token losses and tokens differ in length")
+    _check_token_inputs(losses, tokens, ngram, hard_loss)
     hard, occurs = Counter(), Counter()
     row_places: list[set[tuple]] = []
     for row_losses, row_tokens in zip(losses, tokens):
