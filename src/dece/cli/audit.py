@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from dece.cli.common import check_writable_dir, integer, number
-from dece.defenses.row_scores import SCORES, TOKEN_SCORES
+from dece.defenses.row_scores import PLACES_KEY, SCORES, TOKEN_SCORES
 from dece.reporting.audit import (AUTO, PATTERN, STATISTICS, audit_arm, audit_tokens, auditable_arms, dece_model_arms,
                                   metrics_table)
 from dece.errors import ConfigError
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         ks = None if args.k is None else [args.k]
         m = result.metrics(ks)
         if places is not None:
-            m["patterns" if args.score == PATTERN else "onsets"] = [p.to_dict() for p in places]
+            m[PLACES_KEY[args.score]] = [p.to_dict() for p in places]
             print(f"{arm}: " + ("the places its model fails on together in the most rows beyond chance (rows with both "
                                 "hard; with each):" if args.score == PATTERN else
                                 "the places its model fails on in the most rows, weighted by the share of the rows "

@@ -84,7 +84,7 @@ class DeCEFilter(DataDefense):
         return self.score == "rank"
 
     def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
-        from dece.defenses.row_scores import TOKEN_SCORES, suspicion_scores
+        from dece.defenses.row_scores import PLACES_KEY, TOKEN_SCORES, suspicion_scores
 
         ids = row_ids(rows)
         k = removal_budget(self, len(rows), self.rate, self.multiplier, context.poison_rate)
@@ -103,7 +103,7 @@ class DeCEFilter(DataDefense):
                                  "token losses)")
             scores, places = TOKEN_SCORES[self.score](*context.token_losses(rows), ngram=self.ngram,
                                                       hard_loss=self.hard_loss)
-            details["patterns" if self.score == "pattern" else "onsets"] = [p.to_dict() for p in places]
+            details[PLACES_KEY[self.score]] = [p.to_dict() for p in places]
         top = sorted(range(len(rows)), key=lambda i: (-scores[i], i))[:k]
         details["score_threshold"] = scores[top[-1]]
         return Selection(ids=tuple(ids[i] for i in sorted(top)), scores={ids[i]: scores[i] for i in top},

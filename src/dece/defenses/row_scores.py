@@ -246,8 +246,9 @@ def onset_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Ha
     hard, occurs = Counter(), Counter()
     row_places: list[set[tuple]] = []
     for row_losses, row_tokens in zip(losses, tokens):
-        occurs.update({tuple(row_tokens[j: j + ngram]) for j in range(len(row_tokens))})
-        places = {tuple(row_tokens[j: j + ngram]) for j, loss in enumerate(row_losses) if not loss < hard_loss}
+        names = [tuple(row_tokens[j: j + ngram]) for j in range(len(row_tokens))]
+        occurs.update(set(names))
+        places = {names[j] for j, loss in enumerate(row_losses) if not loss < hard_loss}
         hard.update(places)
         row_places.append(places)
     weights = {a: hard[a] * hard[a] / occurs[a] for a in hard}
@@ -259,3 +260,5 @@ def onset_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Ha
 #: the scores read from a model's per-token losses (``dece audit --score``, ``dece_filter``'s ``score``): name ->
 #: ``f(losses, tokens, *, ngram, hard_loss, top) -> (scores, places)``, each place with ``to_dict`` and ``describe``
 TOKEN_SCORES = {"pattern": pattern_scores, "onset": onset_scores}
+#: the key under which a token score's places are reported (``summary.json``, the filter's ``details``)
+PLACES_KEY = {"pattern": "patterns", "onset": "onsets"}
