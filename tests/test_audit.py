@@ -115,17 +115,21 @@ def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     (["--score", "pattern", "--hard-loss", "inf"], "--hard-loss must be a finite number > 0"),
     (["--score", "pattern"], "no arm trained with a DeCE loss kept its model; name one with --arm"),
     (["--ngram", "2"], "--ngram and --hard-loss belong to --score pattern and --score onset"),
-    (["--score", "pattern", "--epochs", "2"], "--stat and --epochs belong to the dynamics scores"),
-    (["--score", "onset", "--stat", "max"], "--stat and --epochs belong to the dynamics scores; --score onset reads"),
+    (["--score", "pattern", "--epochs", "2"], "--epochs belongs to the dynamics scores"),
+    (["--score", "pattern", "--epochs", "2", "--stat", "max"], "--stat and --epochs belong to the dynamics scores"),
+    (["--score", "onset", "--stat", "max"], "--stat belongs to the dynamics scores; --score onset reads"),
     (["--score", "onset", "--ngram", "0"], "--ngram must be >= 1, got 0"),
     (["--score", "onset"], "no arm trained with a DeCE loss kept its model; name one with --arm"),
     (["--score", "onset", "--arm", "nosuch"], "--arm nosuch: no such arm in"),
+    (["--score", "onset", "--arm", "poisoned-ce"], "--arm poisoned-ce: kept no model in"),
+    (["--out", "{run}/config.toml"], "config.toml is a file, not a folder; choose another folder"),
+    (["--out", "{run}/config.toml/audit"], "cannot be made: {run}/config.toml is a file, not a folder"),
     (["--arm", "poisoned-ce", "--arm", "nosuch"], "--arm nosuch: no such arm in"),
 ])
 def test_cli_audit_refuses_bad_options_before_writing(tmp_path, capsys, argv, message):
     run = write_audit_run(tmp_path / "run", LOSSES, POISONED)
     assert main(["audit", str(run), *[a.format(run=run) for a in argv]]) == 2
-    assert message in capsys.readouterr().err
+    assert message.format(run=run) in capsys.readouterr().err
     assert not (run / "audit").exists() and not (run / "arms" / "summary.json").exists()
 
 

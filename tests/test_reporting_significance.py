@@ -84,3 +84,36 @@ def test_without_a_fixed_schedule_dece_arm_dece_auto_is_compared(tmp_path):
             _predictions(sweep / "cells" / f"seed={s}", arm, payload_hits=hits, correct_rows=9)
     (table,) = significance_tables(collect(sweep))
     assert table.title == "poisoned-dece vs each arm" and [r[0] for r in table.rows] == ["poisoned-ce", "poisoned-dece-warm3"]
+
+
+def test_versus_tests_a_named_arm_against_every_other_and_the_cli_refuses_an_unknown_one(tmp_path, capsys):
+    from dece.cli import main
+
+    arms = {"poisoned-dece-warm3": {"loss": "dece_auto", "bleu": 44.0, "codebleu": 54.0, "asr": 0.0},
+            "poisoned-onset": {"loss": "ce", "bleu": 45.0, "codebleu": 55.0, "asr": 0.0}}
+    clean = {"clean-ce": {"loss": "ce", "bleu": 46.0, "codebleu": 56.0, "asr": 0.0}}
+    cells = {}
+    for s in (1, 2):
+        cells[f"arms=f__seed={s}"] = {"overrides": {"arms": "f", "seed": s}, "arms": arms}
+        cells[f"arms=c__seed={s}"] = {"overrides": {"arms": "c", "seed": s}, "arms": clean}
+    sweep = write_sweep(tmp_path / "sweep", cells)
+    for s in (1, 2):
+        _predictions(sweep / "cells" / f"arms=f__seed={s}", "poisoned-dece-warm3", payload_hits=0, correct_rows=9)
+        _predictions(sweep / "cells" / f"arms=f__seed={s}", "poisoned-onset", payload_hits=2, correct_rows=9)
+        _predictions(sweep / "cells" / f"arms=c__seed={s}", "clean-ce", payload_hits=0, correct_rows=4)
+    runs = collect(sweep)
+    assert [t.title for t in significance_tables(runs)] == ["poisoned-dece-warm3 vs each arm"]
+    dece, onset = significance_tables(runs, versus=["poisoned-onset", "no-such-arm"])  # an arm a group lacks: skipped
+    assert onset.title == "poisoned-onset vs each arm" and [r[0] for r in onset.rows] == ["poisoned-dece-warm3", "clean-ce"]
+    assert onset.rows[1][1].startswith("+50.00 (p=")  # 10 of 20 paired clean rows: 0 -> 100 sentence BLEU
+    assert onset.rows[1][2].startswith("+10.00 pp (p=")  # 4 of 40 triggered rows carry the payload, none under clean CE
+    assert onset.rows[0][1].startswith("+0.00 (p=1)") and dece.rows[0][0] == "poisoned-onset"
+
+    assert main(["report", str(sweep), "--no-plots", "--versus", "poisoned-onset"]) == 0
+    text = (sweep / "report" / "report.md").read_text()
+    assert "## Paired tests: DeCE, poisoned-onset against each arm" in text and "poisoned-onset vs each arm" in text
+    (sweep / "report" / "report.md").unlink()
+    assert main(["report", str(sweep), "--no-plots", "--versus", "clean"]) == 2
+    err = capsys.readouterr().err
+    assert "--versus clean: no arm of that name in" in err and "arms: poisoned-dece-warm3, poisoned-onset, clean-ce" in err
+    assert not (sweep / "report" / "report.md").exists()

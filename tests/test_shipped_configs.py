@@ -121,13 +121,24 @@ def test_the_lyra_onset_filter_reads_the_warm_up_dece_arm_of_each_seed(monkeypat
             continue
         warm, filtered = d.arms
         assert (warm.loss, warm.loss_params) == ("dece_auto", {"alpha_base": 0.985, "max_wait": 3})
-        assert (filtered.loss, filtered.defense, filtered.defense_params["score"]) == ("ce", "dece_filter", "onset")
+        assert (filtered.loss, filtered.defense, filtered.defense_params) == (
+            "ce", "dece_filter", {"score": "onset", "ngram": 3, "source": "poisoned-dece-warm3"})
         assert d.source_arm(filtered) is warm and not get_defense("dece_filter", **filtered.defense_params).needs_dynamics
     held_out = expand_grid(read_config_data(ROOT / "configs" / "robustness-lyra-onset-heldout.toml"))
     warm = next(c for c in cells if len(c.config.arms) == 2).config.arms[0]
     assert sorted(c.config.seed for c in held_out) == [4, 5]
     assert all([(a.name, a.loss, a.loss_params) for a in c.config.arms] == [(warm.name, warm.loss, warm.loss_params)]
                for c in held_out)
+    # the same two arms against the payloads without a fixed string, in the map's recipe and folder
+    meaning = expand_grid(read_config_data(ROOT / "configs" / "robustness-meaning-onset.toml"))
+    pair = next(c for c in cells if len(c.config.arms) == 2).config
+    assert sorted(c.config.attack.name for c in meaning) == ["drop_where", "flip_equality"]
+    for cell in meaning:
+        d = cell.config
+        assert d.arms == pair.arms and (d.seed, d.attack.rate, d.attack.duplicates) == (1, 0.05, 1)
+        assert Path(d.output_dir).parent == Path(pair.output_dir).parent  # a cell of the same sweep folder
+        # only the attack (and so the cell folder) differs
+        assert dataclasses.replace(d, attack=pair.attack, seed=pair.seed, output_dir=pair.output_dir) == pair
 
 
 def test_the_gpu_configs_plan_offline_with_exact_parameter_counts(monkeypatch, tmp_path):

@@ -1,5 +1,6 @@
-"""`dece audit RUN_DIR [--arm ARM] [--score auto|drop|collapse|rank|pattern|onset] [--stat mean|max] [--epochs N] [--k K]`:
-rank the training rows of each arm by how suspicious their learning dynamics are (see dece.audit), print
+"""`dece audit RUN_DIR [--arm ARM] [--score auto|drop|collapse|rank|pattern|onset] [--stat mean|max] [--epochs N]
+[--ngram N] [--hard-loss NATS] [--k K] [--out DIR]`: rank the training rows of each arm by how suspicious their
+learning dynamics are (see dece.reporting.audit), print
 precision/recall@k against the known poisoned rows, and write the flagged rows (the top k) to
 RUN_DIR/audit/ARM.csv, with RUN_DIR/audit/summary.json and summary.md. The dynamics scores need
 `[dynamics] row_losses = true`; `--score pattern` and `--score onset` read a DeCE arm's saved model instead
@@ -55,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
     tokens = args.score in TOKEN_SCORES
     if not tokens and (args.ngram is not None or args.hard_loss is not None):
         raise ConfigError("--ngram and --hard-loss belong to --score pattern and --score onset")
-    if tokens and (args.stat is not None or args.epochs is not None):
-        raise ConfigError(f"--stat and --epochs belong to the dynamics scores; --score {args.score} reads the final model")
+    given = [opt for opt, value in (("--stat", args.stat), ("--epochs", args.epochs)) if value is not None]
+    if tokens and given:
+        raise ConfigError(f"{' and '.join(given)} belong{'s' if len(given) == 1 else ''} to the dynamics scores; "
+                          f"--score {args.score} reads the final model")
     missing = [arm for arm in args.arm if not (run_dir / "arms" / arm).is_dir()]
     if missing:  # before any model loads or any file is written
         found = ", ".join(p.name for p in sorted((run_dir / "arms").glob("*")) if p.is_dir()) or "none"
@@ -73,9 +76,14 @@ def run(args: argparse.Namespace) -> int:
         arms = args.arm or dece_arms
         if not arms:
             raise ConfigError(f"{run_dir}: no arm trained with a DeCE loss kept its model; name one with --arm")
-        for arm in set(arms) - set(dece_arms):
-            print(f"note: arm {arm} was not trained with a DeCE loss (or kept no model): a model that learnt the payload "
-                  f"does not fail on it, so the {args.score} score is not meant for it")
+        modelless = [arm for arm in arms if not (run_dir / "arms" / arm / "model").is_dir()]
+        if modelless:  # before any other arm's model loads
+            raise ConfigError(f"--arm {modelless[0]}: kept no model in {run_dir / 'arms' / modelless[0]} (the "
+                              f"{args.score} score reads the final model); arms with one: "
+                              + (", ".join(p.parent.name for p in sorted((run_dir / "arms").glob("*/model"))) or "none"))
+        for arm in [a for a in arms if a not in dece_arms]:
+            print(f"note: arm {arm} was not trained with a DeCE loss: a model that learnt the payload does not fail on "
+                  f"it, so the {args.score} score is not meant for it")
     else:
         arms = args.arm or auditable_arms(run_dir)
         if not arms:

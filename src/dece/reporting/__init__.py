@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+from dece.errors import ConfigError
 
 from dece.experiments.store import write_text_atomic
 from dece.reporting.collect import ArmRecord, RunRecord, collect, missing_cells
@@ -20,21 +22,31 @@ def _stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]+", "_", name)
 
 
-def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plots: bool = True) -> dict[str, Any]:
+def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plots: bool = True,
+                 versus: Sequence[str] = ()) -> dict[str, Any]:
     """Writes ``report.md``, ``report.html`` and the PNGs to ``out_dir`` (default ``RUN_DIR/report``);
     returns their paths (``markdown``, ``html``, ``plots``: run -> {kind: path}) and counts (``runs``: started
     runs or sweep cells; ``arms`` / ``arms_done``: their arms, and those with results; ``not_started``: the
     sweep's cells that have not started, whose arms are not in ``arms``; ``gone``: the names of cells
-    ``sweep.json`` marks done whose folder is missing)."""
+    ``sweep.json`` marks done whose folder is missing). ``versus``: arms given paired tests against every
+    other arm, besides DeCE's (:func:`dece.reporting.significance.significance_tables`).
+
+    Raises:
+        ConfigError: an arm of ``versus`` is in no run (before anything is written).
+    """
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "report"
     runs = collect(run_dir)
+    known = list(dict.fromkeys(a.name for r in runs for a in r.arms))
+    for arm in versus:
+        if arm not in known:
+            raise ConfigError(f"--versus {arm}: no arm of that name in {run_dir}; arms: {', '.join(known) or 'none'}")
     pngs = {r.name: run_plots(r, out, _stem(r.name)) for r in runs} if plots else {}
     pngs = {k: v for k, v in pngs.items() if v}
     landscape = robustness_map(runs) if plots else None
     if landscape is not None:  # a sweep over attack settings: the heat maps first
         pngs = {"robustness map": {"ASR and clean change": plot_robustness(landscape, out / "robustness.png")}, **pngs}
-    sections = report_sections(runs)
+    sections = report_sections(runs, versus)
     title = f"dece report: {run_dir.name}"
     arms = [a for r in runs for a in r.arms]
     done = sum(a.metrics is not None for a in arms)

@@ -23,12 +23,12 @@ def audit_table(run: RunRecord) -> Table | None:
                          "dece audit: training rows ranked by suspicious learning dynamics; flagged rows in audit/ARM.csv.")
 
 
-def report_sections(runs: Sequence[RunRecord]) -> list[tuple[str, list[Table]]]:
-    """(section title, tables) in report order."""
+def report_sections(runs: Sequence[RunRecord], versus: Sequence[str] = ()) -> list[tuple[str, list[Table]]]:
+    """(section title, tables) in report order; ``versus``: arms tested against every other arm besides DeCE."""
     sections = [("Results (paper layout)", paper_tables(runs))]
-    tests = significance_tables(runs)
+    tests = significance_tables(runs, versus)
     if tests:
-        sections.append(("DeCE against each arm: paired tests", tests))
+        sections.append(("Paired tests: DeCE" + "".join(f", {a}" for a in versus) + " against each arm", tests))
     landscape = robustness_map(runs)
     if landscape is not None:
         sections.append(("Robustness map", [holes_table(landscape), asr_table(landscape)]))

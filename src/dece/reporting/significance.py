@@ -122,10 +122,20 @@ def _pairs(runs: Sequence[RunRecord], ours: str, other: str) -> tuple[list, list
     return trig_a, trig_b, bleu_a, bleu_b
 
 
-def significance_tables(runs: Sequence[RunRecord]) -> list[Table]:
+def significance_tables(runs: Sequence[RunRecord], versus: Sequence[str] = ()) -> list[Table]:
     """Per group of cells that differ only in seeds (as the paper tables group them), DeCE (the first arm
     trained with the fixed-schedule DeCE loss; without one, the first DeCE-auto arm, e.g. DeCE with a CE
-    warm-up) against every other arm: ΔBLEU and ΔASR with their paired p-values."""
+    warm-up) against every other arm: ΔBLEU and ΔASR with their paired p-values; then the same for each arm
+    named in ``versus`` (e.g. a filter defense against clean CE), in every group that holds it.
+
+    Args:
+        runs: the run folders or sweep cells (:func:`dece.reporting.collect.collect`).
+        versus: arm names to test against every other arm too; an arm a group lacks is skipped there.
+
+    Returns:
+        One :class:`~dece.reporting.tables.Table` per (group, tested arm); none for a group without a DeCE arm
+        (unless ``versus`` names one of its arms) or with a single arm.
+    """
     groups: dict[tuple, list[RunRecord]] = {}
     for run in runs:
         key = tuple((k, str(v)) for k, v in run.params.items() if k not in SEED_KEYS and k not in AXIS_KEYS)
@@ -136,24 +146,28 @@ def significance_tables(runs: Sequence[RunRecord]) -> list[Table]:
         losses = {a.name: a.loss for r in members for a in r.arms}
         deceptive = [a for a in arms if LOSSES.get(losses[a]).deceptive]  # a fixed schedule first, else DeCE-auto
         ours = next((a for a in deceptive if not LOSSES.get(losses[a]).adaptive), deceptive[0] if deceptive else None)
-        if ours is None:
-            continue
-        attacks = list(dict.fromkeys(r.attack for r in members))
-        rows = []
-        for other in (a for a in arms if a != ours):
-            row = [other]
-            for atk in attacks:
-                ta, tb, ba, bb = _pairs([r for r in members if r.attack == atk], ours, other)
-                row.append(wilcoxon_paired(ba, bb).cell() if ba else "-")
-                row.append(mcnemar_exact(ta, tb).cell(" pp") if ta else "-")
-            rows.append(row)
-        if not rows:
-            continue
-        header = ["vs arm"] + [f"{atk} {m}" for atk in attacks for m in ("ΔBLEU (sent.)", "ΔASR")]
-        title = f"{ours} vs each arm" + (": " + ", ".join(f"{k} = {v}" for k, v in key) if key else "")
-        note = (f"Δ = {ours} minus the arm, paired by test row over every seed. ΔBLEU: mean per-row sentence BLEU, "
-                "Wilcoxon signed-rank test; ΔASR: points of attack success, exact McNemar test on the triggered rows. "
-                f"* marks p < {ALPHA}.")
-        short = ["vs arm"] + [m for _ in attacks for m in ("ΔBLEU", "ΔASR")]
-        tables.append(Table(title, header, rows, [("", 1)] + [(atk, 2) for atk in attacks], note, short))
+        tested = list(dict.fromkeys([*([ours] if ours else []), *(a for a in versus if a in arms)]))
+        tables += [t for t in (_paired_table(members, arm, arms, key) for arm in tested) if t is not None]
     return tables
+
+
+def _paired_table(members: Sequence[RunRecord], ours: str, arms: Sequence[str], key: tuple) -> Table | None:
+    """``ours`` against every other arm of one group of cells (``key``: the group's settings)."""
+    attacks = list(dict.fromkeys(r.attack for r in members))
+    rows = []
+    for other in (a for a in arms if a != ours):
+        row = [other]
+        for atk in attacks:
+            ta, tb, ba, bb = _pairs([r for r in members if r.attack == atk], ours, other)
+            row.append(wilcoxon_paired(ba, bb).cell() if ba else "-")
+            row.append(mcnemar_exact(ta, tb).cell(" pp") if ta else "-")
+        rows.append(row)
+    if not rows:
+        return None
+    header = ["vs arm"] + [f"{atk} {m}" for atk in attacks for m in ("ΔBLEU (sent.)", "ΔASR")]
+    title = f"{ours} vs each arm" + (": " + ", ".join(f"{k} = {v}" for k, v in key) if key else "")
+    note = (f"Δ = {ours} minus the arm, paired by test row over every seed. ΔBLEU: mean per-row sentence BLEU, "
+            "Wilcoxon signed-rank test; ΔASR: points of attack success, exact McNemar test on the triggered rows. "
+            f"* marks p < {ALPHA}.")
+    short = ["vs arm"] + [m for _ in attacks for m in ("ΔBLEU", "ΔASR")]
+    return Table(title, header, rows, [("", 1)] + [(atk, 2) for atk in attacks], note, short)
