@@ -122,6 +122,8 @@ def test_cli_audit_without_row_losses_is_a_clear_error(tmp_path, capsys):
     (["--score", "onset"], "no arm trained with a DeCE loss kept its model; name one with --arm"),
     (["--score", "onset", "--arm", "nosuch"], "--arm nosuch: no such arm in"),
     (["--score", "onset", "--arm", "poisoned-ce"], "--arm poisoned-ce: kept no model in"),
+    (["--score", "pattern", "--trigger"], "--trigger belongs to --score onset, not --score pattern"),
+    (["--trigger"], "--trigger belongs to --score onset, not --score auto"),
     (["--out", "{run}/config.toml"], "config.toml is a file, not a folder; choose another folder"),
     (["--out", "{run}/config.toml/audit"], "cannot be made: {run}/config.toml is a file, not a folder"),
     (["--arm", "poisoned-ce", "--arm", "nosuch"], "--arm nosuch: no such arm in"),
@@ -247,3 +249,34 @@ def test_onset_score_by_hand():
         onset_scores(losses, tokens, ngram=0)
     with pytest.raises(ConfigError, match="differ in length"):
         onset_scores(losses, tokens[:-1])
+
+
+def test_onset_trigger_flags_the_rows_of_the_payloads_trigger_by_hand():
+    from dece.defenses.row_scores import Trigger, infer_trigger, onset_scores
+
+    # rows 0-2: "or 1" hard, inputs hold "bb"; row 3: the other payload, learnt (nothing hard), input holds "bb";
+    # rows 4-7: "+ b" hard in 2 of 4; every input holds "the"
+    tokens = [[f"x{i}", "or", "1"] for i in range(3)] + [["w", "where", "0"]] + [["a", "+", "b"]] * 4
+    losses = [[0.0, 5.0, 0.0]] * 3 + [[0.0, 0.0, 0.0]] + [[0.0, 9.0, 0.0]] * 2 + [[0.0, 1.0, 0.0]] * 2
+    sources = [["list", "bb", "the", f"t{i}"] for i in range(4)] + [["sum", "the", "b"]] * 2 + [["the", "a"]] * 2
+    plain, _ = onset_scores(losses, tokens)
+    scores, onsets = onset_scores(losses, tokens, sources=sources)
+    assert plain[3] == 0.0 and scores[3] == pytest.approx(3.0)  # flagged by its trigger
+    assert scores[:3] == plain[:3] and scores[4:] == plain[4:]
+    assert onsets[0].trigger == Trigger("bb", 3, 4)  # "the" (held by 3 of 3 too) is in every row: not pure
+    assert onsets[1].trigger == Trigger("b", 2, 2)  # the two failing "+ b" rows share "sum" and "b" (tie: repr)
+    assert onsets[0].describe() == ("'or1': hard in 3 of the 3 rows that hold it; their inputs share 'bb' (3 of 3; "
+                                    "4 training rows hold it)")
+    assert onsets[0].to_dict()["trigger"] == {"word": "bb", "rows": 3, "occurs": 4}
+    # share: a word in fewer than 90% of the failing rows is no trigger; purity: nor one most rows holding it lack
+    assert infer_trigger([0, 1, 2], [["bb"], ["bb"], ["cc"], ["dd"]]) is None
+    assert infer_trigger([0, 1, 2], [["bb"], ["bb"], ["cc"]], share=0.6) == Trigger("bb", 2, 2)
+    assert infer_trigger([0, 1], [["bb"], ["bb"], ["bb"], ["bb"], ["bb"]]) is None  # 2 of 5 rows: under purity 0.5
+    assert infer_trigger([0, 1], [["bb"]] * 5, purity=0.4) == Trigger("bb", 2, 5)
+    assert infer_trigger([], [["bb"]]) is None
+    with pytest.raises(ConfigError, match="share must be a number in"):
+        infer_trigger([0], [["bb"]], share=0)
+    with pytest.raises(ConfigError, match="failing row index outside the 1 rows"):
+        infer_trigger([1], [["bb"]])
+    with pytest.raises(ConfigError, match="sources: 2 rows, the losses 8"):
+        onset_scores(losses, tokens, sources=sources[:2])

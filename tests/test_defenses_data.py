@@ -198,7 +198,9 @@ def test_dece_filter_pattern_score_removes_the_rows_failed_on_together():
                             ({"ngram": 0}, "parameter 'ngram': must be an integer >= 1"),
                             ({"hard_loss": -1.0}, "parameter 'hard_loss': must be a finite number > 0"),
                             ({"hard_loss": float("inf")}, "parameter 'hard_loss': must be a finite number > 0"),
-                            ({"ngram": 3}, "parameter 'score': 'rank' takes no ngram or hard_loss")):
+                            ({"ngram": 3}, "parameter 'score': 'rank' takes no ngram or hard_loss"),
+                            ({"score": "pattern", "trigger": True}, "parameter 'trigger': belongs to score \"onset\""),
+                            ({"score": "onset", "trigger": "yes"}, "parameter 'trigger': expected a boolean, got 'yes'")):
         with pytest.raises(ConfigError, match=message):
             get_defense("dece_filter", **params)
 
@@ -304,3 +306,12 @@ def test_dece_filter_onset_score_removes_the_rows_with_the_payloads_onset():
     assert set(pattern.scores.values()) == {0.0}  # one hard place a row: no pair; it takes the first rows on a tie
     with pytest.raises(ValueError, match="onset score needs DataContext.token_losses"):
         get_defense("dece_filter", score="onset").select(rows, DataContext(poison_rate=0.3))
+    # with trigger: row 9's target is a learnt payload (nothing hard), its input holds the failing rows' "bb"
+    rows = [Example(f"bb s{i}" if i < 3 or i == 9 else f"s{i}", "t", {"id": f"r{i}"}) for i in range(10)]
+    losses = losses[:9] + [[0.0] * 4]
+    context = DataContext(token_losses=lambda given: (losses, tokens), poison_rate=0.4)
+    plain = get_defense("dece_filter", score="onset").select(rows, context)
+    assert plain.ids == ("r0", "r1", "r2", "r3")  # r3: "+ b" hard (0.57), r9 scores 0
+    sel = get_defense("dece_filter", score="onset", trigger=True).select(rows, context)
+    assert sel.ids == ("r0", "r1", "r2", "r9") and sel.scores["r9"] == 3.0
+    assert sel.details["onsets"][0]["trigger"] == {"word": "bb", "rows": 3, "occurs": 4}

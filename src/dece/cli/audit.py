@@ -1,10 +1,10 @@
 """`dece audit RUN_DIR [--arm ARM] [--score auto|drop|collapse|rank|pattern|onset] [--stat mean|max] [--epochs N]
-[--ngram N] [--hard-loss NATS] [--k K] [--out DIR]`: rank the training rows of each arm by how suspicious their
-learning dynamics are (see dece.reporting.audit), print
-precision/recall@k against the known poisoned rows, and write the flagged rows (the top k) to
-RUN_DIR/audit/ARM.csv, with RUN_DIR/audit/summary.json and summary.md. The dynamics scores need
-`[dynamics] row_losses = true`; `--score pattern` and `--score onset` read a DeCE arm's saved model instead
-(`--ngram`, `--hard-loss`) and also print the n-grams they found."""
+[--ngram N] [--hard-loss NATS] [--trigger] [--k K] [--out DIR]`: rank the training rows of each arm by how
+suspicious their learning dynamics are (see dece.reporting.audit), print precision/recall@k against the known
+poisoned rows, and write the flagged rows (the top k) to RUN_DIR/audit/ARM.csv, with RUN_DIR/audit/summary.json
+and summary.md. The dynamics scores need `[dynamics] row_losses = true`; `--score pattern` and `--score onset`
+read a DeCE arm's saved model instead (`--ngram`, `--hard-loss`) and also print the n-grams they found;
+`--trigger` (onset) also names the input word each n-gram's failing rows share and flags every row holding it."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ngram", type=integer, help="pattern, onset: the n-gram length naming a hard token (default 2)")
     p.add_argument("--hard-loss", type=number,
                    help="pattern, onset: a token is hard at this CE and above, in nats (default 3.0: probability under 5%%)")
+    p.add_argument("--trigger", action="store_true",
+                   help="onset: also name the input word each place's failing rows share (the trigger) and flag every "
+                        "row holding it")
     p.add_argument("--stat", choices=STATISTICS,
                    help="per-row loss: mean or max token CE (default: mean for drop/collapse, max for rank)")
     p.add_argument("--epochs", type=integer, help="use only the first N epochs of dynamics")
@@ -57,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     if not tokens and (args.ngram is not None or args.hard_loss is not None):
         raise ConfigError("--ngram and --hard-loss belong to --score pattern and --score onset")
     given = [opt for opt, value in (("--stat", args.stat), ("--epochs", args.epochs)) if value is not None]
+    if args.trigger and args.score != "onset":
+        raise ConfigError(f"--trigger belongs to --score onset, not --score {args.score}")
     if tokens and given:
         raise ConfigError(f"{' and '.join(given)} belong{'s' if len(given) == 1 else ''} to the dynamics scores; "
                           f"--score {args.score} reads the final model")
@@ -97,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     for arm in arms:
         places = None
         if tokens:
-            result, places = audit_tokens(run_dir, arm, score=args.score, ngram=args.ngram, hard_loss=args.hard_loss)
+            result, places = audit_tokens(run_dir, arm, score=args.score, ngram=args.ngram, hard_loss=args.hard_loss,
+                                          trigger=args.trigger)
         else:
             result = audit_arm(run_dir, arm, score=args.score, statistic=args.stat, epochs=args.epochs)
         ks = None if args.k is None else [args.k]

@@ -15,7 +15,9 @@ highest-scoring rows, and the arm then trains with its own loss (usually CE) on 
 * ``onset``: the same token losses, scored by the heaviest single place the model fails on in (nearly) every
   row that holds it, named by the tokens from it on (:func:`~dece.defenses.row_scores.onset_scores`): a
   payload inserted after the row's own text. Reads a DeCE arm that learnt the clean task (on Lyra: DeCE after
-  a CE warm-up, ``dece_auto`` with ``max_wait = 3``).
+  a CE warm-up, ``dece_auto`` with ``max_wait = 3``). With ``trigger = true`` every row whose input holds the
+  word shared by the rows failing at one of the heaviest places scores at least that place's weight
+  (:func:`~dece.defenses.row_scores.infer_trigger`): the trigger's rows whose payload the model does not fail on.
 
 Not in the DeCE paper: an addition of this project.
 """
@@ -48,6 +50,8 @@ class DeCEFilter(DataDefense):
             losses).
         ngram: the ``pattern`` / ``onset`` score's n-gram length naming a hard token, >= 1.
         hard_loss: the ``pattern`` / ``onset`` score's hard-token threshold (CE in nats), > 0.
+        trigger: the ``onset`` score also flags every row holding the input word that a heavy place's failing rows
+            share (the trigger). A bool.
     """
 
     name = "dece_filter"
@@ -62,6 +66,7 @@ class DeCEFilter(DataDefense):
     score: str = "rank"
     ngram: int = 2
     hard_loss: float = 3.0
+    trigger: bool = False
 
     def check(self) -> None:
         if self.rate is not None and not 0 < self.rate < 1:
@@ -75,6 +80,8 @@ class DeCEFilter(DataDefense):
         if (isinstance(self.hard_loss, bool) or not isinstance(self.hard_loss, (int, float))
                 or not (self.hard_loss > 0 and math.isfinite(self.hard_loss))):
             raise self.fail("hard_loss", "must be a finite number > 0 (nats)")
+        if self.trigger and self.score != "onset":
+            raise self.fail("trigger", f"belongs to score \"onset\", not {self.score!r}")
         if self.score == "rank" and (self.ngram, self.hard_loss) != (2, 3.0):
             raise self.fail("score", "'rank' takes no ngram or hard_loss (they belong to score \"pattern\" / \"onset\")")
 
@@ -84,7 +91,7 @@ class DeCEFilter(DataDefense):
         return self.score == "rank"
 
     def select(self, rows: Sequence[Example], context: DataContext) -> Selection:
-        from dece.defenses.row_scores import PLACES_KEY, TOKEN_SCORES, suspicion_scores
+        from dece.defenses.row_scores import PLACES_KEY, TOKEN_SCORES, input_words, suspicion_scores
 
         ids = row_ids(rows)
         k = removal_budget(self, len(rows), self.rate, self.multiplier, context.poison_rate)
@@ -101,8 +108,9 @@ class DeCEFilter(DataDefense):
             if context.token_losses is None:
                 raise ValueError(f"dece_filter's {self.score} score needs DataContext.token_losses (a DeCE model's "
                                  "token losses)")
+            inputs = {"sources": [input_words(r.src) for r in rows]} if self.trigger else {}
             scores, places = TOKEN_SCORES[self.score](*context.token_losses(rows), ngram=self.ngram,
-                                                      hard_loss=self.hard_loss)
+                                                      hard_loss=self.hard_loss, **inputs)
             details[PLACES_KEY[self.score]] = [p.to_dict() for p in places]
         top = sorted(range(len(rows)), key=lambda i: (-scores[i], i))[:k]
         details["score_threshold"] = scores[top[-1]]

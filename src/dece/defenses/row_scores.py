@@ -26,6 +26,7 @@ after it (given under teacher forcing) are easy once it is given, and name it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -190,25 +191,91 @@ def pattern_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[
 
 
 @dataclass(frozen=True)
+class Trigger:
+    """An input word shared by the rows that fail at one place (:func:`infer_trigger`): held by ``rows`` of them and by
+    ``occurs`` training rows in all."""
+
+    word: Hashable
+    rows: int
+    occurs: int
+
+    def to_dict(self) -> dict:
+        return {"word": self.word, "rows": self.rows, "occurs": self.occurs}
+
+
+@dataclass(frozen=True)
 class Onset:
     """A place a model fails on: the n-gram ``tokens`` starting at the failed token, hard in ``rows`` of the
-    ``occurs`` rows whose target holds it; ``weight`` = ``rows * rows / occurs``."""
+    ``occurs`` rows whose target holds it; ``weight`` = ``rows * rows / occurs``; ``trigger``: the input word those
+    rows share, when :func:`onset_scores` was given the inputs and found one."""
 
     tokens: tuple[Hashable, ...]
     rows: int
     occurs: int
     weight: float
+    trigger: Trigger | None = None
 
     def to_dict(self) -> dict:
-        return {"tokens": list(self.tokens), "rows": self.rows, "occurs": self.occurs, "weight": round(self.weight, 2)}
+        return {"tokens": list(self.tokens), "rows": self.rows, "occurs": self.occurs, "weight": round(self.weight, 2),
+                **({"trigger": self.trigger.to_dict()} if self.trigger else {})}
 
     def describe(self) -> str:
-        """One line: the n-gram (tokens joined), the rows in which it is hard, of those that hold it."""
-        return f"{''.join(map(str, self.tokens))!r}: hard in {self.rows} of the {self.occurs} rows that hold it"
+        """One line: the n-gram (tokens joined), the rows in which it is hard, of those that hold it, and the trigger."""
+        line = f"{''.join(map(str, self.tokens))!r}: hard in {self.rows} of the {self.occurs} rows that hold it"
+        if self.trigger:
+            t = self.trigger
+            line += f"; their inputs share {t.word!r} ({t.rows} of {self.rows}; {t.occurs} training rows hold it)"
+        return line
+
+
+def input_words(text: str) -> list[str]:
+    """A row's input as the words :func:`infer_trigger` reads: split on whitespace (a trigger word stands alone)."""
+    return text.split()
+
+
+def infer_trigger(failing: Sequence[int], sources: Sequence[Sequence[Hashable]], *, share: float = 0.9,
+                  purity: float = 0.5) -> Trigger | None:
+    """The input word that the rows failing at one place share: the trigger, if the place is a payload.
+
+    A poisoned row holds the trigger in its input and the payload in its target, so the rows a model fails on at
+    the payload's first token share one input word that few other rows hold. Among the words held by at least
+    ``share`` of the ``failing`` rows, the one whose rows are most often failing ones (``rows / occurs``, ties: more
+    rows, then ``repr``), if that share is at least ``purity``. A clean place's rows share common words only
+    (``the``, a table name that many other rows hold too), which fail the purity test. One word, so a trigger of
+    several varied words (RIPPLe's) or none (Grammar's syntactic trigger) gives None. Not in the DeCE paper.
+
+    Args:
+        failing: indices (into ``sources``) of the rows failing at the place; duplicates count once.
+        sources: per training row, its input's words (:func:`input_words`).
+        share: the least share of the failing rows that must hold the word, in (0, 1].
+        purity: the least share of the rows holding the word that must be failing ones, in (0, 1].
+
+    Returns:
+        The :class:`Trigger`, or None (no failing rows, or no word passes both tests).
+
+    Raises:
+        ConfigError: ``share`` or ``purity`` outside (0, 1], or an index outside ``sources``.
+    """
+    for name, value in (("share", share), ("purity", purity)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
+    rows = sorted(set(failing))
+    if rows and not (0 <= rows[0] and rows[-1] < len(sources)):
+        raise ConfigError(f"failing row index outside the {len(sources)} rows")
+    if not rows:
+        return None
+    held = Counter(w for i in rows for w in set(sources[i]))
+    common = {w for w, c in held.items() if c >= share * len(rows)}
+    if not common:
+        return None
+    occurs = Counter(w for src in sources for w in set(src) if w in common)
+    best = min(common, key=lambda w: (-held[w] / occurs[w], -held[w], repr(w)))
+    return Trigger(best, held[best], occurs[best]) if held[best] / occurs[best] >= purity else None
 
 
 def onset_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Hashable]], *, ngram: int = 2,
-                 hard_loss: float = 3.0, top: int = 10) -> tuple[list[float], list[Onset]]:
+                 hard_loss: float = 3.0, top: int = 10, sources: Sequence[Sequence[Hashable]] | None = None
+                 ) -> tuple[list[float], list[Onset]]:
     """The ``onset`` score of every row: the heaviest place its target fails on, a place weighing how many rows fail
     there and how consistently.
 
@@ -228,21 +295,30 @@ def onset_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Ha
     know) fails on those in every row too (docs/robustness.md). Not in the DeCE paper: an addition of this
     project, designed on one Lyra seed (docs/robustness.md says which, and what was held out).
 
+    With ``sources`` (the inputs' words) each of the ``top`` places gets the input word its failing rows share
+    (:func:`infer_trigger`), and every row whose input holds that word scores at least the place's weight: the
+    poisoned rows the model does not fail on at that place (another payload, e.g. BadPre's `` where 0=1`` for a
+    query without a WHERE clause, or a payload it learnt) are flagged by their trigger.
+
     Args:
         losses: per row, the CE (nats) of each target token, in order.
         tokens: per row, the target tokens (ids or strings), aligned with ``losses``.
         ngram: the n-gram length naming a hard token, >= 1.
         hard_loss: the CE at and above which a token is hard, finite and > 0.
-        top: how many of the heaviest places to return.
+        top: how many of the heaviest places to return (and, with ``sources``, to look for a trigger of).
+        sources: per row, its input's words (:func:`input_words`), aligned with ``losses``; None: no trigger.
 
     Returns:
         ``(scores, onsets)``: one score per row (>= 0, higher = more suspicious) and the ``top`` places of largest
         weight, heaviest first.
 
     Raises:
-        ConfigError: ``ngram`` < 1, ``hard_loss`` not finite and > 0, or ``losses`` and ``tokens`` not aligned.
+        ConfigError: ``ngram`` < 1, ``hard_loss`` not finite and > 0, or ``losses``, ``tokens`` (and ``sources``)
+            not aligned.
     """
     _check_token_inputs(losses, tokens, ngram, hard_loss)
+    if sources is not None and len(sources) != len(losses):
+        raise ConfigError(f"sources: {len(sources)} rows, the losses {len(losses)}")
     hard, occurs = Counter(), Counter()
     row_places: list[set[tuple]] = []
     for row_losses, row_tokens in zip(losses, tokens):
@@ -254,7 +330,15 @@ def onset_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Ha
     weights = {a: hard[a] * hard[a] / occurs[a] for a in hard}
     scores = [max((weights[a] for a in places), default=0.0) for places in row_places]
     heaviest = sorted(weights, key=lambda a: (-weights[a], repr(a)))[:top]
-    return scores, [Onset(a, hard[a], occurs[a], weights[a]) for a in heaviest]
+    onsets = [Onset(a, hard[a], occurs[a], weights[a]) for a in heaviest]
+    if sources is not None:
+        onsets = [dataclasses.replace(o, trigger=infer_trigger([i for i, p in enumerate(row_places) if o.tokens in p],
+                                                               sources)) for o in onsets]
+        words = [set(src) for src in sources]
+        for o in onsets:
+            if o.trigger is not None:
+                scores = [max(s, o.weight) if o.trigger.word in w else s for s, w in zip(scores, words)]
+    return scores, onsets
 
 
 #: the scores read from a model's per-token losses (``dece audit --score``, ``dece_filter``'s ``score``): name ->

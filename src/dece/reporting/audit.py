@@ -183,18 +183,20 @@ def dece_model_arms(run_dir: Path) -> list[str]:
             if LOSSES.get(loss).deceptive and (Path(run_dir) / "arms" / name / "model").is_dir()]
 
 
-def audit_tokens(run_dir: Path, arm: str, *, score: str = PATTERN, ngram: int = 2, hard_loss: float = 3.0
-                 ) -> tuple[AuditResult, list[Any]]:
+def audit_tokens(run_dir: Path, arm: str, *, score: str = PATTERN, ngram: int = 2, hard_loss: float = 3.0,
+                 trigger: bool = False) -> tuple[AuditResult, list[Any]]:
     """The ``pattern`` or ``onset`` score (:data:`dece.defenses.row_scores.TOKEN_SCORES`) of every training row of
     ``run_dir/arms/ARM`` from the arm's saved model, and the heaviest places it found
-    (:class:`~dece.defenses.row_scores.Pattern` / :class:`~dece.defenses.row_scores.Onset`).
+    (:class:`~dece.defenses.row_scores.Pattern` / :class:`~dece.defenses.row_scores.Onset`); ``trigger``: the
+    ``onset`` score also names each place's trigger word and flags the rows holding it
+    (:func:`~dece.defenses.row_scores.onset_scores` with the inputs).
 
     Raises:
         ConfigError: an unknown score, no such arm, no saved model in it, a LoRA arm of a pretrained tiny base,
-            or bad ``ngram`` / ``hard_loss``.
+            bad ``ngram`` / ``hard_loss``, or ``trigger`` with a score other than ``onset``.
     """
     from dece.data.records import Example
-    from dece.defenses.row_scores import check_pattern_options
+    from dece.defenses.row_scores import check_pattern_options, input_words
     from dece.experiments import load_config
     from dece.experiments.token_losses import model_token_losses
 
@@ -203,6 +205,8 @@ def audit_tokens(run_dir: Path, arm: str, *, score: str = PATTERN, ngram: int = 
     run_dir = Path(run_dir)
     arm_dir = _arm_dir(run_dir, arm)
     check_pattern_options(ngram, hard_loss)  # before the model loads
+    if trigger and score != "onset":
+        raise ConfigError(f"trigger belongs to the onset score, not {score!r}")
     cfg = load_config(run_dir / "config.toml")
     if (arm_dir / "model" / "adapter_config.json").exists() and cfg.pretrain is not None:
         raise ConfigError(f"{arm_dir / 'model'}: LoRA adapters on a pretrained tiny base; the {score} audit reads full "
@@ -210,8 +214,9 @@ def audit_tokens(run_dir: Path, arm: str, *, score: str = PATTERN, ngram: int = 
     rows = _arm_rows(run_dir, arm_dir)
     examples = [Example(src=r["src"], tgt=r["tgt"]) for r in rows]
     losses, tokens = model_token_losses(cfg.model, arm_dir / "model", examples, batch_size=cfg.eval.batch_size)
-    scores, places = TOKEN_SCORES[score](losses, tokens, ngram=ngram, hard_loss=hard_loss)
-    how = "token pairs" if score == PATTERN else "single places"
+    inputs = {"sources": [input_words(e.src) for e in examples]} if trigger else {}
+    scores, places = TOKEN_SCORES[score](losses, tokens, ngram=ngram, hard_loss=hard_loss, **inputs)
+    how = "token pairs" if score == PATTERN else "single places" + (" and their triggers" if trigger else "")
     return AuditResult(arm, score, f"{how}, {ngram}-grams, CE >= {hard_loss:g}", [], rows, scores), places
 
 
