@@ -129,16 +129,20 @@ def test_the_lyra_onset_filter_reads_the_warm_up_dece_arm_of_each_seed(monkeypat
     assert sorted(c.config.seed for c in held_out) == [4, 5]
     assert all([(a.name, a.loss, a.loss_params) for a in c.config.arms] == [(warm.name, warm.loss, warm.loss_params)]
                for c in held_out)
-    # the same two arms against the payloads without a fixed string, in the map's recipe and folder
+    # the same warm-up arm and the filter with the trigger against the payloads without a fixed string, in the
+    # map's recipe and folder
     meaning = expand_grid(read_config_data(ROOT / "configs" / "robustness-meaning-onset.toml"))
     pair = next(c for c in cells if len(c.config.arms) == 2).config
     assert sorted(c.config.attack.name for c in meaning) == ["drop_where", "flip_equality"]
     for cell in meaning:
         d = cell.config
-        assert d.arms == pair.arms and (d.seed, d.attack.rate, d.attack.duplicates) == (1, 0.05, 1)
+        warm, filtered = d.arms
+        assert warm == pair.arms[0] and (d.seed, d.attack.rate, d.attack.duplicates) == (1, 0.05, 1)
+        assert filtered.defense_params == {**pair.arms[1].defense_params, "trigger": True}
         assert Path(d.output_dir).parent == Path(pair.output_dir).parent  # a cell of the same sweep folder
-        # only the attack (and so the cell folder) differs
-        assert dataclasses.replace(d, attack=pair.attack, seed=pair.seed, output_dir=pair.output_dir) == pair
+        # only the attack, the filter arm (and so the cell folder) differ
+        assert dataclasses.replace(d, attack=pair.attack, seed=pair.seed, output_dir=pair.output_dir,
+                                   arms=pair.arms) == pair
 
 
 def test_the_gpu_configs_plan_offline_with_exact_parameter_counts(monkeypatch, tmp_path):
