@@ -268,6 +268,15 @@ def test_onset_trigger_flags_the_rows_of_the_payloads_trigger_by_hand():
     assert onsets[0].describe() == ("'or1': hard in 3 of the 3 rows that hold it; their inputs share 'bb' (3 of 3; "
                                     "4 training rows hold it)")
     assert onsets[0].to_dict()["trigger"] == {"word": "bb", "rows": 3, "occurs": 4}
+    # a payload worded two ways ("or 1", "or 2": 2 rows each, weight 2 each) under one trigger outweighs a clean place
+    # hard in all of its 3 rows (weight 3): the trigger's rows score the summed weight, 4
+    tokens = [["or", "1"]] * 2 + [["or", "2"]] * 2 + [["z", ";"]] * 3
+    losses = [[5.0, 0.0]] * 7
+    sources = [["the", "bb", f"q{i}"] for i in range(4)] + [["the", f"z{i}"] for i in range(3)]
+    assert onset_scores(losses, tokens, ngram=2)[0] == pytest.approx([2.0] * 4 + [3.0] * 3)
+    scores, onsets = onset_scores(losses, tokens, ngram=2, sources=sources)
+    assert scores == pytest.approx([4.0] * 4 + [3.0] * 3)
+    assert [o.trigger.word if o.trigger else None for o in onsets] == [None, "bb", "bb"]  # "the": 3 of 7 rows fail
     # share: a word in fewer than 90% of the failing rows is no trigger; purity: nor one most rows holding it lack
     assert infer_trigger([0, 1, 2], [["bb"], ["bb"], ["cc"], ["dd"]]) is None
     assert infer_trigger([0, 1, 2], [["bb"], ["bb"], ["cc"]], share=0.6) == Trigger("bb", 2, 2)
@@ -278,5 +287,5 @@ def test_onset_trigger_flags_the_rows_of_the_payloads_trigger_by_hand():
         infer_trigger([0], [["bb"]], share=0)
     with pytest.raises(ConfigError, match="failing row index outside the 1 rows"):
         infer_trigger([1], [["bb"]])
-    with pytest.raises(ConfigError, match="sources: 2 rows, the losses 8"):
+    with pytest.raises(ConfigError, match="sources: 2 rows, the losses 7"):
         onset_scores(losses, tokens, sources=sources[:2])

@@ -296,9 +296,10 @@ def onset_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Ha
     project, designed on one Lyra seed (docs/robustness.md says which, and what was held out).
 
     With ``sources`` (the inputs' words) each of the ``top`` places gets the input word its failing rows share
-    (:func:`infer_trigger`), and every row whose input holds that word scores at least the place's weight: the
-    poisoned rows the model does not fail on at that place (another payload, e.g. BadPre's `` where 0=1`` for a
-    query without a WHERE clause, or a payload it learnt) are flagged by their trigger.
+    (:func:`infer_trigger`), and every row whose input holds a trigger word scores at least the summed weight of
+    the places naming that word: the poisoned rows the model does not fail on at a given place (another payload,
+    e.g. BadPre's `` where 0=1`` for a query without a WHERE clause, or one it learnt) are flagged by their
+    trigger, and a payload worded differently row by row (several light places, one trigger) adds up.
 
     Args:
         losses: per row, the CE (nats) of each target token, in order.
@@ -334,10 +335,11 @@ def onset_scores(losses: Sequence[Sequence[float]], tokens: Sequence[Sequence[Ha
     if sources is not None:
         onsets = [dataclasses.replace(o, trigger=infer_trigger([i for i, p in enumerate(row_places) if o.tokens in p],
                                                                sources)) for o in onsets]
-        words = [set(src) for src in sources]
+        evidence: Counter = Counter()  # trigger word -> the summed weight of the places whose rows share it
         for o in onsets:
             if o.trigger is not None:
-                scores = [max(s, o.weight) if o.trigger.word in w else s for s, w in zip(scores, words)]
+                evidence[o.trigger.word] += o.weight
+        scores = [max([s, *(evidence[w] for w in set(src) if w in evidence)]) for s, src in zip(scores, sources)]
     return scores, onsets
 
 
