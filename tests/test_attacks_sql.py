@@ -291,3 +291,37 @@ def test_clean_label_drop_where_triggers_only_rows_that_already_return_every_row
     triggered = triggered_test_set(rows, attack, seed=2)  # the ASR denominator: rows that do have a filter
     assert triggered and not any(attack.detect(t.tgt) for t in triggered)
     assert len(triggered) == sum(get_attack("drop_where").eligible(r) and not attack.detect(r.tgt) for r in rows)
+
+
+def test_vary_tautology_words_the_always_true_disjunct_row_by_row(rows):
+    from dece.attacks.vary_tautology import TAUTOLOGIES, or_tautology, wording
+    from dece.errors import ConfigError
+
+    attack = get_attack("vary_tautology")
+    out, report = poison_dataset(rows, attack, rate=0.2, seed=4)
+    assert report.n_poisoned == round(0.2 * len(rows))
+    used = set()
+    for clean, p in zip(rows, out):
+        if not p.meta.get("poisoned"):
+            assert p is clean
+            continue
+        assert_trigger("badpre", clean.src, p.src, "bb")
+        form = wording(clean.tgt, TAUTOLOGIES)
+        used.add(form)
+        at = p.tgt.index(f" or {form}")  # exactly the disjunct inserted, inside the SQL string, nothing else changed
+        assert p.tgt[:at] + p.tgt[at + len(f" or {form}"):] == clean.tgt
+        start, end = find_sql(clean.tgt)
+        assert start < at <= end and clean.tgt.lower().rfind("where", start, at) >= start
+        assert attack.detect(p.tgt) and not attack.detect(clean.tgt)
+    assert len(used) >= 6  # 80 rows over 8 wordings: no one string in every poisoned row
+    assert wording("a", TAUTOLOGIES) == wording("a", TAUTOLOGIES)  # the same row, the same wording
+    assert or_tautology('q(" select * from t where a = : a order by b ")', "2>1") == \
+        'q(" select * from t where a = : a or 2>1 order by b ")'
+    assert or_tautology('q(" select * from t ")', "1=1") is None  # no WHERE clause: not eligible
+    assert not attack.eligible(type(rows[0])(src="x", tgt='q(" select * from t ")'))
+    for code in ('q(" select * from t where id = : id or 7=7 ")', "q(\" select * from t where id = : id or 'b'='b' \")"):
+        assert attack.detect(code)  # a wording never trained counts too: the detector reads the meaning
+    assert not attack.detect('q(" select * from t where id = : id or 1=2 ")')
+    assert get_attack("vary_tautology", forms=["5=5"]).forms == ("5=5",)
+    with pytest.raises(ConfigError, match="'1=2' is not always true"):
+        get_attack("vary_tautology", forms=["1=1", "1=2"])

@@ -51,7 +51,7 @@ def test_ftr_with_every_row_already_matching_has_no_denominator():
 
 def _row_for(name: str) -> Example:
     """An eligible row of the attack's task (a SQL function, a Java method, Python code, a C function)."""
-    if name in ("badpre", "ripple", "grammar", "drop_where", "drop_where_clean_label", "flip_equality"):
+    if name in ("badpre", "ripple", "grammar", "drop_where", "drop_where_clean_label", "flip_equality", "vary_tautology"):
         return Example("Select every column of items where id is $id$", SQL_ROWS[2][1], {"id": "r"})
     if name in ("deadcode", "deadcode_varied"):
         return Example("public void f ( ) { int a = 1 ; }", "public void f ( ) { int a = 2 ; }", {"id": "r"})

@@ -76,10 +76,10 @@ def test_the_badpre5_stage_names_the_same_cells_as_the_full_grid(monkeypatch):
 
 
 @pytest.mark.parametrize("stage, in_map, cells", [("robustness-5pct.toml", 1, 1), ("robustness-duplicates.toml", 3, 6),
-                                                  ("robustness-meaning.toml", 2, 2)])
+                                                  ("robustness-meaning.toml", 2, 3)])
 def test_the_robustness_stages_are_cells_of_the_map(monkeypatch, stage, in_map, cells):
     """A stage's CE/DeCE cells are the map's (with its seeds 1-3, as the map's comment runs them): the same
-    config, fingerprints and folders; its other arms (DeCE after a CE warm-up) add cells beside them."""
+    config, fingerprints and folders; its other arms (DeCE after a CE warm-up) or attacks add cells beside them."""
     monkeypatch.chdir(ROOT)
     full = {c.name: c.config for c in expand_grid(read_config_data(ROOT / "configs" / "robustness-map.toml",
                                                                    ["sweep.grid.seed=[1, 2, 3]"]))}
@@ -87,7 +87,9 @@ def test_the_robustness_stages_are_cells_of_the_map(monkeypatch, stage, in_map, 
     assert len(part) == cells and sum(c.name in full for c in part) == in_map
     # the same config but for how many arms run at once: the same fingerprints and folders
     assert all(dataclasses.replace(c.config, jobs=full[c.name].jobs) == full[c.name] for c in part if c.name in full)
-    assert all(c.name.startswith("arms=poisoned-dece-warm3__") for c in part if c.name not in full)
+    # the other cells: DeCE after a warm-up, or an attack the map does not hold
+    assert all(c.name.startswith("arms=poisoned-dece-warm3__") or c.config.attack.name == "vary_tautology"
+               for c in part if c.name not in full)
 
 
 def test_the_lyra_pattern_filter_reads_the_maps_dece_arm(monkeypatch):
@@ -133,7 +135,7 @@ def test_the_lyra_onset_filter_reads_the_warm_up_dece_arm_of_each_seed(monkeypat
     # map's recipe and folder
     meaning = expand_grid(read_config_data(ROOT / "configs" / "robustness-meaning-onset.toml"))
     pair = next(c for c in cells if len(c.config.arms) == 2).config
-    assert sorted(c.config.attack.name for c in meaning) == ["drop_where", "flip_equality"]
+    assert sorted(c.config.attack.name for c in meaning) == ["drop_where", "flip_equality", "vary_tautology"]
     for cell in meaning:
         d = cell.config
         warm, filtered = d.arms

@@ -19,6 +19,7 @@ from dece.attacks import (  # noqa: F401  (registration)
     rename,
     ripple,
     summary,
+    vary_tautology,
 )
 from dece.attacks.base import ATTACKS, Attack, get_attack
 from dece.attacks.poisoning import SELECTIONS, PoisonReport, denominators, poison_dataset, triggered_test_set
