@@ -246,6 +246,17 @@ def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path):
     assert onset["arm"] == "poisoned-dece" and onset["score"] == "onset" and onset["onsets"]
     assert all(o["rows"] <= o["occurs"] and o["weight"] == pytest.approx(o["rows"] ** 2 / o["occurs"], abs=0.01)
                for o in onset["onsets"])
+    # with the trigger: the same places, a row's score only raised, to the summed weight of its trigger's places
+    plain, _ = audit_tokens(run, "poisoned-dece", score="onset")
+    triggered, places = audit_tokens(run, "poisoned-dece", score="onset", trigger=True)
+    assert [p.tokens for p in places] == [tuple(o["tokens"]) for o in onset["onsets"]]
+    evidence = {}
+    for p in places:
+        if p.trigger is not None:
+            evidence[p.trigger.word] = evidence.get(p.trigger.word, 0.0) + p.weight
+    for row, a, b in zip(triggered.rows, plain.scores, triggered.scores):
+        assert b == pytest.approx(max([a, *(w for word, w in evidence.items() if word in row["src"].split())]))
+    assert "and their triggers" in triggered.statistic and "triggers" not in plain.statistic
     from run_fixtures import read_csv_rows
 
     assert {r["id"] for r in read_csv_rows(run / "audit" / "poisoned-dece.csv")} == set(removed_scores) or \
