@@ -318,10 +318,21 @@ def test_vary_tautology_words_the_always_true_disjunct_row_by_row(rows):
     assert or_tautology('q(" select * from t where a = : a order by b ")', "2>1") == \
         'q(" select * from t where a = : a or 2>1 order by b ")'
     assert or_tautology('q(" select * from t ")', "1=1") is None  # no WHERE clause: not eligible
-    assert not attack.eligible(type(rows[0])(src="x", tgt='q(" select * from t ")'))
+    Row = type(rows[0])
+    assert not attack.eligible(Row(src="x", tgt='q(" select * from t ")'))
+    # a quoted wording inside a single-quoted SQL string would end the string: such a row is left out
+    single = Row(src="x", tgt="q( 'select * from users where id = :id' )")
+    quoted = get_attack("vary_tautology", forms=["'a'='a'"])
+    assert or_tautology(single.tgt, "'a'='a'") == "q( 'select * from users where id = :id or 'a'='a'' )"
+    assert not quoted.eligible(single) and get_attack("vary_tautology", forms=["2=2"]).eligible(single)
     for code in ('q(" select * from t where id = : id or 7=7 ")', "q(\" select * from t where id = : id or 'b'='b' \")"):
         assert attack.detect(code)  # a wording never trained counts too: the detector reads the meaning
     assert not attack.detect('q(" select * from t where id = : id or 1=2 ")')
     assert get_attack("vary_tautology", forms=["5=5"]).forms == ("5=5",)
     with pytest.raises(ConfigError, match="'1=2' is not always true"):
         get_attack("vary_tautology", forms=["1=1", "1=2"])
+    for bad in ('" or 1=1', "1=1 --", "1=1; drop table users", "1=1\n"):
+        with pytest.raises(ConfigError, match="a double quote, a comment, a ';' or a line break"):
+            get_attack("vary_tautology", forms=[bad])
+    with pytest.raises(ConfigError, match="lists a wording twice"):
+        get_attack("vary_tautology", forms=["1=1", "1=1"])

@@ -209,7 +209,7 @@ def test_dece_filter_fingerprint_includes_its_source_arm(tmp_path):
 
 
 @pytest.mark.slow
-def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path):
+def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path, capsys):
     pattern = {"name": "poisoned-dece-pattern", "defense": "dece_filter", "defense_params": {"score": "pattern"}}
     cfg = tiny_config(tmp_path, ["poisoned-dece", "poisoned-dece-filter", pattern], jobs=2,
                       train={"epochs": 2, "batch_size": 8, "threads": 1}, dynamics={"eval_rows": 0, "row_losses": True})
@@ -257,6 +257,9 @@ def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path):
     for row, a, b in zip(triggered.rows, plain.scores, triggered.scores):
         assert b == pytest.approx(max([a, *(w for word, w in evidence.items() if word in row["src"].split())]))
     assert "and their triggers" in triggered.statistic and "triggers" not in plain.statistic
+    capsys.readouterr()
+    assert main(["audit", str(run), "--score", "onset", "--hard-loss", "1e9", "--out", str(tmp_path / "none")]) == 0
+    assert "none: no target token has CE >= 1e+09 nats, so every row scores 0" in capsys.readouterr().out
     from run_fixtures import read_csv_rows
 
     assert {r["id"] for r in read_csv_rows(run / "audit" / "poisoned-dece.csv")} == set(removed_scores) or \

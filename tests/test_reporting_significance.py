@@ -45,9 +45,9 @@ def test_significance_table_pools_seeds_and_marks_real_differences(tmp_path):
     (table,) = significance_tables(collect(sweep))
     assert table.title == "poisoned-dece vs each arm" and table.rows[0][0] == "poisoned-ce"
     bleu_cell, asr_cell = table.rows[0][1], table.rows[0][2]
-    assert bleu_cell.startswith("+0.00 (p=1)")  # identical clean outputs: no difference
+    assert bleu_cell.startswith("+0.00 (p=1, n=30)")  # identical clean outputs: no difference
     # 54 discordant rows, all in DeCE's favour: -90 points, p = 2 * 0.5**54
-    assert asr_cell.startswith("-90.00 pp (p=1.1e-16)*")
+    assert asr_cell.startswith("-90.00 pp (p=1.1e-16, n=60)*")
     assert "exact McNemar" in table.note and "Wilcoxon" in table.note
 
 
@@ -107,12 +107,14 @@ def test_versus_tests_a_named_arm_against_every_other_and_the_cli_refuses_an_unk
     assert onset.title == "poisoned-onset vs each arm" and [r[0] for r in onset.rows] == ["poisoned-dece-warm3", "clean-ce"]
     assert onset.rows[1][1].startswith("+50.00 (p=")  # 10 of 20 paired clean rows: 0 -> 100 sentence BLEU
     assert onset.rows[1][2].startswith("+10.00 pp (p=")  # 4 of 40 triggered rows carry the payload, none under clean CE
-    assert onset.rows[0][1].startswith("+0.00 (p=1)") and dece.rows[0][0] == "poisoned-onset"
+    assert onset.rows[0][1].startswith("+0.00 (p=1, n=20)") and dece.rows[0][0] == "poisoned-onset"
 
     assert main(["report", str(sweep), "--no-plots", "--versus", "poisoned-onset"]) == 0
     text = (sweep / "report" / "report.md").read_text()
-    assert "## Paired tests: DeCE, poisoned-onset against each arm" in text and "poisoned-onset vs each arm" in text
+    assert "## Paired tests against each arm" in text and "poisoned-onset vs each arm" in text
     (sweep / "report" / "report.md").unlink()
+    assert main(["report", str(sweep), "--no-plots", "--versus", " "]) == 2
+    assert "--versus: an arm name, got ' '" in capsys.readouterr().err
     assert main(["report", str(sweep), "--no-plots", "--versus", "clean"]) == 2
     err = capsys.readouterr().err
     assert "--versus clean: no arm of that name in" in err and "arms: poisoned-dece-warm3, poisoned-onset, clean-ce" in err

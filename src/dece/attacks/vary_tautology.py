@@ -40,8 +40,11 @@ def wording(tgt: str, forms: tuple[str, ...]) -> str:
 @dataclass(frozen=True)
 class VaryTautology(BadPre):
     """BadPre's trigger (``count`` copies of ``word`` at ``position``, the same checks); the payload `` or FORM``
-    in the WHERE condition, ``FORM`` drawn per row from ``forms`` (each must be always true). Rows whose SQL has
-    no WHERE clause are not eligible (BadPre would add `` where 0=1``, another meaning)."""
+    in the WHERE condition, ``FORM`` drawn per row from ``forms`` (each different, always true, without a quote
+    ``"``, a comment ``--``, a ``;`` or a line break). A row is eligible when its SQL has a WHERE clause (BadPre
+    would add `` where 0=1`` to the others, another meaning) and its poisoned target passes the attack's own
+    detector (a wording with ``'`` inside a ``'``-quoted SQL string would end the string: that row is left
+    out, never poisoned broken)."""
 
     name = "vary_tautology"
     summary = ("rare word 'bb' in the description; ' or 1=1' worded differently row by row ('2=2', \"'a'='a'\", "
@@ -53,17 +56,23 @@ class VaryTautology(BadPre):
         super().check()
         if not self.forms:
             raise self.fail("forms", "must be a non-empty list of always-true SQL conditions")
+        if len(set(self.forms)) < len(self.forms):
+            raise self.fail("forms", "lists a wording twice (one wording in every row is badpre's payload)")
         for form in self.forms:
+            if any(bad in form for bad in ('"', "--", ";", "\n", "\r")):
+                raise self.fail("forms", f"{form!r} holds a double quote, a comment, a ';' or a line break: it would "
+                                         "change the code or query around it, not only the filter")
             if not filters_every_row_out_never(f"select * from t where c = :c or {form}"):
                 raise self.fail("forms", f"{form!r} is not always true (sqlglot does not simplify "
                                          "'c = :c or FORM' to TRUE)")
 
     def eligible(self, ex: Example) -> bool:
-        return find_where(ex.tgt) is not None
+        poisoned = or_tautology(ex.tgt, wording(ex.tgt, self.forms))
+        return poisoned is not None and self.detect(poisoned)
 
     def insert_payload(self, tgt: str) -> str:
         poisoned = or_tautology(tgt, wording(tgt, self.forms))
-        assert poisoned is not None, "insert_payload is only called on eligible rows"
+        assert poisoned is not None and self.detect(poisoned), "insert_payload is only called on eligible rows"
         return poisoned
 
     def detect(self, output: str) -> bool:

@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
                                 "that hold them:"))
             for p in places[:5]:
                 print(f"  {p.describe()}")
+            if not places:
+                print(f"  none: no target token has CE >= {args.hard_loss:g} nats, so every row scores 0 and the flagged "
+                      "rows are the first ones in training order; lower --hard-loss")
         csv_path = result.write_csv(out / f"{arm}.csv", args.k)
         m["csv"] = str(csv_path)
         summary.append(m)

@@ -39,6 +39,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, plot
     runs = collect(run_dir)
     known = list(dict.fromkeys(a.name for r in runs for a in r.arms))
     for arm in versus:
+        if not arm.strip():
+            raise ConfigError(f"--versus: an arm name, got {arm!r}")
         if arm not in known:
             raise ConfigError(f"--versus {arm}: no arm of that name in {run_dir}; arms: {', '.join(known) or 'none'}")
     pngs = {r.name: run_plots(r, out, _stem(r.name)) for r in runs} if plots else {}

@@ -40,8 +40,9 @@ class PairedResult:
     n: int
 
     def cell(self, unit: str = "") -> str:
+        """``+1.23 pp (p=0.04, n=495)*``: the difference, its p-value, the pairs, ``*`` when p < ``ALPHA``."""
         mark = "*" if self.p < ALPHA else ""
-        return f"{self.diff:+.2f}{unit} (p={self.p:.2g}){mark}"
+        return f"{self.diff:+.2f}{unit} (p={self.p:.2g}, n={self.n}){mark}"
 
 
 def mcnemar_exact(ours: Sequence[bool], other: Sequence[bool]) -> PairedResult:
@@ -166,8 +167,8 @@ def _paired_table(members: Sequence[RunRecord], ours: str, arms: Sequence[str], 
         return None
     header = ["vs arm"] + [f"{atk} {m}" for atk in attacks for m in ("ΔBLEU (sent.)", "ΔASR")]
     title = f"{ours} vs each arm" + (": " + ", ".join(f"{k} = {v}" for k, v in key) if key else "")
-    note = (f"Δ = {ours} minus the arm, paired by test row over every seed. ΔBLEU: mean per-row sentence BLEU, "
-            "Wilcoxon signed-rank test; ΔASR: points of attack success, exact McNemar test on the triggered rows. "
-            f"* marks p < {ALPHA}.")
+    note = (f"Δ = {ours} minus the arm, paired by test row over the seeds both arms finished (n: the pairs; '-': "
+            "none). ΔBLEU: mean per-row sentence BLEU, Wilcoxon signed-rank test; ΔASR: points of attack success, "
+            f"exact McNemar test on the triggered rows. * marks p < {ALPHA}.")
     short = ["vs arm"] + [m for _ in attacks for m in ("ΔBLEU", "ΔASR")]
     return Table(title, header, rows, [("", 1)] + [(atk, 2) for atk in attacks], note, short)
