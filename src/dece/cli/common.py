@@ -98,7 +98,8 @@ def check_writable_dir(folder: str | Path, option: str) -> None:
         what = "is a file, not a folder" if existing == folder else f"cannot be made: {existing} is a file, not a folder"
         raise ConfigError(f"{option}: {folder} {what}; choose another folder")
     if not _can_create_in(existing):
-        raise ConfigError(f"{option}: {folder} cannot be written ({existing} is read-only or refuses new files); choose another folder")
+        raise ConfigError(f"{option}: {folder} cannot be written ({existing} is read-only or refuses new files); "
+                          "choose another folder")
 
 
 def _can_create_in(folder: Path) -> bool:

@@ -16,8 +16,9 @@ highest-scoring rows, and the arm then trains with its own loss (usually CE) on 
   row that holds it, named by the tokens from it on (:func:`~dece.defenses.row_scores.onset_scores`): a
   payload inserted after the row's own text. Reads a DeCE arm that learnt the clean task (on Lyra: DeCE after
   a CE warm-up, ``dece_auto`` with ``max_wait = 3``). With ``trigger = true`` every row whose input holds the
-  word shared by the rows failing at one of the heaviest places scores at least that place's weight
-  (:func:`~dece.defenses.row_scores.infer_trigger`): the trigger's rows whose payload the model does not fail on.
+  word shared by the rows failing at one of the heaviest places scores at least the summed weight of the places
+  naming that word (:func:`~dece.defenses.row_scores.infer_trigger`): the trigger's rows whose payload the model
+  does not fail on are removed too.
 
 Not in the DeCE paper: an addition of this project.
 """
