@@ -11,6 +11,7 @@ from dece.defenses import get_defense
 from dece.experiments import load_config
 from dece.experiments.base_model import corpus_digest, pretrain_key
 from dece.experiments.config import read_config_data
+from dece.experiments.plan import plan_arm
 from dece.experiments.sweep import expand_grid, has_sweep
 
 ROOT = Path(__file__).parents[1]
@@ -141,6 +142,8 @@ def test_the_lyra_onset_filter_reads_the_warm_up_dece_arm_of_each_seed(monkeypat
         warm, filtered = d.arms
         assert warm == pair.arms[0] and (d.seed, d.attack.rate, d.attack.duplicates) == (1, 0.05, 1)
         assert filtered.defense_params == {**pair.arms[1].defense_params, "trigger": True}
+        # the plan (dece run --dry-run) names the parameters set away from their defaults
+        assert "saved model (dece_filter: score=onset, ngram=3, trigger=True), then train" in plan_arm(d, filtered).how
         assert Path(d.output_dir).parent == Path(pair.output_dir).parent  # a cell of the same sweep folder
         # only the attack, the filter arm (and so the cell folder) differ
         assert dataclasses.replace(d, attack=pair.attack, seed=pair.seed, output_dir=pair.output_dir,

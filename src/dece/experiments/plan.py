@@ -50,6 +50,16 @@ def _plain_ce_arms(cfg: ExperimentConfig, data: str) -> list[str]:
     return [a.name for a in cfg.arms if is_plain_ce(a, data)]
 
 
+def _named(defense: DataDefense) -> str:
+    """``dece_filter: score=onset, ngram=3``: the defense's name and the parameters set away from their defaults
+    (the source arm is named beside it already)."""
+    import dataclasses
+
+    set_ = [f"{f.name}={getattr(defense, f.name)}" for f in dataclasses.fields(defense)
+            if f.init and f.name != "source" and f.default is not dataclasses.MISSING and getattr(defense, f.name) != f.default]
+    return defense.name + (f": {', '.join(set_)}" if set_ else "")
+
+
 def plan_arm(cfg: ExperimentConfig, arm: ArmConfig) -> ArmPlan:
     """The plan of one arm of ``cfg`` (see the module docstring)."""
     defense = None if arm.defense is None else get_defense(arm.defense, **arm.defense_params)
@@ -61,7 +71,8 @@ def plan_arm(cfg: ExperimentConfig, arm: ArmConfig) -> ArmPlan:
         stage = 1
         source = cfg.source_arm(arm)
         if source is not None:
-            reads, how = (source.name,), f"remove rows by {source.name}'s {'per-row losses' if getattr(defense, 'needs_dynamics', True) else 'saved model'} ({defense.name}), then train"
+            what = "per-row losses" if getattr(defense, "needs_dynamics", True) else "saved model"
+            reads, how = (source.name,), f"remove rows by {source.name}'s {what} ({_named(defense)}), then train"
         else:
             ce = _plain_ce_arms(cfg, arm.data)
             reads = tuple(ce[:1])
