@@ -244,6 +244,7 @@ def test_dece_filter_arm_reads_the_dece_arm_and_trains_on_the_rest(tmp_path, cap
     assert main(["audit", str(run), "--score", "onset", "--out", str(tmp_path / "onset")]) == 0
     onset = json.loads((tmp_path / "onset" / "summary.json").read_text())[0]
     assert onset["arm"] == "poisoned-dece" and onset["score"] == "onset" and onset["onsets"]
+    assert "## poisoned-dece: the heaviest places" in (tmp_path / "onset" / "summary.md").read_text()
     assert all(o["rows"] <= o["occurs"] and o["weight"] == pytest.approx(o["rows"] ** 2 / o["occurs"], abs=0.01)
                for o in onset["onsets"])
     # with the trigger: the same places, a row's score only raised, to the summed weight of its trigger's places

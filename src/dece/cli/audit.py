@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out}: lies in the run's arms folder, where every folder is an arm; "
                           f"write the audit elsewhere (default {run_dir / 'audit'})")
     check_writable_dir(out, "--out")
-    summary = []
+    summary, found = [], []  # found: the places each token-score arm's model fails on, as Markdown
     for arm in arms:
         places = None
         if tokens:
@@ -119,13 +119,14 @@ def run(args: argparse.Namespace) -> int:
             if not places:
                 print(f"  none: no target token has CE >= {args.hard_loss:g} nats, so every row scores 0 and the flagged "
                       "rows are the first ones in training order; lower --hard-loss")
+            found += [f"## {arm}: the heaviest places", ""] + [f"- {p.describe()}" for p in places] + [""]
         csv_path = result.write_csv(out / f"{arm}.csv", args.k)
         m["csv"] = str(csv_path)
         summary.append(m)
     table = metrics_table(summary)
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "summary.md", f"# Audit of {run_dir}\n\nscore `{args.score}`; "
-                      "P@k and R@k in %, AP = average precision.\n\n" + table)
+                      "P@k and R@k in %, AP = average precision.\n\n" + table + "\n" + "\n".join(found))
     print(table)
     print(f"flagged rows: {', '.join(m['csv'] for m in summary)}")
     return 0
