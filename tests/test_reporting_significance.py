@@ -51,17 +51,24 @@ def test_significance_table_pools_seeds_and_marks_real_differences(tmp_path):
     assert "exact McNemar" in table.note and "Wilcoxon" in table.note
 
 
+def _arms_group_sweep(root, groups):
+    """A sweep of seeds 1-2 whose arms groups sit in cells of their own: ``groups`` = {group: {arm: (loss,
+    payload_hits, correct_rows)}}; every arm's predictions written as :func:`_predictions` does."""
+    cells = {f"arms={g}__seed={s}": {"overrides": {"arms": g, "seed": s},
+                                     "arms": {a: {"loss": loss, "bleu": 40.0, "codebleu": 50.0, "asr": 0.0}
+                                              for a, (loss, _, _) in arms.items()}}
+             for g, arms in groups.items() for s in (1, 2)}
+    sweep = write_sweep(root, cells)
+    for g, arms in groups.items():
+        for s in (1, 2):
+            for arm, (_, hits, correct) in arms.items():
+                _predictions(sweep / "cells" / f"arms={g}__seed={s}", arm, payload_hits=hits, correct_rows=correct)
+    return sweep
+
+
 def test_arms_in_cells_of_their_own_pair_by_seed(tmp_path):
-    dece_arm = {"poisoned-dece": {"loss": "dece", "bleu": 40.0, "codebleu": 50.0, "asr": 0.0}}
-    clean_arm = {"clean-ce": {"loss": "ce", "bleu": 45.0, "codebleu": 55.0, "asr": 0.0}}
-    cells = {}
-    for s in (1, 2):
-        cells[f"arms=dece__seed={s}"] = {"overrides": {"arms": "poisoned-dece", "seed": s}, "arms": dece_arm}
-        cells[f"arms=clean__seed={s}"] = {"overrides": {"arms": "clean-ce", "seed": s}, "arms": clean_arm}
-    sweep = write_sweep(tmp_path / "sweep", cells)
-    for s in (1, 2):
-        _predictions(sweep / "cells" / f"arms=dece__seed={s}", "poisoned-dece", payload_hits=0, correct_rows=5)
-        _predictions(sweep / "cells" / f"arms=clean__seed={s}", "clean-ce", payload_hits=0, correct_rows=9)
+    sweep = _arms_group_sweep(tmp_path / "sweep", {"dece": {"poisoned-dece": ("dece", 0, 5)},
+                                                   "clean": {"clean-ce": ("ce", 0, 9)}})
     (table,) = significance_tables(collect(sweep))
     assert table.rows[0][0] == "clean-ce"
     assert table.rows[0][1].startswith("-40.00 (p=")  # 8 of 20 paired clean rows: 100 -> 0 sentence BLEU
@@ -89,18 +96,9 @@ def test_without_a_fixed_schedule_dece_arm_dece_auto_is_compared(tmp_path):
 def test_versus_tests_a_named_arm_against_every_other_and_the_cli_refuses_an_unknown_one(tmp_path, capsys):
     from dece.cli import main
 
-    arms = {"poisoned-dece-warm3": {"loss": "dece_auto", "bleu": 44.0, "codebleu": 54.0, "asr": 0.0},
-            "poisoned-onset": {"loss": "ce", "bleu": 45.0, "codebleu": 55.0, "asr": 0.0}}
-    clean = {"clean-ce": {"loss": "ce", "bleu": 46.0, "codebleu": 56.0, "asr": 0.0}}
-    cells = {}
-    for s in (1, 2):
-        cells[f"arms=f__seed={s}"] = {"overrides": {"arms": "f", "seed": s}, "arms": arms}
-        cells[f"arms=c__seed={s}"] = {"overrides": {"arms": "c", "seed": s}, "arms": clean}
-    sweep = write_sweep(tmp_path / "sweep", cells)
-    for s in (1, 2):
-        _predictions(sweep / "cells" / f"arms=f__seed={s}", "poisoned-dece-warm3", payload_hits=0, correct_rows=9)
-        _predictions(sweep / "cells" / f"arms=f__seed={s}", "poisoned-onset", payload_hits=2, correct_rows=9)
-        _predictions(sweep / "cells" / f"arms=c__seed={s}", "clean-ce", payload_hits=0, correct_rows=4)
+    sweep = _arms_group_sweep(tmp_path / "sweep", {
+        "f": {"poisoned-dece-warm3": ("dece_auto", 0, 9), "poisoned-onset": ("ce", 2, 9)},
+        "c": {"clean-ce": ("ce", 0, 4)}})
     runs = collect(sweep)
     assert [t.title for t in significance_tables(runs)] == ["poisoned-dece-warm3 vs each arm"]
     dece, onset = significance_tables(runs, versus=["poisoned-onset", "no-such-arm"])  # an arm a group lacks: skipped

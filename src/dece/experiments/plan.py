@@ -10,6 +10,7 @@ prints the plan; the runner walks it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +54,6 @@ def _plain_ce_arms(cfg: ExperimentConfig, data: str) -> list[str]:
 def _named(defense: DataDefense) -> str:
     """``dece_filter: score=onset, ngram=3``: the defense's name and the parameters set away from their defaults
     (the source arm is named beside it already)."""
-    import dataclasses
-
     set_ = [f"{f.name}={getattr(defense, f.name)}" for f in dataclasses.fields(defense)
             if f.init and f.name != "source" and f.default is not dataclasses.MISSING and getattr(defense, f.name) != f.default]
     return defense.name + (f": {', '.join(set_)}" if set_ else "")
